@@ -1,0 +1,174 @@
+//! The configuration files as written, in AWS apigatewayv2 field names.
+//! Nothing here is interpreted: `compile` turns these into the runtime table.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `gateway.json`: process-level settings.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct GatewayConf {
+    pub listen: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub threads: Option<usize>,
+    pub max_body_bytes: Option<u64>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    pub rate_limit_store: Option<RateLimitStoreConf>,
+    /// Idle upstream connections kept per worker thread (Pingora's keepalive pool).
+    pub upstream_keepalive_pool_size: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct RateLimitStoreConf {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub url: Option<String>,
+}
+
+/// `api.json`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ApiConf {
+    pub name: Option<String>,
+    pub cors_configuration: Option<CorsConf>,
+    pub policies: Option<PoliciesConf>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct CorsConf {
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<u64>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+}
+
+/// `Policies` at api, stage or route scope.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct PoliciesConf {
+    pub ip_filter: Option<IpFilterConf>,
+    pub rate_limit: Option<RateLimitConf>,
+    #[serde(default)]
+    pub request_parameters: BTreeMap<String, String>,
+    #[serde(default)]
+    pub response_parameters: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct IpFilterConf {
+    pub action: String,
+    pub addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct RateLimitConf {
+    pub calls: u64,
+    pub period_seconds: u64,
+    pub key: String,
+}
+
+/// `stages/*.json`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct StageConf {
+    pub name: String,
+    pub routes: Option<Vec<String>>,
+    #[serde(default)]
+    pub stage_variables: BTreeMap<String, String>,
+    pub default_route_settings: Option<RouteSettingsConf>,
+    #[serde(default)]
+    pub route_settings: BTreeMap<String, RouteSettingsConf>,
+    pub access_log_settings: Option<AccessLogConf>,
+    pub policies: Option<PoliciesConf>,
+    /// Accepted for compatibility with exported AWS stages; apigate always serves the
+    /// current configuration.
+    pub auto_deploy: Option<bool>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct RouteSettingsConf {
+    pub throttling_burst_limit: Option<u64>,
+    pub throttling_rate_limit: Option<f64>,
+    /// Accepted (AWS exports it) and ignored.
+    pub detailed_metrics_enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct AccessLogConf {
+    pub format: Option<String>,
+    /// Where lines go: absent or `stdout`, `stderr`, or a file path relative to the conf dir.
+    pub destination_arn: Option<String>,
+}
+
+/// `routes/*.json`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct RouteConf {
+    pub route_key: String,
+    pub target: Option<String>,
+    pub authorization_type: Option<String>,
+    pub authorizer_id: Option<String>,
+    #[serde(default)]
+    pub authorization_scopes: Vec<String>,
+    pub policies: Option<PoliciesConf>,
+    pub api_key_required: Option<bool>,
+    pub operation_name: Option<String>,
+}
+
+/// `integrations/*.json`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct IntegrationConf {
+    pub integration_type: String,
+    pub integration_uri: String,
+    pub integration_method: Option<String>,
+    pub timeout_in_millis: Option<u64>,
+    pub payload_format_version: Option<String>,
+    #[serde(default)]
+    pub request_parameters: BTreeMap<String, String>,
+    #[serde(default)]
+    pub response_parameters: BTreeMap<String, BTreeMap<String, String>>,
+    pub connection_type: Option<String>,
+    pub description: Option<String>,
+}
+
+/// `authorizers/*.json`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct AuthorizerConf {
+    pub authorizer_type: String,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub identity_source: Vec<String>,
+    pub jwt_configuration: Option<JwtConf>,
+    /// Inline JWK Set (`{"keys":[...]}`).
+    pub jwks: Option<serde_json::Value>,
+    pub jwks_file: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub clock_skew_seconds: Option<u64>,
+    /// How often a remote key set is fetched again (default 3600 s; AWS caches up to 2 h).
+    pub jwks_refresh_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct JwtConf {
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub audience: Vec<String>,
+}

@@ -1,0 +1,9 @@
+//! apigate: a local stand-in for AWS API Gateway (HTTP APIs), built on Pingora.
+//!
+//! Data flows one way: configuration files (`config`) are validated and compiled into an
+//! immutable runtime table (`table`, with `routing` and `mapping`), published atomically
+//! (`reload`), and read per request by the Pingora proxy (`proxy`) and its policies (`policy`).
+
+pub mod config;
+pub mod policy;
+pub mod routing;

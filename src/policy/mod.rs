@@ -1,0 +1,1 @@
+//! Access and traffic policies, each compiled once at config load.
