@@ -5,5 +5,11 @@
 //! (`reload`), and read per request by the Pingora proxy (`proxy`) and its policies (`policy`).
 
 pub mod config;
+pub mod echo;
+pub mod mapping;
 pub mod policy;
+pub mod proxy;
+pub mod reload;
 pub mod routing;
+pub mod table;
+pub mod upstream;

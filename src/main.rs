@@ -1,1 +1,161 @@
-fn main(){}
+//! The `apigate` command: `serve`, `check` and `echo`.
+
+use apigate::echo::Echo;
+use apigate::proxy::Gateway;
+use apigate::reload::{self, Reloader, SharedTable};
+use arc_swap::ArcSwap;
+use clap::{Parser, Subcommand};
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::{RunArgs, Server};
+use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "apigate",
+    version,
+    about = "A local stand-in for AWS API Gateway (HTTP APIs), built on Pingora"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the configuration (flags override gateway.json).
+    Serve {
+        #[arg(long)]
+        conf: PathBuf,
+        /// HOST:PORT for API traffic.
+        #[arg(long)]
+        listen: Option<String>,
+        /// HOST:PORT for Prometheus metrics at /metrics.
+        #[arg(long)]
+        metrics: Option<String>,
+        /// Worker threads.
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Validate the configuration: exit 0, or print every error and exit 1.
+    Check {
+        #[arg(long)]
+        conf: PathBuf,
+    },
+    /// A backend that answers JSON describing each request.
+    Echo {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: String,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,apigate=info"),
+    )
+    .init();
+    match Cli::parse().command {
+        Command::Check { conf } => check(conf),
+        Command::Serve {
+            conf,
+            listen,
+            metrics,
+            threads,
+        } => serve(conf, listen, metrics, threads),
+        Command::Echo { listen, threads } => echo(listen, threads),
+    }
+}
+
+fn check(conf: PathBuf) -> ExitCode {
+    match reload::load_table(&conf) {
+        Ok(table) => {
+            let routes: usize = table.stages().map(|s| s.router.routes().len()).sum();
+            println!(
+                "{}: OK ({} stage(s), {routes} route(s) served)",
+                conf.display(),
+                table.stages().count()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{}: {errors}", conf.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(
+    conf: PathBuf,
+    listen: Option<String>,
+    metrics: Option<String>,
+    threads: Option<usize>,
+) -> ExitCode {
+    let table = match reload::load_table(&conf) {
+        Ok(t) => t,
+        Err(errors) => {
+            eprint!("{}: {errors}apigate: not started\n", conf.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let listen = listen.unwrap_or_else(|| table.settings.listen.clone());
+    let _metrics_listen = metrics.or_else(|| table.settings.metrics_listen.clone());
+    let threads = threads.unwrap_or(table.settings.threads).max(1);
+
+    let server_conf = ServerConf {
+        threads,
+        upstream_keepalive_pool_size: table.settings.keepalive_pool_size,
+        // Upper bound only: `exit_when_drained` exits as soon as requests are done.
+        grace_period_seconds: Some(31),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let shared: SharedTable = Arc::new(ArcSwap::from_pointee(table));
+    let mut server = Server::new_with_opt_and_conf(None, server_conf);
+    server.bootstrap();
+
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(shared.clone()),
+        "apigate",
+    );
+    proxy.add_tcp(&listen);
+    server.add_service(proxy);
+    server.add_service(background_service(
+        "config reload",
+        Reloader {
+            path: conf,
+            table: shared,
+        },
+    ));
+
+    reload::exit_when_drained(server.watch_execution_phase(), || {});
+    log::info!("apigate listening on http://{listen}");
+    server.run(RunArgs {
+        shutdown_signal: Box::new(reload::DrainOnSignal),
+    });
+    ExitCode::SUCCESS
+}
+
+fn echo(listen: String, threads: usize) -> ExitCode {
+    let server_conf = ServerConf {
+        threads: threads.max(1),
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, server_conf);
+    server.bootstrap();
+    let mut service = Service::new("echo".to_string(), Echo);
+    service.add_tcp(&listen);
+    server.add_service(service);
+    log::info!("echo backend on http://{listen}");
+    server.run(RunArgs {
+        shutdown_signal: Box::new(reload::DrainOnSignal),
+    });
+    ExitCode::SUCCESS
+}

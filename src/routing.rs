@@ -71,8 +71,14 @@ impl RouteKey {
                     Some(n) => (n, true),
                     None => (inner, false),
                 };
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                    return Err(format!("variable {seg:?} needs a name of letters, digits, '_' or '-'"));
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    return Err(format!(
+                        "variable {seg:?} needs a name of letters, digits, '_' or '-'"
+                    ));
                 }
                 if greedy {
                     if i + 1 != raw.len() {
@@ -83,7 +89,9 @@ impl RouteKey {
                     segments.push(Segment::Var(name.to_string()));
                 }
             } else if seg.contains(['{', '}']) {
-                return Err(format!("segment {seg:?}: a variable must be a whole segment, like {{id}}"));
+                return Err(format!(
+                    "segment {seg:?}: a variable must be a whole segment, like {{id}}"
+                ));
             } else {
                 segments.push(Segment::Literal(seg.to_string()));
             }
@@ -137,7 +145,8 @@ impl Tries {
         } else {
             &mut self.full
         };
-        trie.insert(trie_pattern(segments), idx).map_err(|e| e.to_string())
+        trie.insert(trie_pattern(segments), idx)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -184,7 +193,11 @@ impl<T> Router<T> {
                 RouteKey::Path {
                     method: Some(m),
                     segments,
-                } => router.by_method.entry(m.clone()).or_default().insert(segments, *idx)?,
+                } => router
+                    .by_method
+                    .entry(m.clone())
+                    .or_default()
+                    .insert(segments, *idx)?,
                 RouteKey::Path { method: None, .. } => {}
             }
         }
@@ -212,7 +225,11 @@ impl<T> Router<T> {
             _ => path,
         };
         let tries = self.by_method.get(method).unwrap_or(&self.any);
-        let hit = tries.full.at(path).ok().or_else(|| tries.greedy.at(path).ok());
+        let hit = tries
+            .full
+            .at(path)
+            .ok()
+            .or_else(|| tries.greedy.at(path).ok());
         if let Some(m) = hit {
             let idx = *m.value;
             let names = &self.var_names[idx];
@@ -273,8 +290,14 @@ mod tests {
             "$default",
         ]);
         assert_eq!(pick(&r, "GET", "/pets/dog/1").unwrap(), "GET /pets/dog/1");
-        assert_eq!(pick(&r, "GET", "/pets/dog/2").unwrap(), "GET /pets/dog/{id}");
-        assert_eq!(pick(&r, "GET", "/pets/cat/1").unwrap(), "GET /pets/{proxy+}");
+        assert_eq!(
+            pick(&r, "GET", "/pets/dog/2").unwrap(),
+            "GET /pets/dog/{id}"
+        );
+        assert_eq!(
+            pick(&r, "GET", "/pets/cat/1").unwrap(),
+            "GET /pets/{proxy+}"
+        );
         assert_eq!(pick(&r, "POST", "/test/5").unwrap(), "ANY /{proxy+}");
         // Nothing but $default matches the root.
         assert_eq!(pick(&r, "GET", "/").unwrap(), "$default");
@@ -299,8 +322,14 @@ mod tests {
     #[test]
     fn longer_greedy_prefix_wins() {
         let r = router(&["GET /pets/{proxy+}", "GET /pets/dog/{proxy+}"]);
-        assert_eq!(pick(&r, "GET", "/pets/dog/x").unwrap(), "GET /pets/dog/{proxy+}");
-        assert_eq!(pick(&r, "GET", "/pets/cat/x").unwrap(), "GET /pets/{proxy+}");
+        assert_eq!(
+            pick(&r, "GET", "/pets/dog/x").unwrap(),
+            "GET /pets/dog/{proxy+}"
+        );
+        assert_eq!(
+            pick(&r, "GET", "/pets/cat/x").unwrap(),
+            "GET /pets/{proxy+}"
+        );
     }
 
     #[test]
@@ -354,7 +383,11 @@ mod tests {
 
     #[test]
     fn params_carry_route_names() {
-        let r = router(&["GET /pets/{petId}/toys/{toy}", "GET /x/{name}", "ANY /p/{proxy+}"]);
+        let r = router(&[
+            "GET /pets/{petId}/toys/{toy}",
+            "GET /x/{name}",
+            "ANY /p/{proxy+}",
+        ]);
         let m = Method::GET;
         let s = r.select(&m, "/pets/7/toys/ball").unwrap();
         assert_eq!(s.params, vec![("petId", "7"), ("toy", "ball")]);
@@ -377,8 +410,12 @@ mod tests {
 
     #[test]
     fn route_key_errors() {
-        assert!(RouteKey::parse("get /x").unwrap_err().contains("upper case"));
-        assert!(RouteKey::parse("GET /{proxy+}/x").unwrap_err().contains("last"));
+        assert!(RouteKey::parse("get /x")
+            .unwrap_err()
+            .contains("upper case"));
+        assert!(RouteKey::parse("GET /{proxy+}/x")
+            .unwrap_err()
+            .contains("last"));
         assert!(RouteKey::parse("GET x").is_err());
         assert!(RouteKey::parse("GET /x/").is_err());
         assert!(RouteKey::parse("GET /a{b}").is_err());

@@ -98,7 +98,10 @@ mod tests {
 
     #[test]
     fn suggests_close_field_names() {
-        assert_eq!(closest("RouteKeyy", ["RouteKey", "Target"]), Some("RouteKey"));
+        assert_eq!(
+            closest("RouteKeyy", ["RouteKey", "Target"]),
+            Some("RouteKey")
+        );
         assert_eq!(closest("Zzz", ["RouteKey", "Target"]), None);
     }
 }

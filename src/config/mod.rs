@@ -153,12 +153,22 @@ fn read_bundle(path: &Path, errors: &mut ConfigErrors) -> Option<Files> {
     let value: serde_json::Value = match serde_json::from_str(&raw) {
         Ok(v) => v,
         Err(e) => {
-            errors.push(ConfigError::new(name, "", format!("invalid JSON: {e}"), "fix the syntax"));
+            errors.push(ConfigError::new(
+                name,
+                "",
+                format!("invalid JSON: {e}"),
+                "fix the syntax",
+            ));
             return None;
         }
     };
     let Some(obj) = value.as_object() else {
-        errors.push(ConfigError::new(name, "", "a bundle must be a JSON object", ""));
+        errors.push(ConfigError::new(
+            name,
+            "",
+            "a bundle must be a JSON object",
+            "",
+        ));
         return None;
     };
     let mut text = BTreeMap::new();
@@ -258,12 +268,27 @@ fn describe_serde_error(file: &str, e: &serde_json::Error) -> ConfigError {
     }
     if let Some(rest) = msg.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or(rest);
-        return ConfigError::new(file, field, "required field is missing", format!("add \"{field}\""));
+        return ConfigError::new(
+            file,
+            field,
+            "required field is missing",
+            format!("add \"{field}\""),
+        );
     }
     if e.is_syntax() || e.is_eof() {
-        return ConfigError::new(file, "", format!("invalid JSON: {msg}"), "fix the JSON syntax");
+        return ConfigError::new(
+            file,
+            "",
+            format!("invalid JSON: {msg}"),
+            "fix the JSON syntax",
+        );
     }
-    ConfigError::new(file, "", msg, "see the field types in the contract (GATEWAY.md section 2)")
+    ConfigError::new(
+        file,
+        "",
+        msg,
+        "see the field types in the contract (GATEWAY.md section 2)",
+    )
 }
 
 #[cfg(test)]

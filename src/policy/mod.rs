@@ -1,1 +1,2 @@
 //! Access and traffic policies, each compiled once at config load.
+pub mod ipfilter;

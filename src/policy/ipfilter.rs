@@ -1,0 +1,195 @@
+//! `IpFilter` policies and the client address they judge.
+
+use crate::config::{ConfigError, ConfigErrors, IpFilterConf};
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone)]
+pub struct IpFilter {
+    allow: bool,
+    nets: Vec<IpNet>,
+}
+
+impl IpFilter {
+    pub fn compile(
+        file: &str,
+        field: &str,
+        conf: &IpFilterConf,
+        errors: &mut ConfigErrors,
+    ) -> Option<IpFilter> {
+        let allow = match conf.action.as_str() {
+            "allow" => true,
+            "forbid" => false,
+            other => {
+                errors.push(ConfigError::new(
+                    file,
+                    format!("{field}.Action"),
+                    format!("unknown action {other:?}"),
+                    "use \"allow\" or \"forbid\"",
+                ));
+                return None;
+            }
+        };
+        let nets = parse_nets(file, &format!("{field}.Addresses"), &conf.addresses, errors)?;
+        Some(IpFilter { allow, nets })
+    }
+
+    /// Whether `ip` may pass.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let listed = contains(&self.nets, ip);
+        listed == self.allow
+    }
+}
+
+/// Parses addresses and CIDRs; a bare address is a /32 or /128.
+pub fn parse_nets(
+    file: &str,
+    field: &str,
+    items: &[String],
+    errors: &mut ConfigErrors,
+) -> Option<Vec<IpNet>> {
+    let mut nets = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for item in items {
+        match item
+            .parse::<IpNet>()
+            .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+        {
+            Ok(n) => nets.push(n),
+            Err(_) => {
+                ok = false;
+                errors.push(ConfigError::new(
+                    file,
+                    field,
+                    format!("{item:?} is not an IP address or CIDR"),
+                    "write addresses like \"192.0.2.7\" or ranges like \"10.0.0.0/8\"",
+                ));
+            }
+        }
+    }
+    ok.then_some(nets)
+}
+
+fn contains(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = canonical(ip);
+    nets.iter().any(|n| n.contains(&ip))
+}
+
+/// IPv4-mapped IPv6 (`::ffff:1.2.3.4`) is judged as the IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// The client address: the TCP peer, unless the peer is a trusted proxy, in which case the
+/// right-most address of `X-Forwarded-For` that is not itself trusted. A client that is not
+/// a trusted proxy cannot move its address through headers.
+pub fn client_ip<'a>(
+    peer: IpAddr,
+    trusted: &[IpNet],
+    xff: impl DoubleEndedIterator<Item = &'a [u8]>,
+) -> IpAddr {
+    if trusted.is_empty() || !contains(trusted, peer) {
+        return canonical(peer);
+    }
+    let mut candidate = canonical(peer);
+    for value in xff.rev() {
+        let Ok(value) = std::str::from_utf8(value) else {
+            return candidate;
+        };
+        for item in value.rsplit(',') {
+            let Ok(ip) = item.trim().parse::<IpAddr>() else {
+                // Garbage in the chain: stop at the last address we could trust.
+                return candidate;
+            };
+            let ip = canonical(ip);
+            if !contains(trusted, ip) {
+                return ip;
+            }
+            candidate = ip;
+        }
+    }
+    candidate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(action: &str, addrs: &[&str]) -> IpFilter {
+        let conf = IpFilterConf {
+            action: action.into(),
+            addresses: addrs.iter().map(|s| s.to_string()).collect(),
+        };
+        IpFilter::compile(
+            "f",
+            "Policies.IpFilter",
+            &conf,
+            &mut ConfigErrors::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn allow_and_forbid() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(!filter("forbid", &["127.0.0.0/8"]).permits(ip("127.0.0.1")));
+        assert!(filter("forbid", &["10.0.0.0/8"]).permits(ip("127.0.0.1")));
+        assert!(filter("allow", &["127.0.0.1"]).permits(ip("127.0.0.1")));
+        assert!(!filter("allow", &["10.0.0.0/8"]).permits(ip("127.0.0.1")));
+        assert!(filter("allow", &["127.0.0.1"]).permits(ip("::ffff:127.0.0.1")));
+        assert!(!filter("allow", &["2001:db8::/32"]).permits(ip("::1")));
+    }
+
+    #[test]
+    fn bad_config_is_reported() {
+        let mut errors = ConfigErrors::default();
+        let conf = IpFilterConf {
+            action: "deny".into(),
+            addresses: vec![],
+        };
+        assert!(IpFilter::compile("f", "P", &conf, &mut errors).is_none());
+        let conf = IpFilterConf {
+            action: "allow".into(),
+            addresses: vec!["10.0.0.0/33".into(), "nope".into()],
+        };
+        assert!(IpFilter::compile("f", "P", &conf, &mut errors).is_none());
+        assert_eq!(errors.0.len(), 3);
+    }
+
+    #[test]
+    fn forwarded_for_only_believed_from_trusted_peers() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let xff: Vec<&[u8]> = vec![b"1.1.1.1, 2.2.2.2", b"10.0.0.5"];
+        // Untrusted peer: headers ignored.
+        assert_eq!(
+            client_ip(ip("192.0.2.1"), &trusted, xff.iter().copied()),
+            ip("192.0.2.1")
+        );
+        // Trusted peer: right-most untrusted entry.
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &trusted, xff.iter().copied()),
+            ip("2.2.2.2")
+        );
+        // All trusted: the left-most one.
+        let all: Vec<&[u8]> = vec![b"10.1.1.1"];
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &trusted, all.iter().copied()),
+            ip("10.1.1.1")
+        );
+        // Garbage stops the walk.
+        let bad: Vec<&[u8]> = vec![b"1.1.1.1, junk"];
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &trusted, bad.iter().copied()),
+            ip("10.0.0.1")
+        );
+        // No trusted proxies configured.
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &[], xff.iter().copied()),
+            ip("10.0.0.1")
+        );
+    }
+}

@@ -1,0 +1,609 @@
+//! The Pingora `ProxyHttp` implementation: route selection and policies in
+//! `request_filter`, the peer in `upstream_peer`, URI/header rewriting in
+//! `upstream_request_filter`, response mapping in `response_filter`, AWS-style errors in
+//! `fail_to_proxy`.
+
+use crate::mapping::{apply_header, Claims, RequestOp, ResponseOp, Vars};
+use crate::reload::SharedTable;
+use crate::table::{Route, Table};
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::{Error, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Requests between `request_filter` and `logging`; SIGTERM waits for this to reach zero.
+pub static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Characters that cannot stand in a URL path as they are (`%` stays: values are encoded).
+const PATH_UNSAFE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+/// Characters escaped in a mapped query value.
+const QUERY_UNSAFE: &AsciiSet = &PATH_UNSAFE.add(b'&').add(b'=').add(b'+').add(b'%');
+
+pub struct Gateway {
+    table: SharedTable,
+    ids: RequestIds,
+}
+
+impl Gateway {
+    pub fn new(table: SharedTable) -> Self {
+        Gateway {
+            table,
+            ids: RequestIds::new(),
+        }
+    }
+}
+
+/// Per-request state, filled as the request moves through the hooks.
+pub struct Ctx {
+    start: Instant,
+    request_id: String,
+    table: Option<Arc<Table>>,
+    stage: Option<Arc<str>>,
+    route: Option<Arc<Route>>,
+    /// Path variables, still percent-encoded.
+    params: Vec<(Box<str>, Box<str>)>,
+    /// The request path without the stage prefix.
+    stage_path: String,
+    client_ip: IpAddr,
+    claims: Option<Arc<Claims>>,
+    counted: bool,
+    body_bytes: u64,
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            start: Instant::now(),
+            request_id: String::new(),
+            table: None,
+            stage: None,
+            route: None,
+            params: Vec::new(),
+            stage_path: String::new(),
+            client_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            claims: None,
+            counted: false,
+            body_bytes: 0,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        ctx.counted = true;
+        ctx.request_id = self.ids.next();
+        let table = self.table.load_full();
+
+        let peer_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let req = session.req_header();
+        ctx.client_ip = crate::policy::ipfilter::client_ip(
+            peer_ip,
+            &table.settings.trusted_proxies,
+            req.headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(|v| v.as_bytes()),
+        );
+
+        // Bodies over the limit are refused before any backend is involved.
+        if let Some(len) = content_length(req) {
+            if len > table.settings.max_body_bytes {
+                session.set_keepalive(None);
+                return respond(session, ctx, 413, "Request Entity Too Large", &[]).await;
+            }
+        }
+
+        let path = req.uri.path();
+        let Some((stage, stage_path)) = table.stage_for(path) else {
+            return respond(session, ctx, 404, "Not Found", &[]).await;
+        };
+        let Some(selected) = stage.router.select(&req.method, stage_path) else {
+            return respond(session, ctx, 404, "Not Found", &[]).await;
+        };
+        let route = selected.route.clone();
+        ctx.params = selected
+            .params
+            .iter()
+            .map(|(k, v)| (Box::from(*k), Box::from(*v)))
+            .collect();
+        ctx.stage_path = stage_path.to_string();
+        ctx.stage = Some(stage.name.clone());
+        ctx.route = Some(route.clone());
+        ctx.table = Some(table.clone());
+
+        for filter in &route.ip_filters {
+            if !filter.permits(ctx.client_ip) {
+                return respond(session, ctx, 403, "Forbidden", &[]).await;
+            }
+        }
+        Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        // Chunked uploads have no Content-Length to check up front.
+        if let Some(b) = body {
+            ctx.body_bytes += b.len() as u64;
+            let max = ctx
+                .table
+                .as_ref()
+                .map_or(u64::MAX, |t| t.settings.max_body_bytes);
+            if ctx.body_bytes > max {
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(413),
+                    "request body over MaxBodyBytes",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        match &ctx.route {
+            Some(route) => Ok(Box::new(route.integration.target.peer.clone())),
+            None => Error::e_explain(ErrorType::InternalError, "no route selected"),
+        }
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        _ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // A refused or timed-out connect is answered at once, not retried 16 times.
+        e.set_retry(false);
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        up: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Some(route) = ctx.route.clone() else {
+            return Error::e_explain(ErrorType::InternalError, "no route selected");
+        };
+        let integration = &route.integration;
+        let target = &integration.target;
+        let req = session.req_header();
+        let source_ip = ctx.client_ip.to_string();
+        let vars = Vars {
+            req,
+            path: &ctx.stage_path,
+            full_path: req.uri.path(),
+            params: &ctx.params,
+            request_id: &ctx.request_id,
+            stage: ctx.stage.as_deref().unwrap_or("$default"),
+            route_key: &route.key,
+            source_ip: &source_ip,
+            claims: ctx.claims.as_deref(),
+            resp: None,
+        };
+
+        // Path: the URI template, `$default` appends the client path, `overwrite:path` wins.
+        let mut path = String::with_capacity(64);
+        let mut overwrite_path = None;
+        let mut query_edits = false;
+        for map in &route.request_maps {
+            for op in &map.ops {
+                match op {
+                    RequestOp::Path(t) => overwrite_path = Some(t),
+                    RequestOp::Query(..) => query_edits = true,
+                    RequestOp::Header(..) => {}
+                }
+            }
+        }
+        match overwrite_path {
+            Some(t) => {
+                let v = t.eval(&vars, true);
+                if !v.starts_with('/') {
+                    path.push('/');
+                }
+                path.extend(utf8_percent_encode(&v, PATH_UNSAFE));
+            }
+            None => target.write_path(
+                &ctx.params,
+                route.is_default.then_some(ctx.stage_path.as_str()),
+                &mut path,
+            ),
+        }
+
+        // Query: the URI's own first, then the client's, then mapping edits.
+        let client_query = req.uri.query().filter(|q| !q.is_empty());
+        let mut query: Option<String> = match (&target.query, client_query) {
+            (Some(a), Some(b)) => Some(format!("{a}&{b}")),
+            (Some(a), None) => Some(a.clone()),
+            (None, Some(b)) => Some(b.to_string()),
+            (None, None) => None,
+        };
+        if query_edits {
+            query = edit_query(query.as_deref().unwrap_or(""), &route, &vars);
+        }
+        if let Some(q) = &query {
+            path.push('?');
+            path.push_str(q);
+        }
+        let uri = http::Uri::try_from(path)
+            .map_err(|e| Error::because(ErrorType::HTTPStatus(400), "bad backend URI", e))?;
+        up.set_uri(uri);
+        if let Some(m) = &integration.method {
+            up.set_method(m.clone());
+        }
+
+        // Forwarding headers (AWS sends Forwarded; X-Forwarded-* as most proxies do).
+        let original_host = req
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let peer_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let listen_port = session
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.port())
+            .unwrap_or(0);
+        let xff = match req
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(prev) if !prev.is_empty() => format!("{prev}, {peer_ip}"),
+            _ => peer_ip,
+        };
+        let for_ip = match ctx.client_ip {
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+            v4 => v4.to_string(),
+        };
+        let forwarded =
+            if original_host.is_empty() || !original_host.bytes().all(|b| b.is_ascii_graphic()) {
+                format!("for={for_ip};proto=http")
+            } else {
+                format!("for={for_ip};host={original_host};proto=http")
+            };
+        up.insert_header(header::HOST, target.host_header.as_str())?;
+        up.insert_header("X-Forwarded-For", xff)?;
+        up.insert_header("X-Forwarded-Proto", "http")?;
+        up.insert_header("X-Forwarded-Port", listen_port.to_string())?;
+        up.insert_header("Forwarded", forwarded)?;
+
+        for map in &route.request_maps {
+            for op in &map.ops {
+                if let RequestOp::Header(action, h, t) = op {
+                    let value = Some(t.eval(&vars, false));
+                    let mut set = None;
+                    let mut add = None;
+                    let mut del = false;
+                    apply_header(
+                        *action,
+                        h,
+                        value,
+                        |k, v| set = Some((k, v)),
+                        |k, v| add = Some((k, v)),
+                        |_| del = true,
+                    );
+                    if del {
+                        up.remove_header(&h.name);
+                    }
+                    if let Some((k, v)) = set {
+                        up.insert_header(k, v)?;
+                    }
+                    if let Some((k, v)) = add {
+                        up.append_header(k, v)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let backend_status = resp.status.as_u16();
+        if let Some(route) = ctx.route.clone() {
+            if !route.response_maps.is_empty() {
+                let source_ip = ctx.client_ip.to_string();
+                let snapshot = resp.clone();
+                let req = session.req_header();
+                let vars = Vars {
+                    req,
+                    path: &ctx.stage_path,
+                    full_path: req.uri.path(),
+                    params: &ctx.params,
+                    request_id: &ctx.request_id,
+                    stage: ctx.stage.as_deref().unwrap_or("$default"),
+                    route_key: &route.key,
+                    source_ip: &source_ip,
+                    claims: ctx.claims.as_deref(),
+                    resp: Some(&snapshot),
+                };
+                let mut new_status = None;
+                for map in &route.response_maps {
+                    for op in map.for_status(backend_status) {
+                        match op {
+                            ResponseOp::Status(t) => {
+                                new_status = t.eval(&vars, false).trim().parse::<u16>().ok()
+                            }
+                            ResponseOp::Header(action, h, t) => {
+                                let value = Some(t.eval(&vars, false));
+                                let mut set = None;
+                                let mut add = None;
+                                let mut del = false;
+                                apply_header(
+                                    *action,
+                                    h,
+                                    value,
+                                    |k, v| set = Some((k, v)),
+                                    |k, v| add = Some((k, v)),
+                                    |_| del = true,
+                                );
+                                if del {
+                                    resp.remove_header(&h.name);
+                                }
+                                if let Some((k, v)) = set {
+                                    resp.insert_header(k, v)?;
+                                }
+                                if let Some((k, v)) = add {
+                                    resp.append_header(k, v)?;
+                                }
+                            }
+                        }
+                    }
+                }
+                if let Some(code) = new_status.filter(|c| (100..=599).contains(c)) {
+                    resp.set_status(code)?;
+                }
+            }
+        }
+        resp.insert_header("apigw-requestid", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let (code, message) = classify(e);
+        if code > 0 {
+            if ctx.request_id.is_empty() {
+                ctx.request_id = self.ids.next();
+            }
+            session.set_keepalive(None);
+            if let Err(err) = write_json(session, ctx, code, message, &[]).await {
+                log::debug!("could not send the error response: {err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        if ctx.counted {
+            IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// AWS's answer for a failed proxy attempt.
+fn classify(e: &Error) -> (u16, &'static str) {
+    use pingora_core::ErrorSource;
+    match e.etype() {
+        ErrorType::HTTPStatus(413) => (413, "Request Entity Too Large"),
+        ErrorType::HTTPStatus(400) => (400, "Bad Request"),
+        ErrorType::HTTPStatus(c) if *c >= 500 => (*c, "Internal Server Error"),
+        ErrorType::HTTPStatus(c) => (*c, "Bad Request"),
+        _ => match e.esource() {
+            ErrorSource::Upstream => match e.etype() {
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                    (503, "Service Unavailable")
+                }
+                _ => (502, "Bad Gateway"),
+            },
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                    (0, "")
+                }
+                ErrorType::ReadTimedout | ErrorType::WriteTimedout => (408, "Request Timeout"),
+                _ => (400, "Bad Request"),
+            },
+            _ => (500, "Internal Server Error"),
+        },
+    }
+}
+
+fn content_length(req: &RequestHeader) -> Option<u64> {
+    req.headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Rebuilds the query string with the route's `querystring` mappings applied.
+fn edit_query(query: &str, route: &Route, vars: &Vars<'_>) -> Option<String> {
+    let mut pairs: Vec<(String, String)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    let same = |raw: &str, name: &str| {
+        percent_encoding::percent_decode_str(raw).decode_utf8_lossy() == name
+    };
+    for map in &route.request_maps {
+        for op in &map.ops {
+            if let RequestOp::Query(action, name, t) = op {
+                use crate::mapping::Action;
+                let encoded_name: String = utf8_percent_encode(name, QUERY_UNSAFE).collect();
+                match action {
+                    Action::Remove => pairs.retain(|(k, _)| !same(k, name)),
+                    Action::Overwrite | Action::Append => {
+                        let v = t.eval(vars, false);
+                        if v.is_empty() {
+                            continue;
+                        }
+                        if *action == Action::Overwrite {
+                            pairs.retain(|(k, _)| !same(k, name));
+                        }
+                        pairs.push((
+                            encoded_name,
+                            utf8_percent_encode(&v, QUERY_UNSAFE).collect(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if pairs.is_empty() {
+        return None;
+    }
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&"),
+    )
+}
+
+/// Answers the request from the gateway itself and ends it (`Ok(true)` for request_filter).
+async fn respond(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    status: u16,
+    message: &str,
+    extra: &[(&str, String)],
+) -> Result<bool> {
+    // A body we will not read would desynchronise the connection: close it instead.
+    let has_body = content_length(session.req_header()).is_some_and(|l| l > 0)
+        || session
+            .req_header()
+            .headers
+            .contains_key(header::TRANSFER_ENCODING);
+    if has_body {
+        session.set_keepalive(None);
+    }
+    write_json(session, ctx, status, message, extra).await?;
+    Ok(true)
+}
+
+async fn write_json(
+    session: &mut Session,
+    ctx: &Ctx,
+    status: u16,
+    message: &str,
+    extra: &[(&str, String)],
+) -> Result<()> {
+    let body = Bytes::from(format!("{{\"message\":\"{message}\"}}"));
+    let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    resp.insert_header(header::CONTENT_TYPE, "application/json")?;
+    resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    resp.insert_header("apigw-requestid", ctx.request_id.as_str())?;
+    for (k, v) in extra {
+        resp.insert_header(k.to_string(), v.as_str())?;
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// AWS-looking request ids: 16 characters of base64 (11 bytes), unique per process run.
+pub struct RequestIds {
+    seed: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    pub fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        RequestIds {
+            seed: splitmix(nanos ^ (u64::from(std::process::id()) << 32)),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    pub fn next(&self) -> String {
+        use base64::Engine;
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mixed = splitmix(self.seed ^ n);
+        let mut bytes = [0u8; 11];
+        bytes[..8].copy_from_slice(&mixed.to_be_bytes());
+        bytes[8..].copy_from_slice(&(n as u32).to_be_bytes()[1..]);
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_look_like_aws_and_do_not_repeat() {
+        let ids = RequestIds::new();
+        let a = ids.next();
+        let b = ids.next();
+        assert_eq!(a.len(), 16);
+        assert!(a.ends_with('='));
+        assert_ne!(a, b);
+    }
+}

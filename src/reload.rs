@@ -1,0 +1,124 @@
+//! Loading a configuration, publishing it atomically, SIGHUP reloads and the SIGTERM drain.
+
+use crate::config;
+use crate::table::Table;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora_core::server::{ExecutionPhase, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use pingora_core::services::background::BackgroundService;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The table every request reads; a reload swaps it without touching requests in flight
+/// (each request holds its own `Arc` to the table it started with).
+pub type SharedTable = Arc<ArcSwap<Table>>;
+
+/// Reads and compiles the configuration at `path`, with every error found.
+pub fn load_table(path: &Path) -> Result<Table, config::ConfigErrors> {
+    let config = config::load(path)?;
+    Table::compile(&config)
+}
+
+/// Re-reads the configuration on SIGHUP; an invalid one is reported and the running one
+/// keeps serving.
+pub struct Reloader {
+    pub path: PathBuf,
+    pub table: SharedTable,
+}
+
+impl Reloader {
+    pub async fn reload(&self) -> bool {
+        let path = self.path.clone();
+        // Compiling resolves hostnames and reads files: keep it off the async workers.
+        let result = tokio::task::spawn_blocking(move || load_table(&path)).await;
+        match result {
+            Ok(Ok(table)) => {
+                let old = self.table.load();
+                if old.settings.listen != table.settings.listen
+                    || old.settings.threads != table.settings.threads
+                {
+                    log::warn!("Listen and Threads changes take effect at the next restart");
+                }
+                self.table.store(Arc::new(table));
+                log::info!("configuration reloaded from {}", self.path.display());
+                true
+            }
+            Ok(Err(errors)) => {
+                log::error!("reload rejected, the running configuration keeps serving:\n{errors}");
+                false
+            }
+            Err(e) => {
+                log::error!("reload failed: {e}");
+                false
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("cannot listen for SIGHUP, reload disabled: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => { self.reload().await; }
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+}
+
+/// SIGTERM and SIGINT both drain (the contract); SIGQUIT keeps Pingora's graceful upgrade.
+pub struct DrainOnSignal;
+
+#[async_trait]
+impl ShutdownSignalWatch for DrainOnSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+        ) else {
+            log::error!("cannot install signal handlers");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => ShutdownSignal::GracefulTerminate,
+            _ = int.recv() => ShutdownSignal::GracefulTerminate,
+            _ = quit.recv() => ShutdownSignal::GracefulUpgrade,
+        }
+    }
+}
+
+/// Pingora waits a fixed grace period after SIGTERM; this ends the process as soon as the
+/// last in-flight request has finished instead (listeners are already closed by then).
+pub fn exit_when_drained(
+    mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
+    on_exit: impl Fn() + Send + 'static,
+) {
+    std::thread::spawn(move || loop {
+        match phases.blocking_recv() {
+            Ok(ExecutionPhase::GracefulTerminate) | Ok(ExecutionPhase::ShutdownGracePeriod) => {
+                while crate::proxy::IN_FLIGHT.load(Ordering::Acquire) > 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                on_exit();
+                log::info!("drained, exiting");
+                std::process::exit(0);
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(_) => return,
+        }
+    });
+}

@@ -1,0 +1,729 @@
+//! The runtime table: a configuration validated and compiled once, then shared read-only
+//! by every request until a reload publishes a new one.
+
+use crate::config::{
+    closest, Config, ConfigError, ConfigErrors, GatewayConf, IntegrationConf, PoliciesConf,
+    Resource, RouteConf, StageConf,
+};
+use crate::mapping::{RequestMapping, ResponseMapping};
+use crate::policy::ipfilter::{parse_nets, IpFilter};
+use crate::routing::{RouteKey, Router};
+use crate::upstream::Target;
+use http::Method;
+use ipnet::IpNet;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+
+/// Process settings from `gateway.json` (flags override some at start-up).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub metrics_listen: Option<String>,
+    pub threads: usize,
+    pub max_body_bytes: u64,
+    pub trusted_proxies: Vec<IpNet>,
+    pub keepalive_pool_size: usize,
+}
+
+/// Policies of one scope (api, stage or route), compiled.
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    pub ip_filter: Option<IpFilter>,
+    pub request: RequestMapping,
+    pub response: ResponseMapping,
+}
+
+/// An integration compiled for one stage (stage variables substituted).
+#[derive(Debug)]
+pub struct Integration {
+    pub id: String,
+    pub target: Target,
+    /// `None`: the client's method (`ANY`).
+    pub method: Option<Method>,
+    pub request: RequestMapping,
+    pub response: ResponseMapping,
+}
+
+/// A route as one stage serves it.
+#[derive(Debug)]
+pub struct Route {
+    /// The route key template: `GET /pets/{id}` or `$default` (metrics and `$context.routeKey`).
+    pub key: Arc<str>,
+    pub is_default: bool,
+    pub integration: Arc<Integration>,
+    /// Policies that apply, outermost (api) first, ending with the route's own.
+    pub ip_filters: Vec<IpFilter>,
+    pub request_maps: Vec<RequestMapping>,
+    pub response_maps: Vec<ResponseMapping>,
+    pub authorizer: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+pub struct Stage {
+    pub name: Arc<str>,
+    pub router: Router<Arc<Route>>,
+}
+
+pub struct Table {
+    pub settings: Settings,
+    named: HashMap<String, Stage>,
+    default_stage: Option<Stage>,
+}
+
+impl Table {
+    /// Picks the stage: a first path segment naming a stage wins, else `$default`.
+    /// Returns the stage and the path it routes (stage prefix removed).
+    pub fn stage_for<'p>(&self, path: &'p str) -> Option<(&Stage, &'p str)> {
+        if !self.named.is_empty() {
+            let rest = path.strip_prefix('/').unwrap_or(path);
+            let (first, tail) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, "/"),
+            };
+            if let Some(stage) = self.named.get(first) {
+                return Some((stage, tail));
+            }
+        }
+        self.default_stage.as_ref().map(|s| (s, path))
+    }
+
+    pub fn stages(&self) -> impl Iterator<Item = &Stage> {
+        self.named.values().chain(self.default_stage.iter())
+    }
+
+    /// Validates and compiles a whole configuration, reporting every error.
+    pub fn compile(config: &Config) -> Result<Table, ConfigErrors> {
+        let mut errors = ConfigErrors::default();
+        let settings = compile_settings(&config.gateway, &mut errors);
+        let api_policies = config
+            .api
+            .policies
+            .as_ref()
+            .map(|p| compile_policies("api.json", "Policies", p, &BTreeMap::new(), &mut errors))
+            .unwrap_or_default();
+
+        let integrations: HashMap<&str, &Resource<IntegrationConf>> = config
+            .integrations
+            .iter()
+            .map(|r| (r.id.as_str(), r))
+            .collect();
+        let authorizer_ids: Vec<&str> = config.authorizers.iter().map(|r| r.id.as_str()).collect();
+        for i in &config.integrations {
+            validate_integration(i, &mut errors);
+        }
+        let routes = validate_routes(config, &integrations, &authorizer_ids, &mut errors);
+
+        let implied_default;
+        let stages: Vec<(&str, &StageConf)> = if config.has_stages_dir {
+            config
+                .stages
+                .iter()
+                .map(|s| (s.file.as_str(), &s.conf))
+                .collect()
+        } else {
+            implied_default = StageConf {
+                name: "$default".into(),
+                ..StageConf::default()
+            };
+            vec![("(implied $default stage)", &implied_default)]
+        };
+        let route_ids: Vec<&str> = config.routes.iter().map(|r| r.id.as_str()).collect();
+
+        let mut named = HashMap::new();
+        let mut default_stage = None;
+        for (file, stage) in stages {
+            let Some(compiled) = compile_stage(
+                file,
+                stage,
+                &routes,
+                &integrations,
+                &route_ids,
+                &api_policies,
+                &mut errors,
+            ) else {
+                continue;
+            };
+            if stage.name == "$default" {
+                if default_stage.is_some() {
+                    errors.push(ConfigError::new(
+                        file,
+                        "Name",
+                        "a second $default stage",
+                        "keep one $default stage",
+                    ));
+                }
+                default_stage = Some(compiled);
+            } else if named.insert(stage.name.clone(), compiled).is_some() {
+                errors.push(ConfigError::new(
+                    file,
+                    "Name",
+                    format!("stage name {:?} is used twice", stage.name),
+                    "give each stage a unique Name",
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(Table {
+                settings,
+                named,
+                default_stage,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn compile_settings(g: &GatewayConf, errors: &mut ConfigErrors) -> Settings {
+    let trusted = parse_nets("gateway.json", "TrustedProxies", &g.trusted_proxies, errors)
+        .unwrap_or_default();
+    if g.threads == Some(0) {
+        errors.push(ConfigError::new(
+            "gateway.json",
+            "Threads",
+            "must be at least 1",
+            "set Threads to 1 or more",
+        ));
+    }
+    if g.max_body_bytes == Some(0) {
+        errors.push(ConfigError::new(
+            "gateway.json",
+            "MaxBodyBytes",
+            "must be positive",
+            "remove it for AWS's 10 MiB",
+        ));
+    }
+    for (field, addr) in [("Listen", &g.listen), ("MetricsListen", &g.metrics_listen)] {
+        if let Some(a) = addr {
+            if a.parse::<std::net::SocketAddr>().is_err() {
+                errors.push(ConfigError::new(
+                    "gateway.json",
+                    field,
+                    format!("{a:?} is not HOST:PORT"),
+                    "use e.g. \"127.0.0.1:8080\"",
+                ));
+            }
+        }
+    }
+    Settings {
+        listen: g.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into()),
+        metrics_listen: g.metrics_listen.clone(),
+        threads: g.threads.unwrap_or(1).max(1),
+        max_body_bytes: g.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
+        trusted_proxies: trusted,
+        keepalive_pool_size: g.upstream_keepalive_pool_size.unwrap_or(128),
+    }
+}
+
+fn compile_policies(
+    file: &str,
+    field: &str,
+    p: &PoliciesConf,
+    stage_vars: &BTreeMap<String, String>,
+    errors: &mut ConfigErrors,
+) -> Policies {
+    Policies {
+        ip_filter: p
+            .ip_filter
+            .as_ref()
+            .and_then(|f| IpFilter::compile(file, &format!("{field}.IpFilter"), f, errors)),
+        request: RequestMapping::compile(
+            file,
+            &format!("{field}.RequestParameters"),
+            &p.request_parameters,
+            stage_vars,
+            errors,
+        ),
+        response: ResponseMapping::compile(
+            file,
+            &format!("{field}.ResponseParameters"),
+            &p.response_parameters,
+            stage_vars,
+            errors,
+        ),
+    }
+}
+
+fn validate_integration(r: &Resource<IntegrationConf>, errors: &mut ConfigErrors) {
+    let c = &r.conf;
+    let f = r.file.as_str();
+    if c.integration_type != "HTTP_PROXY" {
+        errors.push(ConfigError::new(
+            f,
+            "IntegrationType",
+            format!("{:?} is not supported", c.integration_type),
+            "use \"HTTP_PROXY\"",
+        ));
+    }
+    if let Some(t) = c.timeout_in_millis {
+        if !(50..=30_000).contains(&t) {
+            errors.push(ConfigError::new(
+                f,
+                "TimeoutInMillis",
+                format!("{t} is outside 50..30000"),
+                "use a value from 50 to 30000 (AWS's limits)",
+            ));
+        }
+    }
+    match c.payload_format_version.as_deref() {
+        None | Some("1.0") => {}
+        Some(v) => errors.push(ConfigError::new(
+            f,
+            "PayloadFormatVersion",
+            format!("{v:?} is not supported for HTTP_PROXY"),
+            "use \"1.0\" (the only version AWS allows for HTTP integrations)",
+        )),
+    }
+    if let Some(m) = &c.integration_method {
+        if m != "ANY" && (m.is_empty() || !m.chars().all(|ch| ch.is_ascii_uppercase())) {
+            errors.push(ConfigError::new(
+                f,
+                "IntegrationMethod",
+                format!("{m:?} is not a method"),
+                "use ANY or an upper-case method like GET",
+            ));
+        }
+    }
+    if let Some(ct) = &c.connection_type {
+        if ct != "INTERNET" {
+            errors.push(ConfigError::new(
+                f,
+                "ConnectionType",
+                format!("{ct:?} is not supported"),
+                "use \"INTERNET\" or remove it",
+            ));
+        }
+    }
+}
+
+struct CheckedRoute<'c> {
+    res: &'c Resource<RouteConf>,
+    key: RouteKey,
+    integration: &'c str,
+}
+
+fn reference<'a>(value: &'a str, kind: &str) -> Option<&'a str> {
+    value.strip_prefix(kind).and_then(|r| r.strip_prefix('/'))
+}
+
+fn validate_routes<'c>(
+    config: &'c Config,
+    integrations: &HashMap<&str, &Resource<IntegrationConf>>,
+    authorizer_ids: &[&str],
+    errors: &mut ConfigErrors,
+) -> HashMap<&'c str, CheckedRoute<'c>> {
+    let mut out = HashMap::new();
+    let mut seen_keys: HashMap<String, &str> = HashMap::new();
+    for r in &config.routes {
+        let f = r.file.as_str();
+        let c = &r.conf;
+        let key = match RouteKey::parse(&c.route_key) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                errors.push(ConfigError::new(
+                    f,
+                    "RouteKey",
+                    format!("{:?}: {e}", c.route_key),
+                    "write it as \"GET /pets/{id}\", \"ANY /{proxy+}\" or \"$default\"",
+                ));
+                None
+            }
+        };
+        // Same key in two files (also `{id}` vs `{petId}` at the same place).
+        let normalized = normalize_key(&c.route_key);
+        if let Some(other) = seen_keys.get(&normalized) {
+            errors.push(ConfigError::new(
+                f,
+                "RouteKey",
+                format!("{:?} duplicates the route in {other}", c.route_key),
+                "remove one of the two routes or change its path",
+            ));
+        } else {
+            seen_keys.insert(normalized, f);
+        }
+        let integration = match c.target.as_deref() {
+            None => {
+                errors.push(ConfigError::new(
+                    f,
+                    "Target",
+                    "missing",
+                    "set \"Target\": \"integrations/<id>\"",
+                ));
+                None
+            }
+            Some(t) => match reference(t, "integrations") {
+                Some(id) if integrations.contains_key(id) => Some(id),
+                Some(id) => {
+                    let hint = closest(id, integrations.keys().copied())
+                        .map(|s| format!("did you mean integrations/{s}?"))
+                        .unwrap_or_else(|| format!("create integrations/{id}.json"));
+                    errors.push(ConfigError::new(
+                        f,
+                        "Target",
+                        format!("{t:?}: no integration {id:?} exists"),
+                        hint,
+                    ));
+                    None
+                }
+                None => {
+                    errors.push(ConfigError::new(
+                        f,
+                        "Target",
+                        format!("{t:?} is not a reference"),
+                        "write \"integrations/<id>\"",
+                    ));
+                    None
+                }
+            },
+        };
+        match (
+            c.authorization_type.as_deref().unwrap_or("NONE"),
+            &c.authorizer_id,
+        ) {
+            ("NONE", None) => {}
+            ("NONE", Some(_)) => errors.push(ConfigError::new(
+                f,
+                "AuthorizerId",
+                "set but AuthorizationType is NONE",
+                "set \"AuthorizationType\": \"JWT\" or remove AuthorizerId",
+            )),
+            ("JWT", None) => errors.push(ConfigError::new(
+                f,
+                "AuthorizerId",
+                "required when AuthorizationType is JWT",
+                "set \"AuthorizerId\" to an authorizer id",
+            )),
+            ("JWT", Some(id)) => {
+                let id = reference(id, "authorizers").unwrap_or(id);
+                if !authorizer_ids.contains(&id) {
+                    errors.push(ConfigError::new(
+                        f,
+                        "AuthorizerId",
+                        format!("no authorizer {id:?} exists"),
+                        format!("create authorizers/{id}.json"),
+                    ));
+                }
+            }
+            (other, _) => errors.push(ConfigError::new(
+                f,
+                "AuthorizationType",
+                format!("{other:?} is not supported"),
+                "use \"NONE\" or \"JWT\"",
+            )),
+        }
+        if let (Some(key), Some(integration)) = (key, integration) {
+            if let Some(i) = integrations.get(integration) {
+                // Variables the IntegrationUri needs must exist in the route key.
+                let vars = route_vars(&key);
+                for v in uri_vars(&i.conf.integration_uri) {
+                    if !vars.contains(&v) {
+                        errors.push(ConfigError::new(
+                            f,
+                            "Target",
+                            format!("{} uses {{{v}}} but route key {:?} has no such variable", i.file, c.route_key),
+                            format!("add {{{v}}} to the route path or remove it from the IntegrationUri"),
+                        ));
+                    }
+                }
+            }
+            out.insert(
+                r.id.as_str(),
+                CheckedRoute {
+                    res: r,
+                    key,
+                    integration,
+                },
+            );
+        }
+    }
+    out
+}
+
+fn normalize_key(key: &str) -> String {
+    let mut out = String::new();
+    let mut depth = false;
+    for ch in key.chars() {
+        match ch {
+            '{' => {
+                depth = true;
+                out.push('{');
+            }
+            '}' => {
+                depth = false;
+                out.push('}');
+            }
+            '+' if depth => out.push('+'),
+            _ if depth => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn route_vars(key: &RouteKey) -> Vec<String> {
+    match key {
+        RouteKey::Default => Vec::new(),
+        RouteKey::Path { segments, .. } => segments
+            .iter()
+            .filter_map(|s| match s {
+                crate::routing::Segment::Var(n) | crate::routing::Segment::Greedy(n) => {
+                    Some(n.clone())
+                }
+                crate::routing::Segment::Literal(_) => None,
+            })
+            .collect(),
+    }
+}
+
+/// `{name}` placeholders in an IntegrationUri path (not `${stageVariables...}`).
+fn uri_vars(uri: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = uri;
+    while let Some(start) = rest.find('{') {
+        let is_stage_var = start > 0 && rest.as_bytes()[start - 1] == b'$';
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        if !is_stage_var {
+            out.push(
+                rest[start + 1..start + end]
+                    .trim_end_matches('+')
+                    .to_string(),
+            );
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out
+}
+
+/// `${stageVariables.x}` in an IntegrationUri, substituted for one stage.
+fn substitute_stage_vars(uri: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(uri.len());
+    let mut rest = uri;
+    while let Some(start) = rest.find("${stageVariables.") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "${stageVariables.".len()..];
+        let end = after.find('}').ok_or("unclosed ${stageVariables.")?;
+        let name = &after[..end];
+        let value = vars
+            .get(name)
+            .ok_or_else(|| format!("stage variable {name:?} is not defined in this stage"))?;
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_stage(
+    file: &str,
+    stage: &StageConf,
+    routes: &HashMap<&str, CheckedRoute<'_>>,
+    integrations: &HashMap<&str, &Resource<IntegrationConf>>,
+    route_ids: &[&str],
+    api: &Policies,
+    errors: &mut ConfigErrors,
+) -> Option<Stage> {
+    let before = errors.0.len();
+    if stage.name != "$default"
+        && (stage.name.is_empty()
+            || stage.name.len() > 128
+            || !stage
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
+        errors.push(ConfigError::new(
+            file,
+            "Name",
+            format!("{:?} is not a valid stage name", stage.name),
+            "use letters, digits, '-' and '_' (or \"$default\")",
+        ));
+    }
+    let vars = &stage.stage_variables;
+    let stage_policies = stage
+        .policies
+        .as_ref()
+        .map(|p| compile_policies(file, "Policies", p, vars, errors))
+        .unwrap_or_default();
+
+    // Which routes this stage serves.
+    let mut chosen: Vec<&CheckedRoute<'_>> = Vec::new();
+    match &stage.routes {
+        None => {
+            let mut all: Vec<_> = routes.values().collect();
+            all.sort_by(|a, b| a.res.id.cmp(&b.res.id));
+            chosen = all;
+        }
+        Some(list) => {
+            for item in list {
+                let id = reference(item, "routes").unwrap_or(item);
+                match routes.get(id) {
+                    Some(r) => chosen.push(r),
+                    None if route_ids.contains(&id) => {} // the route has its own errors
+                    None => {
+                        let hint = closest(id, route_ids.iter().copied())
+                            .map(|s| format!("did you mean routes/{s}?"))
+                            .unwrap_or_else(|| {
+                                format!("create routes/{id}.json or remove it from Routes")
+                            });
+                        errors.push(ConfigError::new(
+                            file,
+                            "Routes",
+                            format!("{item:?}: no route {id:?} exists"),
+                            hint,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for key in stage.route_settings.keys() {
+        if !chosen.iter().any(|r| &r.res.conf.route_key == key) {
+            errors.push(ConfigError::new(
+                file,
+                format!("RouteSettings.{key}"),
+                "no route of this stage has that route key",
+                "key RouteSettings by a RouteKey this stage serves",
+            ));
+        }
+    }
+
+    let mut compiled_integrations: HashMap<&str, Arc<Integration>> = HashMap::new();
+    let mut entries = Vec::new();
+    for r in chosen {
+        let integration = match compiled_integrations.get(r.integration) {
+            Some(i) => i.clone(),
+            None => {
+                let res = integrations.get(r.integration)?;
+                let i = Arc::new(compile_integration(res, vars, errors)?);
+                compiled_integrations.insert(r.integration, i.clone());
+                i
+            }
+        };
+        let conf = &r.res.conf;
+        let own = conf
+            .policies
+            .as_ref()
+            .map(|p| compile_policies(&r.res.file, "Policies", p, vars, errors))
+            .unwrap_or_default();
+        let scopes = [api, &stage_policies, &own];
+        let route = Route {
+            key: Arc::from(conf.route_key.as_str()),
+            is_default: matches!(r.key, RouteKey::Default),
+            ip_filters: scopes.iter().filter_map(|p| p.ip_filter.clone()).collect(),
+            request_maps: scopes
+                .iter()
+                .map(|p| p.request.clone())
+                .chain([integration.request.clone()])
+                .filter(|m| !m.is_empty())
+                .collect(),
+            response_maps: scopes
+                .iter()
+                .map(|p| p.response.clone())
+                .chain([integration.response.clone()])
+                .filter(|m| !m.is_empty())
+                .collect(),
+            authorizer: conf.authorizer_id.clone(),
+            scopes: conf.authorization_scopes.clone(),
+            integration,
+        };
+        entries.push((r.key.clone(), Arc::new(route)));
+    }
+    let router = match Router::build(entries) {
+        Ok(r) => r,
+        Err(e) => {
+            errors.push(ConfigError::new(
+                file,
+                "Routes",
+                format!("two routes of this stage collide: {e}"),
+                "routes that differ only in variable names are the same route",
+            ));
+            return None;
+        }
+    };
+    (errors.0.len() == before).then(|| Stage {
+        name: Arc::from(stage.name.as_str()),
+        router,
+    })
+}
+
+fn compile_integration(
+    res: &Resource<IntegrationConf>,
+    vars: &BTreeMap<String, String>,
+    errors: &mut ConfigErrors,
+) -> Option<Integration> {
+    let c = &res.conf;
+    let f = res.file.as_str();
+    let timeout = Duration::from_millis(c.timeout_in_millis.unwrap_or(DEFAULT_TIMEOUT_MS));
+    let target = substitute_stage_vars(&c.integration_uri, vars)
+        .and_then(|uri| Target::parse(&uri, timeout));
+    let target = match target {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(ConfigError::new(
+                f,
+                "IntegrationUri",
+                e,
+                "use a full URL like \"http://127.0.0.1:9000/base/{proxy}\"",
+            ));
+            return None;
+        }
+    };
+    let method = match c.integration_method.as_deref() {
+        None | Some("ANY") => None,
+        Some(m) => Method::from_bytes(m.as_bytes()).ok(),
+    };
+    Some(Integration {
+        id: res.id.clone(),
+        target,
+        method,
+        request: RequestMapping::compile(
+            f,
+            "RequestParameters",
+            &c.request_parameters,
+            vars,
+            errors,
+        ),
+        response: ResponseMapping::compile(
+            f,
+            "ResponseParameters",
+            &c.response_parameters,
+            vars,
+            errors,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(
+            normalize_key("GET /pets/{id}"),
+            normalize_key("GET /pets/{petId}")
+        );
+        assert_ne!(
+            normalize_key("GET /pets/{id}"),
+            normalize_key("GET /pets/{id+}")
+        );
+        assert_eq!(
+            uri_vars("http://h/${stageVariables.x}/{id}/{proxy+}"),
+            vec!["id", "proxy"]
+        );
+        let vars: BTreeMap<String, String> =
+            [("host".to_string(), "127.0.0.1:9".to_string())].into();
+        assert_eq!(
+            substitute_stage_vars("http://${stageVariables.host}/a", &vars).unwrap(),
+            "http://127.0.0.1:9/a"
+        );
+        assert!(substitute_stage_vars("http://${stageVariables.nope}/a", &vars).is_err());
+    }
+}
