@@ -99,12 +99,10 @@ impl Table {
     pub fn compile(config: &Config) -> Result<Table, ConfigErrors> {
         let mut errors = ConfigErrors::default();
         let settings = compile_settings(&config.gateway, &mut errors);
-        let api_policies = config
-            .api
-            .policies
-            .as_ref()
-            .map(|p| compile_policies("api.json", "Policies", p, &BTreeMap::new(), &mut errors))
-            .unwrap_or_default();
+        // Api policies are compiled again per stage (stage variables); errors are reported once here.
+        if let Some(p) = &config.api.policies {
+            compile_policies("api.json", "Policies", p, &BTreeMap::new(), &mut errors);
+        }
 
         let integrations: HashMap<&str, &Resource<IntegrationConf>> = config
             .integrations
@@ -136,6 +134,20 @@ impl Table {
         let mut named = HashMap::new();
         let mut default_stage = None;
         for (file, stage) in stages {
+            let api_policies = config
+                .api
+                .policies
+                .as_ref()
+                .map(|p| {
+                    compile_policies(
+                        "api.json",
+                        "Policies",
+                        p,
+                        &stage.stage_variables,
+                        &mut ConfigErrors::default(),
+                    )
+                })
+                .unwrap_or_default();
             let Some(compiled) = compile_stage(
                 file,
                 stage,
@@ -288,6 +300,22 @@ fn validate_integration(r: &Resource<IntegrationConf>, errors: &mut ConfigErrors
             ));
         }
     }
+    // Mappings are compiled again per stage (stage variables); their errors are reported once here.
+    let no_vars = BTreeMap::new();
+    RequestMapping::compile(
+        f,
+        "RequestParameters",
+        &c.request_parameters,
+        &no_vars,
+        errors,
+    );
+    ResponseMapping::compile(
+        f,
+        "ResponseParameters",
+        &c.response_parameters,
+        &no_vars,
+        errors,
+    );
     if let Some(ct) = &c.connection_type {
         if ct != "INTERNET" {
             errors.push(ConfigError::new(
@@ -414,6 +442,9 @@ fn validate_routes<'c>(
                 format!("{other:?} is not supported"),
                 "use \"NONE\" or \"JWT\"",
             )),
+        }
+        if let Some(p) = &c.policies {
+            compile_policies(f, "Policies", p, &BTreeMap::new(), errors);
         }
         if let (Some(key), Some(integration)) = (key, integration) {
             if let Some(i) = integrations.get(integration) {
@@ -610,7 +641,15 @@ fn compile_stage(
         let own = conf
             .policies
             .as_ref()
-            .map(|p| compile_policies(&r.res.file, "Policies", p, vars, errors))
+            .map(|p| {
+                compile_policies(
+                    &r.res.file,
+                    "Policies",
+                    p,
+                    vars,
+                    &mut ConfigErrors::default(),
+                )
+            })
             .unwrap_or_default();
         let scopes = [api, &stage_policies, &own];
         let route = Route {

@@ -266,6 +266,10 @@ fn describe_serde_error(file: &str, e: &serde_json::Error) -> ConfigError {
         };
         return ConfigError::new(file, field, "unknown field", fix);
     }
+    if let Some(rest) = msg.strip_prefix("duplicate field `") {
+        let field = rest.split('`').next().unwrap_or(rest);
+        return ConfigError::new(file, field, "appears twice", "keep one of the two");
+    }
     if let Some(rest) = msg.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or(rest);
         return ConfigError::new(

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, unit and integration tests (real gateway, real
+# backends, real Redis on loopback), then the black-box conformance suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh redis-server prometheus
+python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography
+
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets
+cargo build --release
+if [ -d ../shared/conformance ]; then
+  python3 ../shared/conformance/run.py
+else
+  echo "../shared/conformance not found: skipping the conformance suite"
+fi
