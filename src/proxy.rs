@@ -92,6 +92,31 @@ impl ProxyHttp for Gateway {
         ctx.counted = true;
         ctx.request_id = self.ids.next();
         let table = self.table.load_full();
+        ctx.table = Some(table.clone());
+
+        // CORS preflights are answered before routing and authorization (AWS).
+        if let Some(cors) = &table.cors {
+            let req = session.req_header();
+            if req.method == http::Method::OPTIONS {
+                let origin = req
+                    .headers
+                    .get(header::ORIGIN)
+                    .and_then(|v| v.to_str().ok());
+                let method = req
+                    .headers
+                    .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+                    .and_then(|v| v.to_str().ok());
+                if let (Some(origin), Some(method)) = (origin, method) {
+                    let asked = req
+                        .headers
+                        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+                        .and_then(|v| v.to_str().ok());
+                    let headers = cors.preflight(origin, method, asked);
+                    write_preflight(session, ctx, headers).await?;
+                    return Ok(true);
+                }
+            }
+        }
 
         let peer_ip = session
             .client_addr()
@@ -135,7 +160,6 @@ impl ProxyHttp for Gateway {
         ctx.stage_path = stage_path.to_string();
         ctx.stage = Some(stage.name.clone());
         ctx.route = Some(route.clone());
-        ctx.table = Some(table.clone());
 
         for filter in &route.ip_filters {
             if !filter.permits(ctx.client_ip) {
@@ -398,6 +422,26 @@ impl ProxyHttp for Gateway {
             }
         }
         resp.insert_header("apigw-requestid", ctx.request_id.as_str())?;
+        if let Some(cors) = ctx.table.as_ref().and_then(|t| t.cors.as_ref()) {
+            // The gateway owns CORS: the backend's own access-control-* headers are dropped.
+            let backend_cors: Vec<http::HeaderName> = resp
+                .headers
+                .keys()
+                .filter(|k| k.as_str().starts_with("access-control-"))
+                .cloned()
+                .collect();
+            for k in backend_cors {
+                resp.remove_header(&k);
+            }
+            let origin = session
+                .req_header()
+                .headers
+                .get(header::ORIGIN)
+                .and_then(|v| v.to_str().ok());
+            for (k, v) in cors.response_headers(origin) {
+                resp.append_header(k, v)?;
+            }
+        }
         Ok(())
     }
 
@@ -570,6 +614,16 @@ async fn write_json(
     for (k, v) in extra {
         resp.insert_header(k.to_string(), v.as_str())?;
     }
+    if let Some(cors) = ctx.table.as_ref().and_then(|t| t.cors.as_ref()) {
+        let origin = session
+            .req_header()
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok());
+        for (k, v) in cors.response_headers(origin) {
+            resp.append_header(k, v)?;
+        }
+    }
     let head_only = session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(resp), head_only)
@@ -578,6 +632,19 @@ async fn write_json(
         session.write_response_body(Some(body), true).await?;
     }
     Ok(())
+}
+
+async fn write_preflight(
+    session: &mut Session,
+    ctx: &Ctx,
+    headers: crate::policy::cors::HeaderList,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(204, Some(headers.len() + 2))?;
+    resp.insert_header("apigw-requestid", ctx.request_id.as_str())?;
+    for (k, v) in headers {
+        resp.append_header(k, v)?;
+    }
+    session.write_response_header(Box::new(resp), true).await
 }
 
 /// AWS-looking request ids: 16 characters of base64 (11 bytes), unique per process run.

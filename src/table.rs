@@ -70,6 +70,7 @@ pub struct Stage {
 
 pub struct Table {
     pub settings: Settings,
+    pub cors: Option<crate::policy::cors::Cors>,
     named: HashMap<String, Stage>,
     default_stage: Option<Stage>,
 }
@@ -99,6 +100,11 @@ impl Table {
     pub fn compile(config: &Config) -> Result<Table, ConfigErrors> {
         let mut errors = ConfigErrors::default();
         let settings = compile_settings(&config.gateway, &mut errors);
+        let cors = config
+            .api
+            .cors_configuration
+            .as_ref()
+            .and_then(|c| crate::policy::cors::Cors::compile(c, &mut errors));
         // Api policies are compiled again per stage (stage variables); errors are reported once here.
         if let Some(p) = &config.api.policies {
             compile_policies("api.json", "Policies", p, &BTreeMap::new(), &mut errors);
@@ -181,6 +187,7 @@ impl Table {
         if errors.is_empty() {
             Ok(Table {
                 settings,
+                cors,
                 named,
                 default_stage,
             })

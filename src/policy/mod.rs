@@ -1,2 +1,3 @@
 //! Access and traffic policies, each compiled once at config load.
+pub mod cors;
 pub mod ipfilter;

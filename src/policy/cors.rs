@@ -1,0 +1,250 @@
+//! `CorsConfiguration` from `api.json`, AWS semantics: the gateway answers preflights
+//! itself (before routing and authorization) and owns the `access-control-*` headers of
+//! every response; a disallowed origin gets none.
+
+use crate::config::{ConfigError, ConfigErrors, CorsConf};
+use http::HeaderValue;
+
+#[derive(Debug, Clone)]
+enum OriginRule {
+    Any,
+    Exact(String),
+    /// `https://*.example.com`: prefix and suffix around one `*`.
+    Wildcard(String, String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Cors {
+    origins: Vec<OriginRule>,
+    any_origin: bool,
+    /// Pre-joined header values.
+    allow_methods: Option<String>,
+    methods_any: bool,
+    allow_headers: Option<String>,
+    headers_any: bool,
+    expose_headers: Option<String>,
+    max_age: Option<String>,
+    credentials: bool,
+}
+
+/// Headers a response gets, as (name, value) pairs.
+pub type HeaderList = Vec<(&'static str, HeaderValue)>;
+
+impl Cors {
+    pub fn compile(conf: &CorsConf, errors: &mut ConfigErrors) -> Option<Cors> {
+        let file = "api.json";
+        let mut origins = Vec::new();
+        for o in &conf.allow_origins {
+            let rule = if o == "*" {
+                OriginRule::Any
+            } else if let Some((pre, post)) = o.split_once('*') {
+                if post.contains('*') || !pre.contains("://") {
+                    errors.push(ConfigError::new(file, "CorsConfiguration.AllowOrigins", format!("{o:?} is not a valid origin pattern"), "use \"*\", \"https://app.example.com\" or one wildcard like \"https://*.example.com\""));
+                    continue;
+                }
+                OriginRule::Wildcard(pre.to_ascii_lowercase(), post.to_ascii_lowercase())
+            } else {
+                OriginRule::Exact(o.trim_end_matches('/').to_ascii_lowercase())
+            };
+            origins.push(rule);
+        }
+        let any_origin = origins.iter().any(|r| matches!(r, OriginRule::Any));
+        if conf.allow_credentials && any_origin {
+            errors.push(ConfigError::new(
+                file,
+                "CorsConfiguration.AllowCredentials",
+                "cannot be true when AllowOrigins contains \"*\"",
+                "list the allowed origins explicitly",
+            ));
+        }
+        let join = |items: &[String]| (!items.is_empty()).then(|| items.join(","));
+        let methods_any = conf.allow_methods.iter().any(|m| m == "*");
+        let headers_any = conf.allow_headers.iter().any(|h| h == "*");
+        let cors = Cors {
+            origins,
+            any_origin,
+            allow_methods: join(&conf.allow_methods),
+            methods_any,
+            allow_headers: join(&conf.allow_headers),
+            headers_any,
+            expose_headers: join(&conf.expose_headers),
+            max_age: conf.max_age.map(|a| a.to_string()),
+            credentials: conf.allow_credentials,
+        };
+        Some(cors)
+    }
+
+    fn allows(&self, origin: &str) -> bool {
+        let o = origin.to_ascii_lowercase();
+        self.origins.iter().any(|r| match r {
+            OriginRule::Any => true,
+            OriginRule::Exact(e) => *e == o,
+            OriginRule::Wildcard(pre, post) => {
+                o.len() > pre.len() + post.len()
+                    && o.starts_with(pre.as_str())
+                    && o.ends_with(post.as_str())
+            }
+        })
+    }
+
+    fn allow_origin_value(&self, origin: &str) -> Option<HeaderValue> {
+        if self.any_origin && !self.credentials {
+            return Some(HeaderValue::from_static("*"));
+        }
+        HeaderValue::from_str(origin).ok()
+    }
+
+    /// The answer to a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`).
+    pub fn preflight(
+        &self,
+        origin: &str,
+        method: &str,
+        request_headers: Option<&str>,
+    ) -> HeaderList {
+        let mut out = vec![("vary", HeaderValue::from_static("Origin"))];
+        if !self.allows(origin) {
+            return out;
+        }
+        let method_ok = self.methods_any
+            || self
+                .allow_methods
+                .as_deref()
+                .is_some_and(|list| list.split(',').any(|m| m.eq_ignore_ascii_case(method)));
+        if !method_ok {
+            return out;
+        }
+        let Some(origin_value) = self.allow_origin_value(origin) else {
+            return out;
+        };
+        out.push(("access-control-allow-origin", origin_value));
+        let methods = if self.methods_any {
+            Some(method)
+        } else {
+            self.allow_methods.as_deref()
+        };
+        if let Some(v) = methods.and_then(|m| HeaderValue::from_str(m).ok()) {
+            out.push(("access-control-allow-methods", v));
+        }
+        let headers = if self.headers_any {
+            request_headers
+        } else {
+            self.allow_headers.as_deref()
+        };
+        if let Some(v) = headers.and_then(|h| HeaderValue::from_str(h).ok()) {
+            out.push(("access-control-allow-headers", v));
+        }
+        if let Some(v) = self
+            .max_age
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            out.push(("access-control-max-age", v));
+        }
+        if self.credentials {
+            out.push((
+                "access-control-allow-credentials",
+                HeaderValue::from_static("true"),
+            ));
+        }
+        out
+    }
+
+    /// Headers for a non-preflight response to `origin` (empty if the origin is not allowed).
+    pub fn response_headers(&self, origin: Option<&str>) -> HeaderList {
+        let mut out = vec![("vary", HeaderValue::from_static("Origin"))];
+        let Some(origin) = origin.filter(|o| self.allows(o)) else {
+            return out;
+        };
+        let Some(origin_value) = self.allow_origin_value(origin) else {
+            return out;
+        };
+        out.push(("access-control-allow-origin", origin_value));
+        if self.credentials {
+            out.push((
+                "access-control-allow-credentials",
+                HeaderValue::from_static("true"),
+            ));
+        }
+        if let Some(v) = self
+            .expose_headers
+            .as_deref()
+            .and_then(|e| HeaderValue::from_str(e).ok())
+        {
+            out.push(("access-control-expose-headers", v));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cors(origins: &[&str], creds: bool) -> Cors {
+        let conf = CorsConf {
+            allow_origins: origins.iter().map(|s| s.to_string()).collect(),
+            allow_methods: vec!["GET".into(), "POST".into()],
+            allow_headers: vec!["authorization".into(), "content-type".into()],
+            expose_headers: vec!["x-total".into()],
+            max_age: Some(600),
+            allow_credentials: creds,
+        };
+        Cors::compile(&conf, &mut ConfigErrors::default()).unwrap()
+    }
+
+    fn get<'a>(h: &'a HeaderList, name: &str) -> Option<&'a str> {
+        h.iter()
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.to_str().ok())
+    }
+
+    #[test]
+    fn preflight_for_allowed_and_disallowed_origins() {
+        let c = cors(&["https://app.example.com"], true);
+        let h = c.preflight("https://app.example.com", "POST", Some("content-type"));
+        assert_eq!(
+            get(&h, "access-control-allow-origin"),
+            Some("https://app.example.com")
+        );
+        assert_eq!(get(&h, "access-control-allow-methods"), Some("GET,POST"));
+        assert_eq!(
+            get(&h, "access-control-allow-headers"),
+            Some("authorization,content-type")
+        );
+        assert_eq!(get(&h, "access-control-max-age"), Some("600"));
+        assert_eq!(get(&h, "access-control-allow-credentials"), Some("true"));
+        assert_eq!(get(&h, "vary"), Some("Origin"));
+        let h = c.preflight("https://evil.example", "POST", None);
+        assert_eq!(get(&h, "access-control-allow-origin"), None);
+        let h = c.preflight("https://app.example.com", "DELETE", None);
+        assert_eq!(get(&h, "access-control-allow-origin"), None);
+    }
+
+    #[test]
+    fn wildcard_origins() {
+        let c = cors(&["https://*.example.com"], false);
+        assert!(c.allows("https://a.example.com"));
+        assert!(!c.allows("https://example.com"));
+        assert!(!c.allows("http://a.example.com"));
+        let c = cors(&["https://*"], false);
+        assert!(c.allows("https://anything.test"));
+        assert!(!c.allows("http://anything.test"));
+        let c = cors(&["*"], false);
+        let h = c.response_headers(Some("http://x"));
+        assert_eq!(get(&h, "access-control-allow-origin"), Some("*"));
+        assert_eq!(get(&h, "access-control-expose-headers"), Some("x-total"));
+    }
+
+    #[test]
+    fn credentials_with_star_is_a_config_error() {
+        let conf = CorsConf {
+            allow_origins: vec!["*".into()],
+            allow_credentials: true,
+            ..CorsConf::default()
+        };
+        let mut errors = ConfigErrors::default();
+        Cors::compile(&conf, &mut errors);
+        assert_eq!(errors.0.len(), 1);
+        assert_eq!(errors.0[0].field, "CorsConfiguration.AllowCredentials");
+    }
+}
