@@ -8,7 +8,6 @@
 //! that method's routes plus the `ANY` routes whose path it does not define itself.
 
 use http::Method;
-use std::collections::HashMap;
 
 /// One path segment of a route key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +126,8 @@ pub struct Router<T> {
     routes: Vec<T>,
     /// Variable names by segment position, per route.
     var_names: Vec<Vec<(usize, String)>>,
-    by_method: HashMap<Method, Tries>,
+    /// Few distinct methods: a short scan beats hashing `Method`.
+    by_method: Vec<(Method, Tries)>,
     any: Tries,
     default_route: Option<usize>,
 }
@@ -164,7 +164,7 @@ impl<T> Router<T> {
         let mut router = Router {
             routes: Vec::with_capacity(routes.len()),
             var_names: Vec::with_capacity(routes.len()),
-            by_method: HashMap::new(),
+            by_method: Vec::new(),
             any: Tries::default(),
             default_route: None,
         };
@@ -193,11 +193,16 @@ impl<T> Router<T> {
                 RouteKey::Path {
                     method: Some(m),
                     segments,
-                } => router
-                    .by_method
-                    .entry(m.clone())
-                    .or_default()
-                    .insert(segments, *idx)?,
+                } => {
+                    let pos = match router.by_method.iter().position(|(have, _)| have == m) {
+                        Some(p) => p,
+                        None => {
+                            router.by_method.push((m.clone(), Tries::default()));
+                            router.by_method.len() - 1
+                        }
+                    };
+                    router.by_method[pos].1.insert(segments, *idx)?
+                }
                 RouteKey::Path { method: None, .. } => {}
             }
         }
@@ -208,7 +213,7 @@ impl<T> Router<T> {
             } = key
             {
                 router.any.insert(segments, *idx)?;
-                for tries in router.by_method.values_mut() {
+                for (_, tries) in router.by_method.iter_mut() {
                     // A conflict means this method defines the same path: its own route wins.
                     let _ = tries.insert(segments, *idx);
                 }
@@ -224,7 +229,11 @@ impl<T> Router<T> {
             Some(p) if !p.is_empty() => p,
             _ => path,
         };
-        let tries = self.by_method.get(method).unwrap_or(&self.any);
+        let tries = self
+            .by_method
+            .iter()
+            .find(|(m, _)| m == method)
+            .map_or(&self.any, |(_, t)| t);
         let hit = tries
             .full
             .at(path)

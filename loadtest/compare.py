@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Gateway vs nginx on one machine, in one run, alternating rounds.
+
+Starts a one-worker nginx backend answering a 30-byte JSON, then drives the same load with
+wrk through: nginx as a reverse proxy (one worker, keepalive upstream), apigate plain, and
+apigate with a JWT authorizer + IP filter + header mapping on the route (one thread each).
+Prints req/s, p50/p99 latency and proxy CPU per request, as medians over the rounds and as
+ratios against nginx. Loopback only; every wrk run is bounded by --duration.
+
+    python3 loadtest/compare.py [--rounds 3] [--duration 10] [--connections 64]
+"""
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "apigate")
+BODY = '{"ok":true,"msg":"hello, api"}'  # 30 bytes
+assert len(BODY) == 30
+SECRET = b"compare-script-secret-0123456789"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc=None, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            sys.exit(f"process for port {port} exited early")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing listening on {port}")
+
+
+def b64(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def token():
+    header = {"alg": "HS256", "typ": "JWT", "kid": "k1"}
+    claims = {"sub": "load", "iss": "https://issuer.local", "aud": "bench",
+              "exp": int(time.time()) + 3600, "scope": "read"}
+    signing = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+    return signing + "." + b64(hmac.new(SECRET, signing.encode(), hashlib.sha256).digest())
+
+
+def cpu_seconds(pids):
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except OSError:
+            pass
+    return total / tick
+
+
+def children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def nginx_conf(d, name, port, body=None, upstream=None):
+    path = os.path.join(d, f"{name}.conf")
+    if body is not None:
+        loc = f"default_type application/json; return 200 '{body}';"
+        up = ""
+    else:
+        up = f"upstream backend {{ server 127.0.0.1:{upstream}; keepalive 64; }}"
+        loc = "proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";"
+    with open(path, "w") as f:
+        f.write(f"""
+worker_processes 1;
+pid {d}/{name}.pid;
+error_log {d}/{name}.err warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {d}/{name}-body;
+  proxy_temp_path {d}/{name}-proxy;
+  fastcgi_temp_path {d}/{name}-fcgi;
+  uwsgi_temp_path {d}/{name}-uwsgi;
+  scgi_temp_path {d}/{name}-scgi;
+  {up}
+  server {{ listen 127.0.0.1:{port}; location / {{ {loc} }} }}
+}}
+""")
+    return path
+
+
+def write_conf(d, backend, policies):
+    os.makedirs(os.path.join(d, "routes"), exist_ok=True)
+    os.makedirs(os.path.join(d, "integrations"), exist_ok=True)
+    integ = {"IntegrationType": "HTTP_PROXY", "IntegrationUri": f"http://127.0.0.1:{backend}/bench",
+             "IntegrationMethod": "ANY", "PayloadFormatVersion": "1.0"}
+    route = {"RouteKey": "GET /bench", "Target": "integrations/i"}
+    if policies:
+        integ["RequestParameters"] = {"overwrite:header.X-User": "$context.authorizer.claims.sub",
+                                      "overwrite:header.Api-Version": "v1"}
+        route.update({"AuthorizationType": "JWT", "AuthorizerId": "auth", "AuthorizationScopes": ["read"],
+                      "Policies": {"IpFilter": {"Action": "allow", "Addresses": ["127.0.0.0/8"]}}})
+        os.makedirs(os.path.join(d, "authorizers"), exist_ok=True)
+        with open(os.path.join(d, "authorizers", "auth.json"), "w") as f:
+            json.dump({"AuthorizerType": "JWT", "IdentitySource": ["$request.header.Authorization"],
+                       "JwtConfiguration": {"Issuer": "https://issuer.local", "Audience": ["bench"]},
+                       "Jwks": {"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": b64(SECRET)}]}}, f)
+    with open(os.path.join(d, "integrations", "i.json"), "w") as f:
+        json.dump(integ, f)
+    with open(os.path.join(d, "routes", "r.json"), "w") as f:
+        json.dump(route, f)
+
+
+def wrk(port, duration, connections, headers, pin):
+    cmd = pin + ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
+    cmd.append(f"http://127.0.0.1:{port}/bench")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        sys.exit(f"wrk saw {non2xx.group(1)} error responses on port {port}:\n{out}")
+
+    def pct(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        v, unit = float(m.group(1)), m.group(2)
+        return v * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+    return reqs, rps, pct(50), pct(99)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=64)
+    args = ap.parse_args()
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing: run loadtest/compare.sh (it installs nginx-light and wrk)")
+    if not os.path.exists(BIN):
+        sys.exit("build first: cargo build --release")
+
+    # Two cores: the proxy under test gets CPU 1, the backend and wrk share CPU 0.
+    pin_proxy = ["taskset", "-c", "1"] if shutil.which("taskset") and os.cpu_count() >= 2 else []
+    pin_other = ["taskset", "-c", "0"] if pin_proxy else []
+
+    d = tempfile.mkdtemp(prefix="apigate-compare-")
+    procs = []
+    try:
+        backend = free_port()
+        procs.append(subprocess.Popen(pin_other + ["nginx", "-g", "daemon off;", "-c", nginx_conf(d, "backend", backend, body=BODY)]))
+        wait_port(backend, procs[-1])
+        nginx_port = free_port()
+        nginx = subprocess.Popen(pin_proxy + ["nginx", "-g", "daemon off;", "-c", nginx_conf(d, "proxy", nginx_port, upstream=backend)])
+        procs.append(nginx)
+        wait_port(nginx_port, nginx)
+
+        targets = [("nginx proxy", nginx_port, children(nginx.pid) or [nginx.pid], [])]
+        for name, policies in (("apigate", False), ("apigate+policies", True)):
+            cd = os.path.join(d, name.replace("+", "-"))
+            write_conf(cd, backend, policies)
+            port = free_port()
+            p = subprocess.Popen(pin_proxy + [BIN, "serve", "--conf", cd, "--listen", f"127.0.0.1:{port}", "--threads", "1"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(p)
+            wait_port(port, p)
+            headers = [f"Authorization: Bearer {token()}"] if policies else []
+            targets.append((name, port, [p.pid], headers))
+
+        # Warm up every path (pools, caches), then alternate rounds.
+        for _, port, _, headers in targets:
+            wrk(port, 2, args.connections, headers, pin_other)
+        results = {t[0]: [] for t in targets}
+        for r in range(args.rounds):
+            for name, port, pids, headers in targets:
+                c0 = cpu_seconds(pids)
+                reqs, rps, p50, p99 = wrk(port, args.duration, args.connections, headers, pin_other)
+                cpu_us = (cpu_seconds(pids) - c0) / reqs * 1e6
+                results[name].append((rps, p50, p99, cpu_us))
+                print(f"round {r + 1} {name:18} {rps:10.0f} req/s  p50 {p50:7.0f} us  p99 {p99:7.0f} us  cpu {cpu_us:5.1f} us/req", flush=True)
+
+        med = {n: [statistics.median(x[i] for x in v) for i in range(4)] for n, v in results.items()}
+        base = med["nginx proxy"]
+        print(f"\nmedians of {args.rounds} rounds, wrk -t1 -c{args.connections} -d{args.duration}s, one worker each:")
+        print(f"{'':18} {'req/s':>10} {'p50 us':>8} {'p99 us':>8} {'cpu us/req':>11} | {'req/s':>6} {'p50':>6} {'p99':>6} {'cpu/req':>7}  (ratio to nginx)")
+        for n, (rps, p50, p99, cpu) in med.items():
+            print(f"{n:18} {rps:10.0f} {p50:8.0f} {p99:8.0f} {cpu:11.1f} | {rps / base[0]:6.2f} {p50 / base[1]:6.2f} {p99 / base[2]:6.2f} {cpu / base[3]:7.2f}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
