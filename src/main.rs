@@ -13,6 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// glibc malloc showed up as ~13% of proxy CPU under load; mimalloc's thread-local free lists
+/// make the per-request allocations of Pingora and the policies cheap.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "apigate",
@@ -108,6 +113,8 @@ fn serve(
 
     let server_conf = ServerConf {
         threads,
+        // One current-thread runtime per worker: no cross-thread task stealing on the hot path.
+        work_stealing: false,
         upstream_keepalive_pool_size: table.settings.keepalive_pool_size,
         // Upper bound only: `exit_when_drained` exits as soon as requests are done.
         grace_period_seconds: Some(31),
