@@ -77,7 +77,7 @@ fn main() -> ExitCode {
 }
 
 fn check(conf: PathBuf) -> ExitCode {
-    match reload::load_table(&conf) {
+    match reload::load_table(&conf, None) {
         Ok(table) => {
             let routes: usize = table.stages().map(|s| s.router.routes().len()).sum();
             println!(
@@ -100,7 +100,7 @@ fn serve(
     metrics: Option<String>,
     threads: Option<usize>,
 ) -> ExitCode {
-    let table = match reload::load_table(&conf) {
+    let table = match reload::load_table(&conf, None) {
         Ok(t) => t,
         Err(errors) => {
             eprint!("{}: {errors}apigate: not started\n", conf.display());

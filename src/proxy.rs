@@ -4,6 +4,7 @@
 //! `fail_to_proxy`.
 
 use crate::mapping::{apply_header, Claims, RequestOp, ResponseOp, Vars};
+use crate::policy::ratelimit::{Decision, KeySource};
 use crate::reload::SharedTable;
 use crate::table::{Route, Table};
 use async_trait::async_trait;
@@ -63,6 +64,8 @@ pub struct Ctx {
     stage_path: String,
     client_ip: IpAddr,
     claims: Option<Arc<Claims>>,
+    /// The tightest rate-limit decision, reported in `RateLimit-*` headers.
+    rate: Option<Decision>,
     counted: bool,
     body_bytes: u64,
 }
@@ -82,6 +85,7 @@ impl ProxyHttp for Gateway {
             stage_path: String::new(),
             client_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             claims: None,
+            rate: None,
             counted: false,
             body_bytes: 0,
         }
@@ -165,6 +169,19 @@ impl ProxyHttp for Gateway {
             if !filter.permits(ctx.client_ip) {
                 return respond(session, ctx, 403, "Forbidden", &[]).await;
             }
+        }
+        // Throttling comes before the authorizer: a throttled request costs no verification.
+        if let Some(bucket) = &route.throttle {
+            if !bucket.try_acquire() {
+                return respond(session, ctx, 429, "Too Many Requests", &[]).await;
+            }
+        }
+        if !self.rate_limits(session, ctx, &route, &table, false).await {
+            return respond(session, ctx, 429, "Too Many Requests", &[]).await;
+        }
+        // Limits keyed by a claim can only be counted once the token is verified.
+        if !self.rate_limits(session, ctx, &route, &table, true).await {
+            return respond(session, ctx, 429, "Too Many Requests", &[]).await;
         }
         Ok(false)
     }
@@ -422,6 +439,11 @@ impl ProxyHttp for Gateway {
             }
         }
         resp.insert_header("apigw-requestid", ctx.request_id.as_str())?;
+        if let Some(d) = &ctx.rate {
+            for (k, v) in d.headers() {
+                resp.insert_header(k, v)?;
+            }
+        }
         if let Some(cors) = ctx.table.as_ref().and_then(|t| t.cors.as_ref()) {
             // The gateway owns CORS: the backend's own access-control-* headers are dropped.
             let backend_cors: Vec<http::HeaderName> = resp
@@ -493,6 +515,61 @@ fn valid_percent_encoding(path: &str) -> bool {
         }
     }
     true
+}
+
+impl Gateway {
+    /// Counts the request against the route's rate limits (those keyed by a claim, or the
+    /// others); false when one refuses it. The tightest decision is kept for the headers.
+    async fn rate_limits(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        route: &Route,
+        table: &Table,
+        claim_keys: bool,
+    ) -> bool {
+        for limit in &route.rate_limits {
+            if matches!(limit.key, KeySource::Claim(_)) != claim_keys {
+                continue;
+            }
+            let mut key = String::with_capacity(limit.scope.len() + 48);
+            key.push_str(&limit.scope);
+            key.push('|');
+            match &limit.key {
+                KeySource::SourceIp => {
+                    use std::fmt::Write;
+                    let _ = write!(key, "{}", ctx.client_ip);
+                }
+                KeySource::Header(name) => {
+                    let mut first = true;
+                    for v in session.req_header().headers.get_all(name.as_str()) {
+                        if !first {
+                            key.push(',');
+                        }
+                        first = false;
+                        key.push_str(&String::from_utf8_lossy(v.as_bytes()));
+                    }
+                }
+                KeySource::Claim(name) => match ctx.claims.as_ref().and_then(|c| c.get(name)) {
+                    Some(serde_json::Value::String(v)) => key.push_str(v),
+                    Some(other) => key.push_str(&other.to_string()),
+                    None => {}
+                },
+            }
+            let decision = table.store.hit(&key, limit.calls, limit.period_secs).await;
+            let tighter = match &ctx.rate {
+                None => true,
+                Some(d) => !decision.allowed || (d.allowed && decision.remaining < d.remaining),
+            };
+            if tighter {
+                ctx.rate = Some(decision);
+            }
+            if !decision.allowed {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// AWS's answer for a failed proxy attempt.
@@ -613,6 +690,11 @@ async fn write_json(
     resp.insert_header("apigw-requestid", ctx.request_id.as_str())?;
     for (k, v) in extra {
         resp.insert_header(k.to_string(), v.as_str())?;
+    }
+    if let Some(d) = &ctx.rate {
+        for (k, v) in d.headers() {
+            resp.insert_header(k, v)?;
+        }
     }
     if let Some(cors) = ctx.table.as_ref().and_then(|t| t.cors.as_ref()) {
         let origin = session

@@ -15,10 +15,11 @@ use std::time::Duration;
 /// (each request holds its own `Arc` to the table it started with).
 pub type SharedTable = Arc<ArcSwap<Table>>;
 
-/// Reads and compiles the configuration at `path`, with every error found.
-pub fn load_table(path: &Path) -> Result<Table, config::ConfigErrors> {
+/// Reads and compiles the configuration at `path`, with every error found. `previous` is
+/// the running table on reload (state such as rate-limit counters carries over).
+pub fn load_table(path: &Path, previous: Option<&Table>) -> Result<Table, config::ConfigErrors> {
     let config = config::load(path)?;
-    Table::compile(&config)
+    Table::compile(&config, previous)
 }
 
 /// Re-reads the configuration on SIGHUP; an invalid one is reported and the running one
@@ -31,8 +32,9 @@ pub struct Reloader {
 impl Reloader {
     pub async fn reload(&self) -> bool {
         let path = self.path.clone();
+        let previous = self.table.load_full();
         // Compiling resolves hostnames and reads files: keep it off the async workers.
-        let result = tokio::task::spawn_blocking(move || load_table(&path)).await;
+        let result = tokio::task::spawn_blocking(move || load_table(&path, Some(&previous))).await;
         match result {
             Ok(Ok(table)) => {
                 let old = self.table.load();

@@ -7,6 +7,8 @@ use crate::config::{
 };
 use crate::mapping::{RequestMapping, ResponseMapping};
 use crate::policy::ipfilter::{parse_nets, IpFilter};
+use crate::policy::ratelimit::{self, KeySource, Store};
+use crate::policy::throttle::{self, TokenBucket};
 use crate::routing::{RouteKey, Router};
 use crate::upstream::Target;
 use http::Method;
@@ -29,10 +31,21 @@ pub struct Settings {
     pub keepalive_pool_size: usize,
 }
 
+/// A `RateLimit` policy: `calls` per `period` for each value of `key`, counted under
+/// `scope` (so an api-wide limit is shared by all routes).
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    pub scope: Arc<str>,
+    pub calls: u64,
+    pub period_secs: u64,
+    pub key: KeySource,
+}
+
 /// Policies of one scope (api, stage or route), compiled.
 #[derive(Debug, Clone, Default)]
 pub struct Policies {
     pub ip_filter: Option<IpFilter>,
+    pub rate_limit: Option<RateLimit>,
     pub request: RequestMapping,
     pub response: ResponseMapping,
 }
@@ -57,6 +70,9 @@ pub struct Route {
     pub integration: Arc<Integration>,
     /// Policies that apply, outermost (api) first, ending with the route's own.
     pub ip_filters: Vec<IpFilter>,
+    /// AWS stage throttling for this route (`None`: unlimited).
+    pub throttle: Option<TokenBucket>,
+    pub rate_limits: Vec<RateLimit>,
     pub request_maps: Vec<RequestMapping>,
     pub response_maps: Vec<ResponseMapping>,
     pub authorizer: Option<String>,
@@ -70,6 +86,9 @@ pub struct Stage {
 
 pub struct Table {
     pub settings: Settings,
+    /// Rate-limit counters; kept across reloads while `RateLimitStore` is unchanged.
+    pub store: Arc<Store>,
+    store_conf: Option<crate::config::RateLimitStoreConf>,
     pub cors: Option<crate::policy::cors::Cors>,
     named: HashMap<String, Stage>,
     default_stage: Option<Stage>,
@@ -96,10 +115,16 @@ impl Table {
         self.named.values().chain(self.default_stage.iter())
     }
 
-    /// Validates and compiles a whole configuration, reporting every error.
-    pub fn compile(config: &Config) -> Result<Table, ConfigErrors> {
+    /// Validates and compiles a whole configuration, reporting every error. `previous` is
+    /// the table being replaced on reload: its rate-limit store is kept when unchanged.
+    pub fn compile(config: &Config, previous: Option<&Table>) -> Result<Table, ConfigErrors> {
         let mut errors = ConfigErrors::default();
         let settings = compile_settings(&config.gateway, &mut errors);
+        let store_conf = config.gateway.rate_limit_store.clone();
+        let store = match previous {
+            Some(p) if p.store_conf == store_conf => Some(p.store.clone()),
+            _ => Store::from_conf(store_conf.as_ref(), &mut errors),
+        };
         let cors = config
             .api
             .cors_configuration
@@ -107,7 +132,14 @@ impl Table {
             .and_then(|c| crate::policy::cors::Cors::compile(c, &mut errors));
         // Api policies are compiled again per stage (stage variables); errors are reported once here.
         if let Some(p) = &config.api.policies {
-            compile_policies("api.json", "Policies", p, &BTreeMap::new(), &mut errors);
+            compile_policies(
+                "api.json",
+                "Policies",
+                p,
+                &BTreeMap::new(),
+                "api",
+                &mut errors,
+            );
         }
 
         let integrations: HashMap<&str, &Resource<IntegrationConf>> = config
@@ -150,6 +182,7 @@ impl Table {
                         "Policies",
                         p,
                         &stage.stage_variables,
+                        "api",
                         &mut ConfigErrors::default(),
                     )
                 })
@@ -185,8 +218,13 @@ impl Table {
             }
         }
         if errors.is_empty() {
+            let Some(store) = store else {
+                return Err(errors);
+            };
             Ok(Table {
                 settings,
+                store,
+                store_conf,
                 cors,
                 named,
                 default_stage,
@@ -243,9 +281,22 @@ fn compile_policies(
     field: &str,
     p: &PoliciesConf,
     stage_vars: &BTreeMap<String, String>,
+    scope: &str,
     errors: &mut ConfigErrors,
 ) -> Policies {
+    let rate_limit = p.rate_limit.as_ref().and_then(|r| {
+        let before = errors.0.len();
+        ratelimit::validate(file, &format!("{field}.RateLimit"), r, errors);
+        let key = KeySource::parse(&r.key)?;
+        (errors.0.len() == before).then(|| RateLimit {
+            scope: Arc::from(scope),
+            calls: r.calls,
+            period_secs: r.period_seconds,
+            key,
+        })
+    });
     Policies {
+        rate_limit,
         ip_filter: p
             .ip_filter
             .as_ref()
@@ -451,7 +502,7 @@ fn validate_routes<'c>(
             )),
         }
         if let Some(p) = &c.policies {
-            compile_policies(f, "Policies", p, &BTreeMap::new(), errors);
+            compile_policies(f, "Policies", p, &BTreeMap::new(), "", errors);
         }
         if let (Some(key), Some(integration)) = (key, integration) {
             if let Some(i) = integrations.get(integration) {
@@ -587,8 +638,23 @@ fn compile_stage(
     let stage_policies = stage
         .policies
         .as_ref()
-        .map(|p| compile_policies(file, "Policies", p, vars, errors))
+        .map(|p| {
+            compile_policies(
+                file,
+                "Policies",
+                p,
+                vars,
+                &format!("stage|{}", stage.name),
+                errors,
+            )
+        })
         .unwrap_or_default();
+    if let Some(d) = &stage.default_route_settings {
+        throttle::validate(file, "DefaultRouteSettings", d, errors);
+    }
+    for (key, rs) in &stage.route_settings {
+        throttle::validate(file, &format!("RouteSettings.{key}"), rs, errors);
+    }
 
     // Which routes this stage serves.
     let mut chosen: Vec<&CheckedRoute<'_>> = Vec::new();
@@ -649,20 +715,30 @@ fn compile_stage(
             .policies
             .as_ref()
             .map(|p| {
+                let scope = format!("route|{}|{}", stage.name, conf.route_key);
                 compile_policies(
                     &r.res.file,
                     "Policies",
                     p,
                     vars,
+                    &scope,
                     &mut ConfigErrors::default(),
                 )
             })
             .unwrap_or_default();
         let scopes = [api, &stage_policies, &own];
+        let throttle = throttle::route_limit(
+            stage.default_route_settings.as_ref(),
+            stage.route_settings.get(&conf.route_key),
+        )
+        .map(|(rate, burst)| TokenBucket::new(rate, burst))
+        .filter(|b| !b.is_unlimited());
         let route = Route {
             key: Arc::from(conf.route_key.as_str()),
             is_default: matches!(r.key, RouteKey::Default),
             ip_filters: scopes.iter().filter_map(|p| p.ip_filter.clone()).collect(),
+            throttle,
+            rate_limits: scopes.iter().filter_map(|p| p.rate_limit.clone()).collect(),
             request_maps: scopes
                 .iter()
                 .map(|p| p.request.clone())

@@ -1,3 +1,5 @@
 //! Access and traffic policies, each compiled once at config load.
 pub mod cors;
 pub mod ipfilter;
+pub mod ratelimit;
+pub mod throttle;

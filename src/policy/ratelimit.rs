@@ -1,0 +1,1119 @@
+//! `RateLimit` policies (after APIM `rate-limit-by-key`): a fixed window of
+//! `PeriodSeconds` per key, at most `Calls` calls in it.
+//!
+//! A window starts at a key's first call and lasts `PeriodSeconds`; the next call after
+//! it ends starts a new one. Counters live in a [`Store`], made once from
+//! `gateway.json`'s `RateLimitStore` and kept across config reloads:
+//! - [`LocalStore`] (default): in process, sharded, bounded in memory;
+//! - [`RedisStore`]: in Redis, shared by every gateway instance; one Lua script per call
+//!   (INCR, PEXPIRE on the first call of a window, PTTL), so concurrent gateways never
+//!   race. When Redis cannot be reached the store **fails open**: the call is allowed
+//!   and counted in [`Store::redis_errors`].
+//!
+//! The caller evaluates the policy's `Key` (see [`KeySource`]), namespaces it (e.g.
+//! `stage|routeKey|scope|value`), calls [`Store::hit`], answers 429 when
+//! `!decision.allowed`, and puts [`Decision::headers`] on every answer of a limited route.
+
+use crate::config::{closest, ConfigError, ConfigErrors, RateLimitConf, RateLimitStoreConf};
+use parking_lot::Mutex;
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest window a policy may ask for (one day).
+pub const MAX_PERIOD_SECS: u64 = 86_400;
+/// Default bound on the number of windows a [`LocalStore`] keeps.
+pub const DEFAULT_LOCAL_CAPACITY: usize = 100_000;
+/// Prefix of every Redis key this module writes.
+pub const REDIS_KEY_PREFIX: &str = "apigate:rl:";
+
+// ---------------------------------------------------------------------------------------
+// Decision
+// ---------------------------------------------------------------------------------------
+
+/// The answer for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The policy's `Calls`.
+    pub limit: u64,
+    /// Calls left in the current window (0 once refused).
+    pub remaining: u64,
+    /// Seconds until the current window ends (at least 1).
+    pub reset_secs: u64,
+}
+
+impl Decision {
+    /// The decision for the `count`-th call of a window ending in `ttl_ms`.
+    fn counted(count: u64, limit: u64, ttl_ms: u64) -> Decision {
+        Decision {
+            allowed: count <= limit,
+            limit,
+            remaining: limit.saturating_sub(count),
+            reset_secs: ttl_ms.div_ceil(1000).max(1),
+        }
+    }
+
+    /// The decision when the store could not be asked: allow, report a full window.
+    pub fn fail_open(limit: u64, period_secs: u64) -> Decision {
+        Decision {
+            allowed: true,
+            limit,
+            remaining: limit,
+            reset_secs: period_secs.max(1),
+        }
+    }
+
+    /// `Retry-After` seconds (>= 1) when refused.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        (!self.allowed).then_some(self.reset_secs.max(1))
+    }
+
+    /// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (delay in seconds, as in
+    /// Kong and the IETF drafts up to -06), plus `Retry-After` when refused.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = Vec::with_capacity(4);
+        h.push(("RateLimit-Limit", self.limit.to_string()));
+        h.push(("RateLimit-Remaining", self.remaining.to_string()));
+        h.push(("RateLimit-Reset", self.reset_secs.to_string()));
+        if let Some(s) = self.retry_after_secs() {
+            h.push(("Retry-After", s.to_string()));
+        }
+        h
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Policy validation and key syntax
+// ---------------------------------------------------------------------------------------
+
+/// Where a policy's `Key` comes from. The caller evaluates it per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `$context.identity.sourceIp`
+    SourceIp,
+    /// `$request.header.NAME` (NAME as written; header lookup is case-insensitive).
+    Header(String),
+    /// `$context.authorizer.claims.NAME`
+    Claim(String),
+}
+
+const SOURCE_IP: &str = "$context.identity.sourceIp";
+const HEADER_PREFIX: &str = "$request.header.";
+const CLAIM_PREFIX: &str = "$context.authorizer.claims.";
+
+impl KeySource {
+    /// Parses a `Key`; `None` when it is not one of the three supported forms.
+    pub fn parse(key: &str) -> Option<KeySource> {
+        if key == SOURCE_IP {
+            Some(KeySource::SourceIp)
+        } else if let Some(name) = key.strip_prefix(HEADER_PREFIX) {
+            is_header_name(name).then(|| KeySource::Header(name.to_string()))
+        } else if let Some(name) = key.strip_prefix(CLAIM_PREFIX) {
+            let ok = !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+            ok.then(|| KeySource::Claim(name.to_string()))
+        } else {
+            None
+        }
+    }
+}
+
+/// An HTTP field name: one or more `tchar` (RFC 9110).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Checks a `RateLimit` policy. `field` names it, e.g. `Policies.RateLimit`; errors name
+/// `<field>.Calls`, `<field>.PeriodSeconds`, `<field>.Key`.
+pub fn validate(file: &str, field: &str, conf: &RateLimitConf, errors: &mut ConfigErrors) {
+    if conf.calls == 0 {
+        errors.push(ConfigError::new(
+            file,
+            format!("{field}.Calls"),
+            "0 calls would refuse every request",
+            "set Calls to 1 or more (to block a route, use an IpFilter)",
+        ));
+    }
+    if !(1..=MAX_PERIOD_SECS).contains(&conf.period_seconds) {
+        errors.push(ConfigError::new(
+            file,
+            format!("{field}.PeriodSeconds"),
+            format!("{} is outside 1..={MAX_PERIOD_SECS}", conf.period_seconds),
+            format!("use a window between 1 and {MAX_PERIOD_SECS} seconds"),
+        ));
+    }
+    if KeySource::parse(&conf.key).is_none() {
+        let forms = format!("use {SOURCE_IP}, {HEADER_PREFIX}NAME or {CLAIM_PREFIX}NAME");
+        let fix = match suggest_key(&conf.key) {
+            Some(s) => format!("did you mean {s:?}? ({forms})"),
+            None => forms,
+        };
+        errors.push(ConfigError::new(
+            file,
+            format!("{field}.Key"),
+            format!("unsupported key {:?}", conf.key),
+            fix,
+        ));
+    }
+}
+
+fn suggest_key(key: &str) -> Option<String> {
+    if let Some(s) = closest(key, [SOURCE_IP]) {
+        return Some(s.to_string());
+    }
+    let (head, name) = key.rsplit_once('.')?;
+    let head = format!("{head}.");
+    let prefix = closest(&head, [HEADER_PREFIX, CLAIM_PREFIX])?;
+    let candidate = format!("{prefix}{name}");
+    KeySource::parse(&candidate).map(|_| candidate)
+}
+
+// ---------------------------------------------------------------------------------------
+// Store
+// ---------------------------------------------------------------------------------------
+
+/// Where counters live. Created once from gateway.json's `RateLimitStore` and kept across
+/// config reloads (so counters survive a reload).
+// Made once and kept in an `Arc`: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Store {
+    Local(LocalStore),
+    Redis(RedisStore),
+}
+
+impl Store {
+    /// Builds the store named by `RateLimitStore` (absent: local). Checks the
+    /// configuration only; no I/O (Redis is connected on first use). Errors are reported
+    /// against file `gateway.json`, field `RateLimitStore.*`.
+    pub fn from_conf(
+        conf: Option<&RateLimitStoreConf>,
+        errors: &mut ConfigErrors,
+    ) -> Option<Arc<Store>> {
+        const FILE: &str = "gateway.json";
+        let Some(conf) = conf else {
+            return Some(Arc::new(Store::Local(LocalStore::new(
+                DEFAULT_LOCAL_CAPACITY,
+            ))));
+        };
+        match conf.kind.as_str() {
+            "local" => {
+                if conf.url.is_some() {
+                    errors.push(ConfigError::new(
+                        FILE,
+                        "RateLimitStore.Url",
+                        "Url is only used by a Redis store",
+                        "remove Url, or set Type to \"redis\"",
+                    ));
+                    return None;
+                }
+                Some(Arc::new(Store::Local(LocalStore::new(
+                    DEFAULT_LOCAL_CAPACITY,
+                ))))
+            }
+            "redis" => {
+                let Some(url) = conf.url.as_deref() else {
+                    errors.push(ConfigError::new(
+                        FILE,
+                        "RateLimitStore.Url",
+                        "a Redis store needs a Url",
+                        "add \"Url\": \"redis://HOST:6379\"",
+                    ));
+                    return None;
+                };
+                match RedisStore::new(url) {
+                    Ok(s) => Some(Arc::new(Store::Redis(s))),
+                    Err(problem) => {
+                        errors.push(ConfigError::new(
+                            FILE,
+                            "RateLimitStore.Url",
+                            problem,
+                            "use redis://[:PASSWORD@]HOST[:PORT][/DB], e.g. redis://127.0.0.1:6379",
+                        ));
+                        None
+                    }
+                }
+            }
+            other => {
+                let fix = match closest(other, ["local", "redis"]) {
+                    Some(s) => format!("did you mean {s:?}? (use \"local\" or \"redis\")"),
+                    None => "use \"local\" or \"redis\"".to_string(),
+                };
+                errors.push(ConfigError::new(
+                    FILE,
+                    "RateLimitStore.Type",
+                    format!("unknown store type {other:?}"),
+                    fix,
+                ));
+                None
+            }
+        }
+    }
+
+    /// Fixed window of `period_secs` per key: counts one call for `key` and answers
+    /// whether it is within `limit`.
+    pub async fn hit(&self, key: &str, limit: u64, period_secs: u64) -> Decision {
+        match self {
+            Store::Local(s) => s.hit(key, limit, period_secs),
+            Store::Redis(s) => s.hit(key, limit, period_secs).await,
+        }
+    }
+
+    /// How many calls were allowed without counting because Redis was unreachable or
+    /// failed (always 0 for a local store).
+    pub fn redis_errors(&self) -> u64 {
+        match self {
+            Store::Local(_) => 0,
+            Store::Redis(s) => s.errors(),
+        }
+    }
+
+    /// `"local"` or `"redis"`, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Local(_) => "local",
+            Store::Redis(_) => "redis",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Local store
+// ---------------------------------------------------------------------------------------
+
+const SHARDS: usize = 64;
+
+/// In-process counters: 64 shards, each a `parking_lot::Mutex<HashMap>`, holding at most
+/// `capacity` windows in total.
+///
+/// Keys are stored as a 64-bit SipHash with a per-process random key, so an entry is a
+/// fixed 24 bytes however long the key is, and clients cannot craft collisions.
+///
+/// Memory bound: each shard holds at most `capacity / 64` windows (at least 1). When a new
+/// key arrives at a full shard, the shard first drops its expired windows; if it is still
+/// full it evicts an eighth of its windows at once (amortised cost), preferring windows
+/// that have seen a single call, then those ending soonest. Evicting a live window resets
+/// that key's count: the store errs towards allowing (fail-open-ish), it never refuses
+/// because it is full. The single-call preference means a flood of one-off keys (a
+/// scan, or an attacker rotating keys) mostly evicts its own entries, not the counters
+/// of clients that are actually being limited.
+pub struct LocalStore {
+    origin: Instant,
+    hasher: RandomState,
+    shards: Box<[Mutex<Shard>]>,
+    per_shard: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    windows: HashMap<u64, Window, BuildHasherDefault<PassThrough>>,
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    count: u64,
+    /// ms since the store's origin.
+    ends_ms: u64,
+}
+
+/// The map keys are already SipHash outputs: use them as they are.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for u64 keys; fold anything else in.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl LocalStore {
+    /// A store keeping at most `capacity` windows (rounded down to a multiple of 64, at
+    /// least 64).
+    pub fn new(capacity: usize) -> Self {
+        LocalStore {
+            origin: Instant::now(),
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            per_shard: (capacity / SHARDS).max(1),
+        }
+    }
+
+    /// See [`Store::hit`].
+    pub fn hit(&self, key: &str, limit: u64, period_secs: u64) -> Decision {
+        self.hit_at(key, limit, period_secs, Instant::now())
+    }
+
+    /// [`LocalStore::hit`] as of `now` (for tests).
+    pub fn hit_at(&self, key: &str, limit: u64, period_secs: u64, now: Instant) -> Decision {
+        let hash = self.hasher.hash_one(key);
+        // Shard on middle bits: the map itself uses the low bits (bucket) and the top 7
+        // (control byte), which must stay varied within a shard.
+        let shard = &self.shards[((hash >> 32) as usize) % SHARDS];
+        let now_ms = now.saturating_duration_since(self.origin).as_millis() as u64;
+        let period_ms = period_secs.max(1).saturating_mul(1000);
+        let fresh = Window {
+            count: 1,
+            ends_ms: now_ms.saturating_add(period_ms),
+        };
+        let w = {
+            let mut shard = shard.lock();
+            match shard.windows.get_mut(&hash) {
+                Some(w) if w.ends_ms > now_ms => {
+                    w.count = w.count.saturating_add(1);
+                    *w
+                }
+                Some(w) => {
+                    *w = fresh;
+                    fresh
+                }
+                None => {
+                    if shard.windows.len() >= self.per_shard {
+                        shard.make_room(now_ms, self.per_shard);
+                    }
+                    shard.windows.insert(hash, fresh);
+                    fresh
+                }
+            }
+        };
+        Decision::counted(w.count, limit, w.ends_ms - now_ms)
+    }
+
+    /// Windows currently held (expired ones included until they are swept).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().windows.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most windows this store will hold.
+    pub fn capacity(&self) -> usize {
+        self.per_shard * SHARDS
+    }
+}
+
+impl Shard {
+    fn make_room(&mut self, now_ms: u64, per_shard: usize) {
+        self.windows.retain(|_, w| w.ends_ms > now_ms);
+        if self.windows.len() < per_shard {
+            return;
+        }
+        // Evict an eighth: single-call windows first, then those ending soonest.
+        let evict = (per_shard / 8).max(1);
+        let score = |w: &Window| (u64::from(w.count > 1) << 63) | (w.ends_ms & (u64::MAX >> 1));
+        let mut scores: Vec<u64> = self.windows.values().map(score).collect();
+        let (_, cutoff, _) = scores.select_nth_unstable(evict - 1);
+        let cutoff = *cutoff;
+        let mut removed = 0;
+        self.windows.retain(|_, w| {
+            if removed < evict && score(w) <= cutoff {
+                removed += 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Redis store
+// ---------------------------------------------------------------------------------------
+
+/// INCR the key, start its window on the first call, report count and ms left. The PTTL
+/// fallback repairs a key that somehow lost its expiry, so no counter can stick forever.
+const HIT_SCRIPT: &str = r"
+local c = redis.call('INCR', KEYS[1])
+if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local t = redis.call('PTTL', KEYS[1])
+if t < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  t = tonumber(ARGV[1])
+end
+return {c, t}
+";
+
+/// Bound on connecting and on each call; past it the call fails open.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(200);
+/// After a failure, Redis is tried again (by one caller) at most this often; other calls
+/// fail open at once instead of each waiting for a timeout.
+const REDIS_RETRY_MS: u64 = 1_000;
+/// A connection manager failing for this long is dropped and made anew.
+const REDIS_REBUILD_MS: u64 = 3_000;
+/// At most one warning per this interval while Redis is failing.
+const REDIS_LOG_MS: u64 = 10_000;
+
+/// Counters in Redis, shared by every gateway pointing at it (key
+/// `apigate:rl:<namespaced key>`, the caller's key verbatim: Redis keys are binary-safe,
+/// and a short non-cryptographic hash would let clients craft collisions with other
+/// clients' counters).
+///
+/// Connection: a `redis::aio::ConnectionManager` (one multiplexed connection, shared by
+/// all calls, reconnecting by itself), made on first use. Every call is bounded by
+/// 200 ms. **Fail open**: when Redis is unreachable, slow or erroring, the call is
+/// allowed with a full `remaining`, [`RedisStore::errors`] grows, and a warning is
+/// logged at most once per 10 s. After a failure only one call per second tries Redis;
+/// the others fail open immediately, so an outage costs no latency. Counting resumes
+/// by itself when Redis is back (a manager that keeps failing for 3 s is rebuilt).
+///
+/// Counters in a restarted Redis start from zero unless it persists them.
+pub struct RedisStore {
+    client: redis::Client,
+    /// `host:port`, without credentials, for logs.
+    addr: String,
+    script: redis::Script,
+    manager: Mutex<Option<redis::aio::ConnectionManager>>,
+    connecting: tokio::sync::Mutex<()>,
+    origin: Instant,
+    /// 0 while healthy; else ms (since origin) before which nobody tries Redis.
+    retry_at_ms: AtomicU64,
+    /// 0 while healthy; else ms (since origin, at least 1) of the first failure in a row.
+    failing_since_ms: AtomicU64,
+    last_log_ms: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl RedisStore {
+    /// Parses `url` (no I/O). The error says what is wrong with it.
+    pub fn new(url: &str) -> Result<RedisStore, String> {
+        if !url.starts_with("redis://") {
+            return Err(format!("{url:?} is not a redis:// URL"));
+        }
+        let client = redis::Client::open(url)
+            .map_err(|e| format!("{url:?} is not a valid Redis URL: {e}"))?;
+        let addr = client.get_connection_info().addr.to_string();
+        Ok(RedisStore {
+            client,
+            addr,
+            script: redis::Script::new(HIT_SCRIPT),
+            manager: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            origin: Instant::now(),
+            retry_at_ms: AtomicU64::new(0),
+            failing_since_ms: AtomicU64::new(0),
+            last_log_ms: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        })
+    }
+
+    /// Fail-open decisions so far.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    fn now_ms(&self) -> u64 {
+        // +1 so that 0 can mean "unset" in the atomics.
+        self.origin.elapsed().as_millis() as u64 + 1
+    }
+
+    /// See [`Store::hit`].
+    pub async fn hit(&self, key: &str, limit: u64, period_secs: u64) -> Decision {
+        let period_ms = period_secs.max(1).saturating_mul(1000);
+        let now = self.now_ms();
+        let retry_at = self.retry_at_ms.load(Ordering::Relaxed);
+        if retry_at != 0
+            && (now < retry_at
+                || self
+                    .retry_at_ms
+                    .compare_exchange(
+                        retry_at,
+                        now + REDIS_RETRY_MS,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_err())
+        {
+            // Failing, and either not yet time to retry or another call is retrying now.
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            return Decision::fail_open(limit, period_secs);
+        }
+        match self.call(key, period_ms).await {
+            Ok((count, ttl_ms)) => {
+                if self.failing_since_ms.swap(0, Ordering::Relaxed) != 0 {
+                    log::info!("rate limit store: Redis at {} answers again", self.addr);
+                }
+                self.retry_at_ms.store(0, Ordering::Relaxed);
+                let ttl_ms = if ttl_ms > 0 { ttl_ms as u64 } else { period_ms };
+                Decision::counted(count.max(1) as u64, limit, ttl_ms)
+            }
+            Err(problem) => {
+                self.failed(&problem);
+                Decision::fail_open(limit, period_secs)
+            }
+        }
+    }
+
+    async fn call(&self, key: &str, period_ms: u64) -> Result<(i64, i64), String> {
+        let existing = self.manager.lock().clone();
+        let mut manager = match existing {
+            Some(m) => m,
+            None => self.connect().await?,
+        };
+        let mut invocation = self.script.key(format!("{REDIS_KEY_PREFIX}{key}"));
+        invocation.arg(period_ms);
+        tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async(&mut manager))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Makes the connection manager. One caller connects; callers arriving meanwhile wait
+    /// for it (at most [`REDIS_TIMEOUT`]) instead of opening connections of their own.
+    async fn connect(&self) -> Result<redis::aio::ConnectionManager, String> {
+        let failures = self.errors.load(Ordering::Relaxed);
+        let _connecting = self.connecting.lock().await;
+        if let Some(m) = self.manager.lock().clone() {
+            return Ok(m);
+        }
+        if self.errors.load(Ordering::Relaxed) != failures {
+            // Whoever connected while we waited has just failed: do not try again at once.
+            return Err("not connected".to_string());
+        }
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(REDIS_TIMEOUT)
+            .set_response_timeout(REDIS_TIMEOUT)
+            .set_number_of_retries(2)
+            .set_max_delay(500);
+        let made = tokio::time::timeout(
+            REDIS_TIMEOUT,
+            redis::aio::ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await
+        .map_err(|_| "timed out connecting".to_string())?
+        .map_err(|e| format!("cannot connect: {e}"))?;
+        *self.manager.lock() = Some(made.clone());
+        Ok(made)
+    }
+
+    fn failed(&self, problem: &str) {
+        let total = self.errors.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = self.now_ms();
+        self.retry_at_ms
+            .store(now + REDIS_RETRY_MS, Ordering::Relaxed);
+        let since = self.failing_since_ms.load(Ordering::Relaxed);
+        if since == 0 {
+            self.failing_since_ms.store(now, Ordering::Relaxed);
+        } else if now.saturating_sub(since) >= REDIS_REBUILD_MS
+            && self
+                .failing_since_ms
+                .compare_exchange(since, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // Whatever state the manager is in, start over with a fresh one.
+            self.manager.lock().take();
+        }
+        let last = self.last_log_ms.load(Ordering::Relaxed);
+        if (last == 0 || now.saturating_sub(last) >= REDIS_LOG_MS)
+            && self
+                .last_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            log::warn!(
+                "rate limit store: Redis at {} failed ({problem}); allowing requests uncounted \
+                 until it answers ({total} so far)",
+                self.addr
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(calls: u64, period: u64, key: &str) -> RateLimitConf {
+        RateLimitConf {
+            calls,
+            period_seconds: period,
+            key: key.to_string(),
+        }
+    }
+
+    #[test]
+    fn window_counts_then_resets() {
+        let s = LocalStore::new(1000);
+        let t0 = Instant::now();
+        for i in 1..=3 {
+            let d = s.hit_at("k", 3, 10, t0);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, 3 - i);
+            assert_eq!(d.reset_secs, 10);
+        }
+        let d = s.hit_at("k", 3, 10, t0 + Duration::from_millis(9_100));
+        assert!(!d.allowed);
+        assert_eq!((d.remaining, d.reset_secs), (0, 1));
+        assert_eq!(d.retry_after_secs(), Some(1));
+        // The window ends 10 s after its first call.
+        let d = s.hit_at("k", 3, 10, t0 + Duration::from_secs(10));
+        assert!(d.allowed);
+        assert_eq!((d.remaining, d.reset_secs), (2, 10));
+    }
+
+    #[test]
+    fn keys_are_isolated() {
+        let s = LocalStore::new(1000);
+        let t0 = Instant::now();
+        assert!(s.hit_at("a", 1, 60, t0).allowed);
+        assert!(!s.hit_at("a", 1, 60, t0).allowed);
+        assert!(s.hit_at("b", 1, 60, t0).allowed);
+        assert!(s.hit_at("stage|GET /x|route|1.2.3.4", 1, 60, t0).allowed);
+        assert!(s.hit_at("stage|GET /y|route|1.2.3.4", 1, 60, t0).allowed);
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let s = LocalStore::new(10_000);
+        assert!(s.capacity() <= 10_000);
+        let t0 = Instant::now();
+        // A limited client keeps calling while a flood of one-off keys arrives.
+        for i in 0..1_000_000u64 {
+            s.hit_at(&format!("flood-{i}"), 5, 60, t0);
+            if i % 1000 == 0 {
+                s.hit_at("victim", 5, 60, t0);
+            }
+        }
+        assert!(s.len() <= 10_000, "{}", s.len());
+        assert!(s.len() >= 9_000, "{}", s.len());
+        // The victim's counter survived the flood: single-call windows go first.
+        assert!(!s.hit_at("victim", 5, 60, t0).allowed);
+        // Expired windows are swept before anything live is evicted.
+        let later = t0 + Duration::from_secs(61);
+        for i in 0..5_000u64 {
+            s.hit_at(&format!("new-{i}"), 5, 60, later);
+        }
+        assert!(s.len() <= 10_000);
+    }
+
+    #[test]
+    fn tiny_capacity_and_odd_arguments() {
+        let s = LocalStore::new(0);
+        assert_eq!(s.capacity(), 64);
+        for i in 0..1000 {
+            assert!(s.hit(&format!("k{i}"), 1, 1).allowed);
+        }
+        assert!(s.len() <= 64);
+        let d = s.hit("zero", 0, 0);
+        assert!(!d.allowed);
+        assert_eq!(d.reset_secs, 1);
+        assert!(s.hit("long", 1, u64::MAX).allowed);
+    }
+
+    #[test]
+    fn concurrent_hits_count_exactly() {
+        let s = Arc::new(LocalStore::new(1000));
+        let t0 = Instant::now();
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    (0..1000)
+                        .filter(|_| s.hit_at("shared", 500, 60, t0).allowed)
+                        .count()
+                })
+            })
+            .collect();
+        let allowed: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(allowed, 500);
+    }
+
+    #[test]
+    fn headers() {
+        let d = Decision::counted(2, 5, 30_000);
+        assert_eq!(
+            d.headers(),
+            vec![
+                ("RateLimit-Limit", "5".to_string()),
+                ("RateLimit-Remaining", "3".to_string()),
+                ("RateLimit-Reset", "30".to_string()),
+            ]
+        );
+        let d = Decision::counted(6, 5, 1);
+        assert_eq!(
+            d.headers(),
+            vec![
+                ("RateLimit-Limit", "5".to_string()),
+                ("RateLimit-Remaining", "0".to_string()),
+                ("RateLimit-Reset", "1".to_string()),
+                ("Retry-After", "1".to_string()),
+            ]
+        );
+        let d = Decision::fail_open(7, 60);
+        assert!(d.allowed);
+        assert_eq!((d.remaining, d.reset_secs), (7, 60));
+        assert_eq!(d.retry_after_secs(), None);
+    }
+
+    #[test]
+    fn key_syntax() {
+        assert_eq!(KeySource::parse(SOURCE_IP), Some(KeySource::SourceIp));
+        assert_eq!(
+            KeySource::parse("$request.header.X-Api-Key"),
+            Some(KeySource::Header("X-Api-Key".into()))
+        );
+        assert_eq!(
+            KeySource::parse("$context.authorizer.claims.sub"),
+            Some(KeySource::Claim("sub".into()))
+        );
+        assert_eq!(
+            KeySource::parse("$context.authorizer.claims.https://example.com/tenant"),
+            Some(KeySource::Claim("https://example.com/tenant".into()))
+        );
+        for bad in [
+            "",
+            "$request.header.",
+            "$request.header.a b",
+            "$context.authorizer.claims.",
+            "$context.identity.sourceIP",
+            "$request.querystring.k",
+            "static",
+        ] {
+            assert_eq!(KeySource::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn validation() {
+        let mut errors = ConfigErrors::default();
+        validate(
+            "api.json",
+            "Policies.RateLimit",
+            &conf(10, 60, SOURCE_IP),
+            &mut errors,
+        );
+        validate(
+            "api.json",
+            "Policies.RateLimit",
+            &conf(1, 86_400, "$request.header.x"),
+            &mut errors,
+        );
+        assert!(errors.is_empty(), "{errors}");
+
+        validate(
+            "routes/r.json",
+            "Policies.RateLimit",
+            &conf(0, 0, "$context.identity.sourceIP"),
+            &mut errors,
+        );
+        let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "Policies.RateLimit.Calls",
+                "Policies.RateLimit.PeriodSeconds",
+                "Policies.RateLimit.Key"
+            ]
+        );
+        assert!(
+            errors.0[2]
+                .fix
+                .contains("did you mean \"$context.identity.sourceIp\""),
+            "{}",
+            errors.0[2].fix
+        );
+
+        let mut errors = ConfigErrors::default();
+        validate(
+            "a.json",
+            "P",
+            &conf(1, 86_401, "$request.headers.X-Key"),
+            &mut errors,
+        );
+        assert_eq!(errors.0.len(), 2);
+        assert!(
+            errors.0[1]
+                .fix
+                .contains("did you mean \"$request.header.X-Key\""),
+            "{}",
+            errors.0[1].fix
+        );
+        let mut errors = ConfigErrors::default();
+        validate(
+            "a.json",
+            "P",
+            &conf(1, 1, "$context.authorizer.claim.sub"),
+            &mut errors,
+        );
+        assert!(
+            errors.0[0]
+                .fix
+                .contains("\"$context.authorizer.claims.sub\""),
+            "{}",
+            errors.0[0].fix
+        );
+    }
+
+    #[test]
+    fn store_from_conf() {
+        let store_conf = |kind: &str, url: Option<&str>| RateLimitStoreConf {
+            kind: kind.to_string(),
+            url: url.map(str::to_string),
+        };
+        let mut errors = ConfigErrors::default();
+        assert_eq!(Store::from_conf(None, &mut errors).unwrap().kind(), "local");
+        let local = store_conf("local", None);
+        assert_eq!(
+            Store::from_conf(Some(&local), &mut errors).unwrap().kind(),
+            "local"
+        );
+        // No I/O: nothing listens there, and that is fine until the first call.
+        let redis = store_conf("redis", Some("redis://127.0.0.1:1"));
+        assert_eq!(
+            Store::from_conf(Some(&redis), &mut errors).unwrap().kind(),
+            "redis"
+        );
+        let redis = store_conf("redis", Some("redis://:secret@10.0.0.1:6380/2"));
+        assert!(Store::from_conf(Some(&redis), &mut errors).is_some());
+        assert!(errors.is_empty(), "{errors}");
+
+        for (c, field) in [
+            (store_conf("Redis", None), "RateLimitStore.Type"),
+            (store_conf("memcached", None), "RateLimitStore.Type"),
+            (store_conf("redis", None), "RateLimitStore.Url"),
+            (store_conf("redis", Some("http://x")), "RateLimitStore.Url"),
+            (store_conf("redis", Some("redis://")), "RateLimitStore.Url"),
+            (store_conf("local", Some("redis://x")), "RateLimitStore.Url"),
+        ] {
+            let mut errors = ConfigErrors::default();
+            assert!(Store::from_conf(Some(&c), &mut errors).is_none(), "{c:?}");
+            assert_eq!(errors.0.len(), 1, "{c:?}");
+            assert_eq!(errors.0[0].file, "gateway.json");
+            assert_eq!(errors.0[0].field, field, "{c:?}");
+        }
+        let mut errors = ConfigErrors::default();
+        Store::from_conf(Some(&store_conf("Redis", None)), &mut errors);
+        assert!(errors.0[0].fix.contains("did you mean \"redis\""));
+    }
+
+    #[test]
+    fn hit_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let store = Store::Local(LocalStore::new(64));
+        let fut = store.hit("k", 1, 1);
+        assert_send(&fut);
+        let redis = Store::Redis(RedisStore::new("redis://127.0.0.1:1").unwrap());
+        let fut = redis.hit("k", 1, 1);
+        assert_send(&fut);
+    }
+
+    // --- Redis, against a real redis-server -----------------------------------------
+
+    /// `/usr/bin/redis-server`, else the first `redis-server` on `PATH`.
+    fn redis_server() -> Option<std::path::PathBuf> {
+        let usual = std::path::PathBuf::from("/usr/bin/redis-server");
+        if usual.is_file() {
+            return Some(usual);
+        }
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|dir| dir.join("redis-server"))
+            .find(|p| p.is_file())
+    }
+
+    /// A redis-server child, killed when dropped.
+    struct RedisServer(std::process::Child);
+
+    impl RedisServer {
+        fn start(bin: &std::path::Path, port: u16) -> RedisServer {
+            let child = std::process::Command::new(bin)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .current_dir(std::env::temp_dir())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start redis-server");
+            RedisServer(child)
+        }
+
+        fn signal(&self, sig: &str) {
+            let ok = std::process::Command::new("kill")
+                .args([format!("-{sig}"), self.0.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill -{sig} failed");
+        }
+
+        fn kill(mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// Returns once the server answers PING.
+    async fn wait_ready(port: u16) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                let mut buf = [0u8; 7];
+                if s.write_all(b"PING\r\n").await.is_ok()
+                    && s.read_exact(&mut buf).await.is_ok()
+                    && &buf == b"+PONG\r\n"
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on {port} never answered PING"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn redis_store(port: u16) -> Arc<Store> {
+        let conf = RateLimitStoreConf {
+            kind: "redis".into(),
+            url: Some(format!("redis://127.0.0.1:{port}")),
+        };
+        let mut errors = ConfigErrors::default();
+        Store::from_conf(Some(&conf), &mut errors).expect("valid conf")
+    }
+
+    /// Hits `key` until the store counts again (a counted call never has remaining == limit).
+    async fn wait_counting(store: &Store, key: &str) -> Decision {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let d = store.hit(key, 1000, 60).await;
+            if d.remaining < d.limit {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "store never counted again");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_shared_fail_open_and_recovery() {
+        let Some(bin) = redis_server() else {
+            eprintln!(
+                "SKIPPED redis_shared_fail_open_and_recovery: redis-server is not installed \
+                 (apt-get install -y redis-server)"
+            );
+            return;
+        };
+        let port = free_port();
+
+        // A store whose Redis is not up yet: fails open, quickly, and counts the failures.
+        let early = redis_store(port);
+        let t = Instant::now();
+        let d = early.hit("t|early", 2, 60).await;
+        assert!(d.allowed && d.remaining == 2);
+        let d = early.hit("t|early", 2, 60).await;
+        assert!(d.allowed && d.remaining == 2);
+        assert!(
+            t.elapsed() < Duration::from_millis(800),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(early.redis_errors(), 2);
+
+        let server = RedisServer::start(&bin, port);
+        wait_ready(port).await;
+
+        // Two gateways share one limit.
+        let a = redis_store(port);
+        let b = redis_store(port);
+        let mut seen = Vec::new();
+        for i in 0..7 {
+            let s = if i % 2 == 0 { &a } else { &b };
+            let d = s.hit("stage|GET /x|route|1.2.3.4", 5, 60).await;
+            assert!((1..=60).contains(&d.reset_secs), "{d:?}");
+            seen.push((d.allowed, d.remaining));
+        }
+        assert_eq!(
+            seen,
+            [
+                (true, 4),
+                (true, 3),
+                (true, 2),
+                (true, 1),
+                (true, 0),
+                (false, 0),
+                (false, 0)
+            ]
+        );
+        let refused = a.hit("stage|GET /x|route|1.2.3.4", 5, 60).await;
+        assert_eq!(refused.retry_after_secs().map(|s| s >= 1), Some(true));
+        // Per-key isolation and window end.
+        assert!(b.hit("stage|GET /x|route|5.6.7.8", 5, 60).await.allowed);
+        assert!(a.hit("t|short", 1, 1).await.allowed);
+        assert!(!b.hit("t|short", 1, 1).await.allowed);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(a.hit("t|short", 1, 1).await.allowed);
+        assert_eq!(a.redis_errors() + b.redis_errors(), 0);
+
+        // The early store recovers by itself (manager creation is retried).
+        wait_counting(&early, "t|early-after").await;
+
+        // Redis dies: fail open, counted, without stalling.
+        server.kill();
+        let t = Instant::now();
+        for _ in 0..20 {
+            let d = a.hit("stage|GET /x|route|1.2.3.4", 5, 60).await;
+            assert!(d.allowed && d.remaining == 5, "{d:?}");
+        }
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert_eq!(a.redis_errors(), 20);
+
+        // Redis comes back on the same port: counting resumes.
+        let server = RedisServer::start(&bin, port);
+        wait_ready(port).await;
+        let d = wait_counting(&a, "t|after").await;
+        assert!(d.allowed);
+        wait_counting(&b, "t|after-b").await;
+        let d1 = a.hit("t|after2", 3, 60).await;
+        let d2 = b.hit("t|after2", 3, 60).await;
+        assert_eq!((d1.remaining, d2.remaining), (2, 1));
+
+        // A hung Redis (stopped, connection open, no answers) costs one call the 200 ms
+        // timeout; the calls after it fail open at once.
+        server.signal("STOP");
+        let t = Instant::now();
+        let d = a.hit("t|hung", 5, 60).await;
+        assert!(d.allowed && d.remaining == 5);
+        let first = t.elapsed();
+        assert!(first < Duration::from_millis(600), "{first:?}");
+        let t = Instant::now();
+        for _ in 0..100 {
+            assert!(a.hit("t|hung", 5, 60).await.allowed);
+        }
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
+        server.signal("CONT");
+        wait_counting(&a, "t|resumed").await;
+    }
+}

@@ -1,0 +1,211 @@
+//! End to end: AWS throttling and rate limits by key, in process and shared through a real Redis.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+fn statuses(gw: &Gateway, path: &str, n: usize, headers: &[(&str, &str)]) -> Vec<u16> {
+    (0..n)
+        .map(|_| request(gw.port, "GET", path, headers, b"").status)
+        .collect()
+}
+
+#[test]
+fn route_settings_override_stage_defaults_and_backend_is_spared() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = ConfDir::new(&[
+        ("integrations/i0.json", integration(&b.url(), "")),
+        ("routes/a.json", route("GET /a", "i0", "")),
+        ("routes/b.json", route("GET /b", "i0", "")),
+        (
+            "stages/default.json",
+            r#"{"Name":"$default","DefaultRouteSettings":{"ThrottlingBurstLimit":2,"ThrottlingRateLimit":0.001},"RouteSettings":{"GET /b":{"ThrottlingBurstLimit":4}}}"#.to_string(),
+        ),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    assert_eq!(statuses(&gw, "/a", 4, &[]), [200, 200, 429, 429]);
+    assert_eq!(statuses(&gw, "/b", 6, &[]), [200, 200, 200, 200, 429, 429]);
+    let r = gw.get("/a");
+    assert_eq!(
+        (r.status, r.text()),
+        (429, r#"{"message":"Too Many Requests"}"#.into())
+    );
+    assert_eq!(
+        b.requests().len(),
+        6,
+        "throttled requests reached the backend"
+    );
+}
+
+#[test]
+fn bucket_refills_at_the_configured_rate() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = ConfDir::new(&[
+        ("integrations/i0.json", integration(&b.url(), "")),
+        ("routes/a.json", route("GET /a", "i0", "")),
+        ("stages/default.json", r#"{"Name":"$default","DefaultRouteSettings":{"ThrottlingBurstLimit":1,"ThrottlingRateLimit":10}}"#.to_string()),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    assert_eq!(gw.get("/a").status, 200);
+    let t0 = Instant::now();
+    assert_eq!(gw.get("/a").status, 429);
+    // One token comes back every 100 ms: poll until it has (bounded), and check it was not early.
+    loop {
+        if gw.get("/a").status == 200 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "bucket never refilled"
+        );
+    }
+    assert!(
+        t0.elapsed() >= Duration::from_millis(50),
+        "refilled after {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn rate_limit_by_key_isolates_keys_and_reports_headers() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = ConfDir::new(&[
+        ("integrations/i0.json", integration(&b.url(), "")),
+        (
+            "routes/a.json",
+            route(
+                "GET /a",
+                "i0",
+                r#""Policies":{"RateLimit":{"Calls":2,"PeriodSeconds":60,"Key":"$request.header.X-Api-Key"}}"#,
+            ),
+        ),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    let key_a = [("X-Api-Key", "a")];
+    let r = request(gw.port, "GET", "/a", &key_a, b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("ratelimit-limit"), Some("2"));
+    assert_eq!(r.header("ratelimit-remaining"), Some("1"));
+    let reset: u64 = r.header("ratelimit-reset").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&reset));
+    assert_eq!(r.header("retry-after"), None);
+    assert_eq!(
+        request(gw.port, "GET", "/a", &key_a, b"").header("ratelimit-remaining"),
+        Some("0")
+    );
+    let r = request(gw.port, "GET", "/a", &key_a, b"");
+    assert_eq!(
+        (r.status, r.text()),
+        (429, r#"{"message":"Too Many Requests"}"#.into())
+    );
+    assert!(r
+        .header("retry-after")
+        .is_some_and(|v| v.parse::<u64>().unwrap() >= 1));
+    assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+    // Another key has its own counter.
+    assert_eq!(
+        request(gw.port, "GET", "/a", &[("X-Api-Key", "b")], b"").status,
+        200
+    );
+    assert_eq!(b.requests().len(), 3);
+}
+
+#[test]
+fn rate_limit_counters_survive_a_reload() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = ConfDir::new(&[
+        ("integrations/i0.json", integration(&b.url(), "")),
+        (
+            "routes/a.json",
+            route(
+                "GET /a",
+                "i0",
+                r#""Policies":{"RateLimit":{"Calls":1,"PeriodSeconds":60,"Key":"$context.identity.sourceIp"}}"#,
+            ),
+        ),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    assert_eq!(statuses(&gw, "/a", 2, &[]), [200, 429]);
+    dir.write(&[("routes/b.json", route("GET /b", "i0", ""))]);
+    gw.signal("HUP");
+    gw.wait_log("configuration reloaded", 1);
+    assert_eq!(gw.get("/b").status, 200);
+    assert_eq!(gw.get("/a").status, 429, "a reload reset the counters");
+}
+
+fn redis_conf(redis: &Redis, backend: &Backend) -> ConfDir {
+    ConfDir::new(&[
+        (
+            "gateway.json",
+            format!(
+                r#"{{"RateLimitStore":{{"Type":"redis","Url":"{}"}}}}"#,
+                redis.url()
+            ),
+        ),
+        ("integrations/i0.json", integration(&backend.url(), "")),
+        (
+            "routes/a.json",
+            route(
+                "GET /a",
+                "i0",
+                r#""Policies":{"RateLimit":{"Calls":3,"PeriodSeconds":60,"Key":"$request.header.X-Team"}}"#,
+            ),
+        ),
+    ])
+}
+
+#[test]
+fn two_gateways_share_one_redis_limit() {
+    let redis = Redis::start();
+    let b = Backend::start(Behaviour::Echo);
+    let dir = redis_conf(&redis, &b);
+    let gw1 = Gateway::start(&dir.path);
+    let gw2 = Gateway::start(&dir.path);
+    let team = [("X-Team", "blue")];
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        let gw = if i % 2 == 0 { &gw1 } else { &gw2 };
+        codes.push(request(gw.port, "GET", "/a", &team, b"").status);
+    }
+    assert_eq!(codes, [200, 200, 200, 429, 429, 429]);
+    assert_eq!(
+        request(gw2.port, "GET", "/a", &[("X-Team", "red")], b"").status,
+        200
+    );
+}
+
+#[test]
+fn redis_going_away_fails_open_and_coming_back_limits_again() {
+    let mut redis = Redis::start();
+    let b = Backend::start(Behaviour::Echo);
+    let dir = redis_conf(&redis, &b);
+    let gw = Gateway::start(&dir.path);
+    let team = [("X-Team", "green")];
+    assert_eq!(statuses(&gw, "/a", 4, &team), [200, 200, 200, 429]);
+
+    redis.stop();
+    let t0 = Instant::now();
+    // Fail open: every call is served, quickly, while Redis is down.
+    assert_eq!(statuses(&gw, "/a", 5, &team), [200; 5]);
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "a dead Redis stalled requests: {:?}",
+        t0.elapsed()
+    );
+
+    redis.restart(); // empty: counting starts again
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut refused = false;
+    while Instant::now() < deadline && !refused {
+        refused = statuses(&gw, "/a", 4, &team).contains(&429);
+    }
+    assert!(
+        refused,
+        "limits were not enforced again after Redis came back"
+    );
+    assert!(
+        gw.output().to_lowercase().contains("redis"),
+        "the outage was not logged"
+    );
+}
