@@ -63,6 +63,8 @@ pub struct Ctx {
     /// The request path without the stage prefix.
     stage_path: String,
     client_ip: IpAddr,
+    /// `client_ip` formatted once: mappings, rate-limit keys and forwarding headers use it.
+    client_ip_str: String,
     claims: Option<Arc<Claims>>,
     /// The tightest rate-limit decision, reported in `RateLimit-*` headers.
     rate: Option<Decision>,
@@ -84,6 +86,7 @@ impl ProxyHttp for Gateway {
             params: Vec::new(),
             stage_path: String::new(),
             client_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            client_ip_str: String::new(),
             claims: None,
             rate: None,
             counted: false,
@@ -136,6 +139,7 @@ impl ProxyHttp for Gateway {
                 .iter()
                 .map(|v| v.as_bytes()),
         );
+        ctx.client_ip_str = ctx.client_ip.to_string();
 
         // Bodies over the limit are refused before any backend is involved.
         if let Some(len) = content_length(req) {
@@ -241,7 +245,6 @@ impl ProxyHttp for Gateway {
         let integration = &route.integration;
         let target = &integration.target;
         let req = session.req_header();
-        let source_ip = ctx.client_ip.to_string();
         let vars = Vars {
             req,
             path: &ctx.stage_path,
@@ -250,7 +253,7 @@ impl ProxyHttp for Gateway {
             request_id: &ctx.request_id,
             stage: ctx.stage.as_deref().unwrap_or("$default"),
             route_key: &route.key,
-            source_ip: &source_ip,
+            source_ip: &ctx.client_ip_str,
             claims: ctx.claims.as_deref(),
             resp: None,
         };
@@ -310,13 +313,17 @@ impl ProxyHttp for Gateway {
             .headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let peer_ip = session
+            .unwrap_or("");
+        // The TCP peer is appended to X-Forwarded-For (it is the client unless it is a trusted proxy).
+        let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
+            .map(|a| a.ip());
+        let peer_ip = match peer {
+            Some(ip) if ip == ctx.client_ip => ctx.client_ip_str.clone(),
+            Some(ip) => ip.to_string(),
+            None => String::new(),
+        };
         let listen_port = session
             .server_addr()
             .and_then(|a| a.as_inet())
@@ -330,16 +337,20 @@ impl ProxyHttp for Gateway {
             Some(prev) if !prev.is_empty() => format!("{prev}, {peer_ip}"),
             _ => peer_ip,
         };
-        let for_ip = match ctx.client_ip {
-            IpAddr::V6(v6) => format!("\"[{v6}]\""),
-            v4 => v4.to_string(),
-        };
-        let forwarded =
-            if original_host.is_empty() || !original_host.bytes().all(|b| b.is_ascii_graphic()) {
-                format!("for={for_ip};proto=http")
-            } else {
-                format!("for={for_ip};host={original_host};proto=http")
-            };
+        let mut forwarded = String::with_capacity(64);
+        forwarded.push_str("for=");
+        if ctx.client_ip.is_ipv6() {
+            forwarded.push_str("\"[");
+            forwarded.push_str(&ctx.client_ip_str);
+            forwarded.push_str("]\"");
+        } else {
+            forwarded.push_str(&ctx.client_ip_str);
+        }
+        if !original_host.is_empty() && original_host.bytes().all(|b| b.is_ascii_graphic()) {
+            forwarded.push_str(";host=");
+            forwarded.push_str(original_host);
+        }
+        forwarded.push_str(";proto=http");
         up.insert_header(header::HOST, target.host_header.as_str())?;
         up.insert_header("X-Forwarded-For", xff)?;
         up.insert_header("X-Forwarded-Proto", "http")?;
@@ -385,7 +396,6 @@ impl ProxyHttp for Gateway {
         let backend_status = resp.status.as_u16();
         if let Some(route) = ctx.route.clone() {
             if !route.response_maps.is_empty() {
-                let source_ip = ctx.client_ip.to_string();
                 let snapshot = resp.clone();
                 let req = session.req_header();
                 let vars = Vars {
@@ -396,7 +406,7 @@ impl ProxyHttp for Gateway {
                     request_id: &ctx.request_id,
                     stage: ctx.stage.as_deref().unwrap_or("$default"),
                     route_key: &route.key,
-                    source_ip: &source_ip,
+                    source_ip: &ctx.client_ip_str,
                     claims: ctx.claims.as_deref(),
                     resp: Some(&snapshot),
                 };
@@ -536,10 +546,7 @@ impl Gateway {
             key.push_str(&limit.scope);
             key.push('|');
             match &limit.key {
-                KeySource::SourceIp => {
-                    use std::fmt::Write;
-                    let _ = write!(key, "{}", ctx.client_ip);
-                }
+                KeySource::SourceIp => key.push_str(&ctx.client_ip_str),
                 KeySource::Header(name) => {
                     let mut first = true;
                     for v in session.req_header().headers.get_all(name.as_str()) {
