@@ -7,6 +7,7 @@
 pub mod config;
 pub mod echo;
 pub mod mapping;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod reload;

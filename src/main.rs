@@ -103,12 +103,12 @@ fn serve(
     let table = match reload::load_table(&conf, None) {
         Ok(t) => t,
         Err(errors) => {
-            eprint!("{}: {errors}apigate: not started\n", conf.display());
+            eprintln!("{}: {errors}apigate: not started", conf.display());
             return ExitCode::FAILURE;
         }
     };
     let listen = listen.unwrap_or_else(|| table.settings.listen.clone());
-    let _metrics_listen = metrics.or_else(|| table.settings.metrics_listen.clone());
+    let metrics_listen = metrics.or_else(|| table.settings.metrics_listen.clone());
     let threads = threads.unwrap_or(table.settings.threads).max(1);
 
     let server_conf = ServerConf {
@@ -132,6 +132,12 @@ fn serve(
     );
     proxy.add_tcp(&listen);
     server.add_service(proxy);
+    if let Some(addr) = &metrics_listen {
+        let mut service = Service::new("metrics".to_string(), apigate::metrics::MetricsApp);
+        service.add_tcp(addr);
+        server.add_service(service);
+    }
+    apigate::metrics::metrics().mark_loaded();
     server.add_service(background_service(
         "config reload",
         Reloader {

@@ -4,6 +4,7 @@
 //! `fail_to_proxy`.
 
 use crate::mapping::{apply_header, Claims, RequestOp, ResponseOp, Vars};
+use crate::metrics::{metrics, Rejection};
 use crate::policy::ratelimit::{Decision, KeySource};
 use crate::reload::SharedTable;
 use crate::table::{Route, Table};
@@ -18,7 +19,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Requests between `request_filter` and `logging`; SIGTERM waits for this to reach zero.
 pub static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
@@ -68,6 +69,11 @@ pub struct Ctx {
     claims: Option<Arc<Claims>>,
     /// The tightest rate-limit decision, reported in `RateLimit-*` headers.
     rate: Option<Decision>,
+    /// Why the gateway answered itself, for metrics.
+    rejection: Option<Rejection>,
+    upstream_start: Option<Instant>,
+    /// Time until the backend's response headers arrived, and its status.
+    integration: Option<(Duration, u16)>,
     counted: bool,
     body_bytes: u64,
 }
@@ -89,6 +95,9 @@ impl ProxyHttp for Gateway {
             client_ip_str: String::new(),
             claims: None,
             rate: None,
+            rejection: None,
+            upstream_start: None,
+            integration: None,
             counted: false,
             body_bytes: 0,
         }
@@ -96,6 +105,7 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        metrics().in_flight.inc();
         ctx.counted = true;
         ctx.request_id = self.ids.next();
         let table = self.table.load_full();
@@ -156,6 +166,7 @@ impl ProxyHttp for Gateway {
         let Some((stage, stage_path)) = table.stage_for(path) else {
             return respond(session, ctx, 404, "Not Found", &[]).await;
         };
+        ctx.stage = Some(stage.name.clone());
         let Some(selected) = stage.router.select(&req.method, stage_path) else {
             return respond(session, ctx, 404, "Not Found", &[]).await;
         };
@@ -166,7 +177,6 @@ impl ProxyHttp for Gateway {
             .map(|(k, v)| (Box::from(*k), Box::from(*v)))
             .collect();
         ctx.stage_path = stage_path.to_string();
-        ctx.stage = Some(stage.name.clone());
         ctx.route = Some(route.clone());
 
         for filter in &route.ip_filters {
@@ -215,6 +225,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        ctx.upstream_start = Some(Instant::now());
         match &ctx.route {
             Some(route) => Ok(Box::new(route.integration.target.peer.clone())),
             None => Error::e_explain(ErrorType::InternalError, "no route selected"),
@@ -229,6 +240,7 @@ impl ProxyHttp for Gateway {
         mut e: Box<Error>,
     ) -> Box<Error> {
         // A refused or timed-out connect is answered at once, not retried 16 times.
+        metrics().upstream_connect_failures.inc();
         e.set_retry(false);
         e
     }
@@ -387,6 +399,31 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora_core::protocols::Digest>,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        metrics().upstream_connection(reused);
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(start) = ctx.upstream_start {
+            ctx.integration = Some((start.elapsed(), resp.status.as_u16()));
+        }
+        Ok(())
+    }
+
     async fn response_filter(
         &self,
         session: &mut Session,
@@ -479,6 +516,13 @@ impl ProxyHttp for Gateway {
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let (code, message) = classify(e);
+        ctx.rejection = match code {
+            503 => Some(Rejection::Timeout),
+            502 => Some(Rejection::BadGateway),
+            413 => Some(Rejection::TooLarge),
+            400 | 408 => Some(Rejection::BadRequest),
+            _ => ctx.rejection,
+        };
         if code > 0 {
             if ctx.request_id.is_empty() {
                 ctx.request_id = self.ids.next();
@@ -501,10 +545,32 @@ impl ProxyHttp for Gateway {
         true
     }
 
-    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        if ctx.counted {
-            IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        if !ctx.counted {
+            return;
         }
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+        let m = metrics();
+        m.in_flight.dec();
+        if let Some(r) = ctx.rejection {
+            m.rejection(r);
+        }
+        // No response written: the client went away first; nothing to count by status.
+        let Some(status) = session.response_written().map(|r| r.status.as_u16()) else {
+            return;
+        };
+        let route_metrics = match &ctx.route {
+            Some(r) => &r.metrics,
+            None => crate::metrics::unmatched(ctx.stage.as_deref().unwrap_or("-")),
+        };
+        route_metrics.observe(
+            &session.req_header().method,
+            status,
+            ctx.start.elapsed(),
+            ctx.integration.map(|(d, _)| d),
+            ctx.body_bytes,
+            session.body_bytes_sent() as u64,
+        );
     }
 }
 
@@ -564,6 +630,7 @@ impl Gateway {
                 },
             }
             let decision = table.store.hit(&key, limit.calls, limit.period_secs).await;
+            count_store_errors(table.store.redis_errors());
             let tighter = match &ctx.rate {
                 None => true,
                 Some(d) => !decision.allowed || (d.allowed && decision.remaining < d.remaining),
@@ -576,6 +643,15 @@ impl Gateway {
             }
         }
         true
+    }
+}
+
+/// Carries the store's own failure count into the Prometheus counter.
+fn count_store_errors(now: u64) {
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let before = SEEN.swap(now, Ordering::Relaxed);
+    if now > before {
+        metrics().ratelimit_store_errors.inc_by(now - before);
     }
 }
 
@@ -670,6 +746,15 @@ async fn respond(
     message: &str,
     extra: &[(&str, String)],
 ) -> Result<bool> {
+    ctx.rejection = Some(match status {
+        404 => Rejection::NotFound,
+        401 => Rejection::Unauthorized,
+        403 => Rejection::Forbidden,
+        413 => Rejection::TooLarge,
+        429 if ctx.rate.is_some_and(|d| !d.allowed) => Rejection::RateLimited,
+        429 => Rejection::Throttled,
+        _ => Rejection::BadRequest,
+    });
     // A body we will not read would desynchronise the connection: close it instead.
     let has_body = content_length(session.req_header()).is_some_and(|l| l > 0)
         || session

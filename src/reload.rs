@@ -45,10 +45,12 @@ impl Reloader {
                 }
                 self.table.store(Arc::new(table));
                 log::info!("configuration reloaded from {}", self.path.display());
+                crate::metrics::metrics().reload(true);
                 true
             }
             Ok(Err(errors)) => {
                 log::error!("reload rejected, the running configuration keeps serving:\n{errors}");
+                crate::metrics::metrics().reload(false);
                 false
             }
             Err(e) => {

@@ -77,6 +77,7 @@ pub struct Route {
     pub response_maps: Vec<ResponseMapping>,
     pub authorizer: Option<String>,
     pub scopes: Vec<String>,
+    pub metrics: crate::metrics::RouteMetrics,
 }
 
 pub struct Stage {
@@ -751,6 +752,7 @@ fn compile_stage(
                 .chain([integration.response.clone()])
                 .filter(|m| !m.is_empty())
                 .collect(),
+            metrics: crate::metrics::metrics().route(&stage.name, &conf.route_key),
             authorizer: conf.authorizer_id.clone(),
             scopes: conf.authorization_scopes.clone(),
             integration,

@@ -1,0 +1,163 @@
+//! End to end: Prometheus metrics after known traffic.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+
+fn scrape(gw: &Gateway) -> String {
+    let r = request(gw.metrics_port, "GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/plain")));
+    r.text()
+}
+
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+}
+
+#[test]
+fn counts_histograms_and_rejections_after_known_traffic() {
+    let b = Backend::start(Behaviour::Echo);
+    let slow = Backend::start(Behaviour::Slow(2000));
+    let dir = ConfDir::new(&[
+        ("integrations/i0.json", integration(&b.url(), "")),
+        (
+            "integrations/slow.json",
+            integration(&slow.url(), r#""TimeoutInMillis":100"#),
+        ),
+        ("routes/r0.json", route("GET /pets/{id}", "i0", "")),
+        (
+            "routes/r1.json",
+            route(
+                "POST /pets",
+                "i0",
+                r#""Policies":{"IpFilter":{"Action":"forbid","Addresses":["127.0.0.1"]}}"#,
+            ),
+        ),
+        ("routes/r2.json", route("GET /slow", "slow", "")),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    for i in 0..5 {
+        assert_eq!(gw.get(&format!("/pets/{i}")).status, 200);
+    }
+    assert_eq!(request(gw.port, "POST", "/pets", &[], b"{}").status, 403);
+    assert_eq!(gw.get("/nowhere/at/all").status, 404);
+    assert_eq!(gw.get("/slow").status, 503);
+
+    let text = scrape(&gw);
+    let route = r#"route="GET /pets/{id}",stage="$default""#;
+    assert_eq!(
+        value(
+            &text,
+            &format!(r#"apigate_requests_total{{method="GET",{route},status="200"}}"#)
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("apigate_request_duration_seconds_count{{{route}}}")
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!(r#"apigate_request_duration_seconds_bucket{{{route},le="+Inf"}}"#)
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("apigate_integration_duration_seconds_count{{{route}}}")
+        ),
+        5.0
+    );
+    // Sub-millisecond buckets exist.
+    assert!(text.contains(&format!(
+        r#"apigate_request_duration_seconds_bucket{{{route},le="0.00025"}}"#
+    )));
+    assert_eq!(
+        value(
+            &text,
+            r#"apigate_requests_total{method="POST",route="POST /pets",stage="$default",status="403"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"apigate_requests_total{method="GET",route="-",stage="$default",status="404"}"#
+        ),
+        1.0
+    );
+    for (reason, n) in [("forbidden", 1.0), ("not_found", 1.0), ("timeout", 1.0)] {
+        assert_eq!(
+            value(
+                &text,
+                &format!(r#"apigate_rejections_total{{reason="{reason}"}}"#)
+            ),
+            n,
+            "{reason}"
+        );
+    }
+    let new = value(&text, r#"apigate_upstream_connections_total{result="new"}"#);
+    let reused = value(
+        &text,
+        r#"apigate_upstream_connections_total{result="reused"}"#,
+    );
+    assert!(
+        reused >= 3.0 && new + reused >= 6.0,
+        "new {new} reused {reused}"
+    );
+    assert_eq!(value(&text, "apigate_requests_in_flight"), 0.0);
+    assert!(!text.contains("/pets/1"), "a raw path leaked into a label");
+    assert!(!text.contains("nowhere"), "a raw path leaked into a label");
+
+    // Reloads are counted by outcome.
+    gw.signal("HUP");
+    gw.wait_log("configuration reloaded", 1);
+    let text = scrape(&gw);
+    assert_eq!(
+        value(&text, r#"apigate_config_reloads_total{result="success"}"#),
+        1.0
+    );
+
+    // `promtool check metrics` accepts the exposition when it is installed (scripts/test.sh installs it).
+    if let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("promtool not installed: skipping `promtool check metrics`");
+    }
+    assert_eq!(
+        request(gw.metrics_port, "GET", "/other", &[], b"").status,
+        404
+    );
+}
