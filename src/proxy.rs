@@ -5,6 +5,7 @@
 
 use crate::mapping::{apply_header, Claims, RequestOp, ResponseOp, Vars};
 use crate::metrics::{metrics, Rejection};
+use crate::policy::jwt::{AuthReject, IdentitySource};
 use crate::policy::ratelimit::{Decision, KeySource};
 use crate::reload::SharedTable;
 use crate::table::{Route, Table};
@@ -192,6 +193,40 @@ impl ProxyHttp for Gateway {
         }
         if !self.rate_limits(session, ctx, &route, &table, false).await {
             return respond(session, ctx, 429, "Too Many Requests", &[]).await;
+        }
+        if let Some(auth) = &route.authorizer {
+            let verdict = {
+                let req = session.req_header();
+                let token: Option<std::borrow::Cow<'_, str>> = match auth.identity_source() {
+                    IdentitySource::Header(name) => req
+                        .headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(Into::into),
+                    IdentitySource::QueryString(q) => {
+                        crate::mapping::query_pairs(req.uri.query().unwrap_or(""))
+                            .find(|(k, _)| k == q.as_str())
+                            .map(|(_, v)| v)
+                    }
+                };
+                auth.authorize(token.as_deref(), &route.scopes).await
+            };
+            match verdict {
+                Ok(claims) => ctx.claims = Some(claims),
+                Err(AuthReject::Unauthorized { www_authenticate }) => {
+                    return respond(
+                        session,
+                        ctx,
+                        401,
+                        "Unauthorized",
+                        &[("www-authenticate", www_authenticate)],
+                    )
+                    .await;
+                }
+                Err(AuthReject::Forbidden) => {
+                    return respond(session, ctx, 403, "Forbidden", &[]).await
+                }
+            }
         }
         // Limits keyed by a claim can only be counted once the token is verified.
         if !self.rate_limits(session, ctx, &route, &table, true).await {

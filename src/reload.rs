@@ -43,7 +43,9 @@ impl Reloader {
                 {
                     log::warn!("Listen and Threads changes take effect at the next restart");
                 }
-                self.table.store(Arc::new(table));
+                let table = Arc::new(table);
+                self.table.store(table.clone());
+                prefetch_keys(&table).await;
                 log::info!("configuration reloaded from {}", self.path.display());
                 crate::metrics::metrics().reload(true);
                 true
@@ -65,6 +67,7 @@ impl Reloader {
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         use tokio::signal::unix::{signal, SignalKind};
+        // Install the handler first: an early SIGHUP must not kill the process.
         let mut hup = match signal(SignalKind::hangup()) {
             Ok(s) => s,
             Err(e) => {
@@ -72,12 +75,20 @@ impl BackgroundService for Reloader {
                 return;
             }
         };
+        prefetch_keys(&self.table.load_full()).await;
         loop {
             tokio::select! {
                 _ = hup.recv() => { self.reload().await; }
                 _ = shutdown.changed() => break,
             }
         }
+    }
+}
+
+/// Fetches remote JWK sets so the first requests do not wait for them.
+async fn prefetch_keys(table: &Table) {
+    for (_, auth) in table.authorizers.values() {
+        auth.prefetch().await;
     }
 }
 

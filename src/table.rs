@@ -7,6 +7,7 @@ use crate::config::{
 };
 use crate::mapping::{RequestMapping, ResponseMapping};
 use crate::policy::ipfilter::{parse_nets, IpFilter};
+use crate::policy::jwt::JwtAuthorizer;
 use crate::policy::ratelimit::{self, KeySource, Store};
 use crate::policy::throttle::{self, TokenBucket};
 use crate::routing::{RouteKey, Router};
@@ -75,7 +76,7 @@ pub struct Route {
     pub rate_limits: Vec<RateLimit>,
     pub request_maps: Vec<RequestMapping>,
     pub response_maps: Vec<ResponseMapping>,
-    pub authorizer: Option<String>,
+    pub authorizer: Option<Arc<JwtAuthorizer>>,
     pub scopes: Vec<String>,
     pub metrics: crate::metrics::RouteMetrics,
 }
@@ -90,6 +91,8 @@ pub struct Table {
     /// Rate-limit counters; kept across reloads while `RateLimitStore` is unchanged.
     pub store: Arc<Store>,
     store_conf: Option<crate::config::RateLimitStoreConf>,
+    /// By id, with the configuration each was built from (to keep caches across reloads).
+    pub authorizers: HashMap<String, (crate::config::AuthorizerConf, Arc<JwtAuthorizer>)>,
     pub cors: Option<crate::policy::cors::Cors>,
     named: HashMap<String, Stage>,
     default_stage: Option<Stage>,
@@ -143,6 +146,20 @@ impl Table {
             );
         }
 
+        let mut authorizers = HashMap::new();
+        for a in &config.authorizers {
+            let reused = previous
+                .and_then(|p| p.authorizers.get(&a.id))
+                .filter(|(conf, _)| *conf == a.conf)
+                .map(|(_, auth)| auth.clone());
+            let compiled = reused.or_else(|| {
+                JwtAuthorizer::compile(&a.file, &a.id, &a.conf, &config.dir, &mut errors)
+                    .map(Arc::new)
+            });
+            if let Some(auth) = compiled {
+                authorizers.insert(a.id.clone(), (a.conf.clone(), auth));
+            }
+        }
         let integrations: HashMap<&str, &Resource<IntegrationConf>> = config
             .integrations
             .iter()
@@ -195,6 +212,7 @@ impl Table {
                 &integrations,
                 &route_ids,
                 &api_policies,
+                &authorizers,
                 &mut errors,
             ) else {
                 continue;
@@ -224,6 +242,7 @@ impl Table {
             };
             Ok(Table {
                 settings,
+                authorizers,
                 store,
                 store_conf,
                 cors,
@@ -617,6 +636,7 @@ fn compile_stage(
     integrations: &HashMap<&str, &Resource<IntegrationConf>>,
     route_ids: &[&str],
     api: &Policies,
+    authorizers: &HashMap<String, (crate::config::AuthorizerConf, Arc<JwtAuthorizer>)>,
     errors: &mut ConfigErrors,
 ) -> Option<Stage> {
     let before = errors.0.len();
@@ -753,7 +773,11 @@ fn compile_stage(
                 .filter(|m| !m.is_empty())
                 .collect(),
             metrics: crate::metrics::metrics().route(&stage.name, &conf.route_key),
-            authorizer: conf.authorizer_id.clone(),
+            authorizer: conf
+                .authorizer_id
+                .as_deref()
+                .and_then(|id| authorizers.get(reference(id, "authorizers").unwrap_or(id)))
+                .map(|(_, a)| a.clone()),
             scopes: conf.authorization_scopes.clone(),
             integration,
         };

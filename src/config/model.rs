@@ -148,7 +148,7 @@ pub struct IntegrationConf {
 }
 
 /// `authorizers/*.json`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct AuthorizerConf {
     pub authorizer_type: String,
@@ -165,7 +165,7 @@ pub struct AuthorizerConf {
     pub jwks_refresh_seconds: Option<u64>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct JwtConf {
     pub issuer: Option<String>,

@@ -1,5 +1,6 @@
 //! Access and traffic policies, each compiled once at config load.
 pub mod cors;
 pub mod ipfilter;
+pub mod jwt;
 pub mod ratelimit;
 pub mod throttle;
