@@ -195,3 +195,316 @@ fn trusted_proxies_make_forwarded_for_believed() {
         "no header: the proxy itself is the client"
     );
 }
+
+// ---------------------------------------------------------------- JWT
+
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::json;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jwt/");
+const ISS: &str = "https://issuer.test";
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{FIX}{name}")).unwrap()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn claims() -> serde_json::Value {
+    json!({"sub": "alice", "iss": ISS, "aud": "api", "exp": now() + 300, "scope": "pets:read"})
+}
+
+fn sign(alg: Algorithm, key: &EncodingKey, kid: &str, claims: &serde_json::Value) -> String {
+    let mut h = Header::new(alg);
+    h.kid = Some(kid.to_string());
+    encode(&h, claims, key).unwrap()
+}
+
+fn rsa(name: &str) -> EncodingKey {
+    EncodingKey::from_rsa_pem(fixture(&format!("{name}.pem")).as_bytes()).unwrap()
+}
+
+fn jwks(names: &[&str]) -> String {
+    let keys: Vec<serde_json::Value> = names
+        .iter()
+        .map(|n| serde_json::from_str(&fixture(&format!("{n}.jwk.json"))).unwrap())
+        .collect();
+    json!({ "keys": keys }).to_string()
+}
+
+fn jwt_conf(b: &Backend, key_source: &str) -> ConfDir {
+    ConfDir::new(&[
+        (
+            "authorizers/auth.json",
+            format!(
+                r#"{{"AuthorizerType":"JWT","IdentitySource":["$request.header.Authorization"],"JwtConfiguration":{{"Issuer":"{ISS}","Audience":["api"]}},{key_source}}}"#
+            ),
+        ),
+        (
+            "integrations/i0.json",
+            integration(
+                &b.url(),
+                r#""RequestParameters":{"overwrite:header.X-Sub":"$context.authorizer.claims.sub"}"#,
+            ),
+        ),
+        (
+            "routes/r0.json",
+            route(
+                "GET /pets",
+                "i0",
+                r#""AuthorizationType":"JWT","AuthorizerId":"auth","AuthorizationScopes":["pets:read","pets:admin"]"#,
+            ),
+        ),
+    ])
+}
+
+fn auth(gw: &Gateway, token: &str) -> Response {
+    request(
+        gw.port,
+        "GET",
+        "/pets",
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    )
+}
+
+fn assert_401(r: &Response, what: &str) {
+    assert_eq!(
+        (r.status, r.text()),
+        (401, r#"{"message":"Unauthorized"}"#.into()),
+        "{what}"
+    );
+    let w = r.header("www-authenticate").unwrap_or("");
+    assert!(w.starts_with("Bearer"), "{what}: www-authenticate {w:?}");
+}
+
+#[test]
+fn jwt_valid_rs256_and_es256_pass_claims_to_the_backend() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = jwt_conf(&b, &format!(r#""Jwks":{}"#, jwks(&["rsa-a", "ec-a"])));
+    let gw = Gateway::start(&dir.path);
+    let t = sign(Algorithm::RS256, &rsa("rsa-a"), "rsa-a", &claims());
+    assert_eq!(auth(&gw, &t).status, 200);
+    assert_eq!(b.requests()[0].header("x-sub"), Some("alice"));
+    // Without "Bearer ", and the same token again (served from the verified-token cache).
+    assert_eq!(
+        request(gw.port, "GET", "/pets", &[("Authorization", &t)], b"").status,
+        200
+    );
+    let ec = EncodingKey::from_ec_pem(fixture("ec-a.pem").as_bytes()).unwrap();
+    let mut c = claims();
+    c["scp"] = json!(["pets:admin"]);
+    c.as_object_mut().unwrap().remove("scope");
+    assert_eq!(
+        auth(&gw, &sign(Algorithm::ES256, &ec, "ec-a", &c)).status,
+        200
+    );
+}
+
+#[test]
+fn jwt_every_rejection_is_401_or_403_and_never_reaches_the_backend() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = jwt_conf(
+        &b,
+        &format!(r#""Jwks":{},"ClockSkewSeconds":0"#, jwks(&["rsa-a"])),
+    );
+    let gw = Gateway::start(&dir.path);
+    let key = rsa("rsa-a");
+    let with = |k: &str, v: serde_json::Value| {
+        let mut c = claims();
+        c[k] = v;
+        sign(Algorithm::RS256, &key, "rsa-a", &c)
+    };
+    let good = sign(Algorithm::RS256, &key, "rsa-a", &claims());
+    // HS256 signed with the RSA public key as the HMAC secret: algorithm confusion.
+    let confused = sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(fixture("rsa-a.pub.pem").as_bytes()),
+        "rsa-a",
+        &claims(),
+    );
+    let b64 = |s: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    };
+    let alg_none = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"JWT","kid":"rsa-a"}"#),
+        b64(&claims().to_string())
+    );
+    let cases = [
+        ("expired", with("exp", json!(now() - 5))),
+        ("not yet valid", with("nbf", json!(now() + 600))),
+        ("issued in the future", with("iat", json!(now() + 600))),
+        ("wrong issuer", with("iss", json!("https://issuer.test/"))),
+        ("wrong audience", with("aud", json!("other"))),
+        (
+            "unknown kid",
+            sign(Algorithm::RS256, &key, "nope", &claims()),
+        ),
+        (
+            "signed by another key",
+            sign(Algorithm::RS256, &rsa("rsa-b"), "rsa-a", &claims()),
+        ),
+        ("tampered", format!("{}AAAA", &good[..good.len() - 4])),
+        ("algorithm confusion", confused),
+        ("alg none", alg_none),
+        ("garbage", "not.a.jwt".to_string()),
+    ];
+    for (what, token) in &cases {
+        let r = auth(&gw, token);
+        assert_401(&r, what);
+        assert!(
+            r.header("www-authenticate")
+                .unwrap()
+                .contains("invalid_token"),
+            "{what}"
+        );
+    }
+    let r = gw.get("/pets");
+    assert_401(&r, "missing token");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    // Valid token, none of the route's scopes: 403.
+    let r = auth(&gw, &with("scope", json!("pets:write")));
+    assert_eq!(
+        (r.status, r.text()),
+        (403, r#"{"message":"Forbidden"}"#.into())
+    );
+    assert!(
+        b.requests().is_empty(),
+        "the backend was called for a rejected request"
+    );
+    assert_eq!(auth(&gw, &good).status, 200);
+}
+
+#[test]
+fn jwt_key_rotation_through_a_jwks_url_with_rate_limited_refetch() {
+    let b = Backend::start(Behaviour::Echo);
+    let server = JwksServer::start(&jwks(&["rsa-a"]));
+    let dir = jwt_conf(
+        &b,
+        &format!(r#""JwksUri":"{}","JwksMinRefetchSeconds":1"#, server.url()),
+    );
+    let gw = Gateway::start(&dir.path);
+    let old = sign(Algorithm::RS256, &rsa("rsa-a"), "rsa-a", &claims());
+    assert_eq!(auth(&gw, &old).status, 200);
+    let fetched = server.fetches();
+    assert!(fetched >= 1);
+
+    // A flood of unknown kids costs at most one fetch per interval.
+    for i in 0..30 {
+        let r = auth(
+            &gw,
+            &sign(
+                Algorithm::RS256,
+                &rsa("rsa-a"),
+                &format!("flood-{i}"),
+                &claims(),
+            ),
+        );
+        assert_eq!(r.status, 401);
+    }
+    assert!(
+        server.fetches() <= fetched + 1,
+        "{} fetches for 30 unknown kids",
+        server.fetches() - fetched
+    );
+
+    // The IdP rotates to key b: a token with the new kid is accepted once the set is refetched.
+    server.set(&jwks(&["rsa-b"]));
+    let new = sign(Algorithm::RS256, &rsa("rsa-b"), "rsa-b", &claims());
+    let t0 = Instant::now();
+    loop {
+        if auth(&gw, &new).status == 200 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "rotated key never accepted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A token signed by the retired key, not seen before, is now refused.
+    let mut c = claims();
+    c["sub"] = json!("mallory");
+    assert_401(
+        &auth(&gw, &sign(Algorithm::RS256, &rsa("rsa-a"), "rsa-a", &c)),
+        "retired key",
+    );
+}
+
+#[test]
+fn jwt_keys_by_oidc_discovery_and_unreachable_keys_mean_401() {
+    let b = Backend::start(Behaviour::Echo);
+    let server = JwksServer::start(&jwks(&["rsa-a"]));
+    let issuer = format!("http://127.0.0.1:{}", server.port);
+    let dir = ConfDir::new(&[
+        (
+            "authorizers/auth.json",
+            format!(
+                r#"{{"AuthorizerType":"JWT","IdentitySource":["$request.querystring.access_token"],"JwtConfiguration":{{"Issuer":"{issuer}","Audience":["api"]}}}}"#
+            ),
+        ),
+        (
+            "authorizers/dead.json",
+            format!(
+                r#"{{"AuthorizerType":"JWT","IdentitySource":["$request.header.Authorization"],"JwtConfiguration":{{"Issuer":"{ISS}","Audience":["api"]}},"JwksUri":"http://127.0.0.1:{}/jwks"}}"#,
+                free_port()
+            ),
+        ),
+        ("integrations/i0.json", integration(&b.url(), "")),
+        (
+            "routes/r0.json",
+            route(
+                "GET /pets",
+                "i0",
+                r#""AuthorizationType":"JWT","AuthorizerId":"auth""#,
+            ),
+        ),
+        (
+            "routes/r1.json",
+            route(
+                "GET /dead",
+                "i0",
+                r#""AuthorizationType":"JWT","AuthorizerId":"dead""#,
+            ),
+        ),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    let mut c = claims();
+    c["iss"] = json!(issuer);
+    let t = sign(Algorithm::RS256, &rsa("rsa-a"), "rsa-a", &c);
+    assert_eq!(
+        request(gw.port, "GET", &format!("/pets?access_token={t}"), &[], b"").status,
+        200
+    );
+    assert_401(&gw.get("/pets"), "no query token");
+    // Keys that cannot be had: 401 with a clear reason, the gateway keeps serving.
+    let r = auth_path(
+        &gw,
+        "/dead",
+        &sign(Algorithm::RS256, &rsa("rsa-a"), "rsa-a", &claims()),
+    );
+    assert_401(&r, "unreachable JWKS");
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .contains("no signing keys"));
+    assert!(gw.output().contains("cannot fetch keys"));
+}
+
+fn auth_path(gw: &Gateway, path: &str, token: &str) -> Response {
+    request(
+        gw.port,
+        "GET",
+        path,
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    )
+}

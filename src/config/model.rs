@@ -163,6 +163,9 @@ pub struct AuthorizerConf {
     pub clock_skew_seconds: Option<u64>,
     /// How often a remote key set is fetched again (default 3600 s; AWS caches up to 2 h).
     pub jwks_refresh_seconds: Option<u64>,
+    /// The least time between two fetches of a remote set (default 10 s): a flood of
+    /// unknown `kid`s costs at most one fetch per interval.
+    pub jwks_min_refetch_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]

@@ -7,7 +7,7 @@
 //!
 //! A remote key set that cannot be fetched at start-up is a logged warning, not an error:
 //! every request on its routes is answered 401 until a fetch succeeds (retried at most every
-//! `MIN_REFETCH`, also when a token names an unknown `kid`).
+//! `JwksMinRefetchSeconds`, also when a token names an unknown `kid`).
 
 use crate::config::{AuthorizerConf, ConfigError, ConfigErrors};
 use crate::mapping::Claims;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A flood of unknown `kid`s must not become a flood of fetches.
-const MIN_REFETCH: Duration = Duration::from_secs(10);
+const DEFAULT_MIN_REFETCH: Duration = Duration::from_secs(10);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
 /// Verified tokens kept per authorizer.
@@ -163,6 +163,7 @@ struct Remote {
     url: String,
     discovery: bool,
     refresh: Duration,
+    min_refetch: Duration,
     set: RwLock<Option<(Arc<KeySet>, Instant)>>,
     /// One fetch at a time; the others keep using what they have.
     fetching: tokio::sync::Mutex<()>,
@@ -279,6 +280,10 @@ impl JwtAuthorizer {
             .jwks_refresh_seconds
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_REFRESH);
+        let min_refetch = conf
+            .jwks_min_refetch_seconds
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_MIN_REFETCH);
         let keys = if let Some(inline) = &conf.jwks {
             static_keys(file, "Jwks", inline, errors)
         } else if let Some(rel) = &conf.jwks_file {
@@ -308,7 +313,7 @@ impl JwtAuthorizer {
                 ));
                 None
             } else {
-                remote(uri.clone(), false, refresh)
+                remote(uri.clone(), false, refresh, min_refetch)
             }
         } else if let Some(iss) = &jwt.issuer {
             let url = format!(
@@ -324,7 +329,7 @@ impl JwtAuthorizer {
                 ));
                 None
             } else {
-                remote(url, true, refresh)
+                remote(url, true, refresh, min_refetch)
             }
         } else {
             errors.push(ConfigError::new(
@@ -505,7 +510,7 @@ impl JwtAuthorizer {
     }
 
     /// The key set to verify with; for a remote set, fetched when missing, stale, or when
-    /// `kid` is unknown (each at most once per `MIN_REFETCH`).
+    /// `kid` is unknown (each at most once per `JwksMinRefetchSeconds`).
     async fn key_set(&self, kid: Option<&str>) -> Option<Arc<KeySet>> {
         let remote = match &self.keys {
             Keys::Static(s) => return Some(s.clone()),
@@ -530,12 +535,12 @@ impl JwtAuthorizer {
         }
     }
 
-    /// Fetches the remote set unless one was tried within `MIN_REFETCH` (or another fetch
+    /// Fetches the remote set unless one was tried within `JwksMinRefetchSeconds` (or another fetch
     /// is running). True when a new set was installed.
     async fn refetch(&self, remote: &Remote, force: bool) -> bool {
         {
             let mut last = remote.last_attempt.lock();
-            if !force && last.is_some_and(|t| t.elapsed() < MIN_REFETCH) {
+            if !force && last.is_some_and(|t| t.elapsed() < remote.min_refetch) {
                 return false;
             }
             *last = Some(Instant::now());
@@ -605,7 +610,7 @@ fn static_keys(
     }
 }
 
-fn remote(url: String, discovery: bool, refresh: Duration) -> Option<Keys> {
+fn remote(url: String, discovery: bool, refresh: Duration, min_refetch: Duration) -> Option<Keys> {
     let client = reqwest::Client::builder()
         .timeout(FETCH_TIMEOUT)
         .build()
@@ -614,6 +619,7 @@ fn remote(url: String, discovery: bool, refresh: Duration) -> Option<Keys> {
         url,
         discovery,
         refresh,
+        min_refetch,
         set: RwLock::new(None),
         fetching: tokio::sync::Mutex::new(()),
         last_attempt: Mutex::new(None),

@@ -601,3 +601,63 @@ impl Drop for Redis {
         self.stop();
     }
 }
+
+/// Serves a JWK Set (and an OIDC discovery document pointing at it) that a test can swap,
+/// counting fetches.
+pub struct JwksServer {
+    pub port: u16,
+    pub jwks: Arc<Mutex<String>>,
+    pub fetches: Arc<AtomicUsize>,
+}
+
+impl JwksServer {
+    pub fn start(jwks: &str) -> JwksServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(jwks.to_string()));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (st, f) = (state.clone(), fetches.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                let body = if line.contains("/.well-known/openid-configuration") {
+                    format!(
+                        r#"{{"issuer":"http://127.0.0.1:{port}","jwks_uri":"http://127.0.0.1:{port}/jwks"}}"#
+                    )
+                } else {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    st.lock().unwrap().clone()
+                };
+                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            }
+        });
+        JwksServer {
+            port,
+            jwks: state,
+            fetches,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/jwks", self.port)
+    }
+
+    pub fn set(&self, jwks: &str) {
+        *self.jwks.lock().unwrap() = jwks.to_string();
+    }
+
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
