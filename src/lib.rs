@@ -4,6 +4,7 @@
 //! immutable runtime table (`table`, with `routing` and `mapping`), published atomically
 //! (`reload`), and read per request by the Pingora proxy (`proxy`) and its policies (`policy`).
 
+pub mod accesslog;
 pub mod config;
 pub mod echo;
 pub mod mapping;

@@ -146,7 +146,9 @@ fn serve(
         },
     ));
 
-    reload::exit_when_drained(server.watch_execution_phase(), || {});
+    reload::exit_when_drained(server.watch_execution_phase(), || {
+        apigate::accesslog::flush(std::time::Duration::from_secs(1))
+    });
     log::info!("apigate listening on http://{listen}");
     server.run(RunArgs {
         shutdown_signal: Box::new(reload::DrainOnSignal),

@@ -70,8 +70,10 @@ pub struct Ctx {
     claims: Option<Arc<Claims>>,
     /// The tightest rate-limit decision, reported in `RateLimit-*` headers.
     rate: Option<Decision>,
-    /// Why the gateway answered itself, for metrics.
+    /// Why the gateway answered itself, for metrics and `$context.error.message`.
     rejection: Option<Rejection>,
+    error_message: Option<&'static str>,
+    access_log: Option<Arc<crate::accesslog::AccessLog>>,
     upstream_start: Option<Instant>,
     /// Time until the backend's response headers arrived, and its status.
     integration: Option<(Duration, u16)>,
@@ -97,6 +99,8 @@ impl ProxyHttp for Gateway {
             claims: None,
             rate: None,
             rejection: None,
+            error_message: None,
+            access_log: None,
             upstream_start: None,
             integration: None,
             counted: false,
@@ -168,6 +172,7 @@ impl ProxyHttp for Gateway {
             return respond(session, ctx, 404, "Not Found", &[]).await;
         };
         ctx.stage = Some(stage.name.clone());
+        ctx.access_log = stage.access_log.clone();
         let Some(selected) = stage.router.select(&req.method, stage_path) else {
             return respond(session, ctx, 404, "Not Found", &[]).await;
         };
@@ -551,6 +556,7 @@ impl ProxyHttp for Gateway {
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let (code, message) = classify(e);
+        ctx.error_message = Some(message);
         ctx.rejection = match code {
             503 => Some(Rejection::Timeout),
             502 => Some(Rejection::BadGateway),
@@ -598,14 +604,44 @@ impl ProxyHttp for Gateway {
             Some(r) => &r.metrics,
             None => crate::metrics::unmatched(ctx.stage.as_deref().unwrap_or("-")),
         };
+        let took = ctx.start.elapsed();
+        let sent = session.body_bytes_sent() as u64;
         route_metrics.observe(
             &session.req_header().method,
             status,
-            ctx.start.elapsed(),
+            took,
             ctx.integration.map(|(d, _)| d),
             ctx.body_bytes,
-            session.body_bytes_sent() as u64,
+            sent,
         );
+        if let Some(log) = &ctx.access_log {
+            let req = session.req_header();
+            let header = |name: http::header::HeaderName| {
+                req.headers.get(name).and_then(|v| v.to_str().ok())
+            };
+            let vars = crate::accesslog::LogVars {
+                request_id: &ctx.request_id,
+                route_key: ctx.route.as_ref().map_or("-", |r| &r.key),
+                status,
+                method: req.method.as_str(),
+                path: req.uri.path(),
+                protocol: "HTTP/1.1",
+                source_ip: &ctx.client_ip_str,
+                user_agent: header(header::USER_AGENT),
+                response_length: sent,
+                response_latency_ms: took.as_millis() as u64,
+                integration_latency_ms: ctx.integration.map(|(d, _)| d.as_millis() as u64),
+                integration_status: ctx.integration.map(|(_, s)| s),
+                error_message: ctx.error_message,
+                request_time: std::time::SystemTime::now() - took,
+                stage: ctx.stage.as_deref().unwrap_or("-"),
+                domain_name: header(header::HOST).map_or("-", |h| h.split(':').next().unwrap_or(h)),
+                claims: ctx.claims.as_deref(),
+            };
+            let mut line = String::with_capacity(256);
+            log.format.render(&vars, &mut line);
+            log.writer.write_line(line);
+        }
     }
 }
 
@@ -781,6 +817,14 @@ async fn respond(
     message: &str,
     extra: &[(&str, String)],
 ) -> Result<bool> {
+    ctx.error_message = Some(match status {
+        404 => "Not Found",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        413 => "Request Entity Too Large",
+        429 => "Too Many Requests",
+        _ => "Bad Request",
+    });
     ctx.rejection = Some(match status {
         404 => Rejection::NotFound,
         401 => Rejection::Unauthorized,

@@ -84,6 +84,7 @@ pub struct Route {
 pub struct Stage {
     pub name: Arc<str>,
     pub router: Router<Arc<Route>>,
+    pub access_log: Option<Arc<crate::accesslog::AccessLog>>,
 }
 
 pub struct Table {
@@ -213,6 +214,7 @@ impl Table {
                 &route_ids,
                 &api_policies,
                 &authorizers,
+                &config.dir,
                 &mut errors,
             ) else {
                 continue;
@@ -637,6 +639,7 @@ fn compile_stage(
     route_ids: &[&str],
     api: &Policies,
     authorizers: &HashMap<String, (crate::config::AuthorizerConf, Arc<JwtAuthorizer>)>,
+    conf_dir: &std::path::Path,
     errors: &mut ConfigErrors,
 ) -> Option<Stage> {
     let before = errors.0.len();
@@ -795,9 +798,15 @@ fn compile_stage(
             return None;
         }
     };
+    let access_log = stage
+        .access_log_settings
+        .as_ref()
+        .and_then(|a| crate::accesslog::AccessLog::compile(file, a, conf_dir, errors))
+        .map(Arc::new);
     (errors.0.len() == before).then(|| Stage {
         name: Arc::from(stage.name.as_str()),
         router,
+        access_log,
     })
 }
 

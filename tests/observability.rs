@@ -161,3 +161,53 @@ fn counts_histograms_and_rejections_after_known_traffic() {
         404
     );
 }
+
+#[test]
+fn access_log_lines_use_aws_context_variables() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = ConfDir::new(&[
+        ("integrations/i0.json", integration(&b.url(), "")),
+        ("routes/r0.json", route("GET /pets/{id}", "i0", "")),
+        ("stages/default.json", r#"{"Name":"$default","AccessLogSettings":{}}"#.to_string()),
+        (
+            "stages/custom.json",
+            r#"{"Name":"custom","AccessLogSettings":{"Format":"custom $context.requestId $context.routeKey $context.status $context.integrationStatus $context.path"}}"#.to_string(),
+        ),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    let r = gw.get("/pets/7");
+    let id = r.header("apigw-requestid").unwrap().to_string();
+    gw.wait_log(&id, 1);
+    let line = gw
+        .output()
+        .lines()
+        .find(|l| l.contains(&id))
+        .unwrap()
+        .to_string();
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["routeKey"], "GET /pets/{id}");
+    assert_eq!(v["status"], "200");
+    assert_eq!(v["httpMethod"], "GET");
+    assert_eq!(v["ip"], "127.0.0.1");
+    assert!(v["requestTime"].as_str().unwrap().ends_with("+0000"));
+    // A path that tries to break the JSON line stays inside its string.
+    let r = gw.get("/pets/%22%7D%0A");
+    let id = r.header("apigw-requestid").unwrap().to_string();
+    gw.wait_log(&id, 1);
+    assert!(gw
+        .output()
+        .lines()
+        .filter(|l| l.contains(&id))
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    // Custom format, and a 404 logged with "-" for the missing integration.
+    let r = gw.get("/custom/pets/9");
+    let id = r.header("apigw-requestid").unwrap().to_string();
+    gw.wait_log(
+        &format!("custom {id} GET /pets/{{id}} 200 200 /custom/pets/9"),
+        1,
+    );
+    let r = gw.get("/custom/nope");
+    let id = r.header("apigw-requestid").unwrap().to_string();
+    gw.wait_log(&format!("custom {id} - 404 - /custom/nope"), 1);
+}

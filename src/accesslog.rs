@@ -1,0 +1,463 @@
+//! Access logs per stage (`AccessLogSettings`), in AWS's `$context.*` variables.
+//!
+//! The format is parsed once at config load. Each request renders one line and hands it to a
+//! writer thread through a bounded channel: the request path never blocks on stdout; when the
+//! writer falls behind, lines are dropped and counted (`apigate_access_log_dropped_total`).
+
+use crate::config::{AccessLogConf, ConfigError, ConfigErrors};
+use crate::mapping::Claims;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// AWS's suggested JSON format, used when `AccessLogSettings` gives no `Format`.
+pub const DEFAULT_FORMAT: &str = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","requestTime":"$context.requestTime","httpMethod":"$context.httpMethod","routeKey":"$context.routeKey","status":"$context.status","protocol":"$context.protocol","responseLength":"$context.responseLength","responseLatency":"$context.responseLatency","integrationLatency":"$context.integrationLatency"}"#;
+
+const QUEUE: usize = 16_384;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Var {
+    RequestId,
+    RouteKey,
+    Status,
+    HttpMethod,
+    Path,
+    Protocol,
+    SourceIp,
+    UserAgent,
+    ResponseLength,
+    ResponseLatency,
+    IntegrationLatency,
+    IntegrationStatus,
+    IntegrationError,
+    RequestTime,
+    RequestTimeEpoch,
+    Stage,
+    DomainName,
+    ErrorMessage,
+    AuthorizerError,
+    Claim(String),
+}
+
+const VARS: &[(&str, Var)] = &[
+    ("requestId", Var::RequestId),
+    ("extendedRequestId", Var::RequestId),
+    ("routeKey", Var::RouteKey),
+    ("status", Var::Status),
+    ("httpMethod", Var::HttpMethod),
+    ("path", Var::Path),
+    ("protocol", Var::Protocol),
+    ("identity.sourceIp", Var::SourceIp),
+    ("identity.userAgent", Var::UserAgent),
+    ("responseLength", Var::ResponseLength),
+    ("responseLatency", Var::ResponseLatency),
+    ("integrationLatency", Var::IntegrationLatency),
+    ("integration.latency", Var::IntegrationLatency),
+    ("integrationStatus", Var::IntegrationStatus),
+    ("integration.status", Var::IntegrationStatus),
+    ("integrationErrorMessage", Var::IntegrationError),
+    ("integration.error", Var::IntegrationError),
+    ("requestTime", Var::RequestTime),
+    ("requestTimeEpoch", Var::RequestTimeEpoch),
+    ("stage", Var::Stage),
+    ("domainName", Var::DomainName),
+    ("error.message", Var::ErrorMessage),
+    ("authorizer.error", Var::AuthorizerError),
+];
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Lit(String),
+    Var(Var),
+}
+
+/// A parsed `Format`.
+#[derive(Debug, Clone)]
+pub struct AccessLogFormat {
+    parts: Vec<Part>,
+}
+
+/// What one request contributes to its log line.
+pub struct LogVars<'a> {
+    pub request_id: &'a str,
+    pub route_key: &'a str,
+    pub status: u16,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub protocol: &'a str,
+    pub source_ip: &'a str,
+    pub user_agent: Option<&'a str>,
+    pub response_length: u64,
+    pub response_latency_ms: u64,
+    pub integration_latency_ms: Option<u64>,
+    pub integration_status: Option<u16>,
+    pub error_message: Option<&'a str>,
+    pub request_time: SystemTime,
+    pub stage: &'a str,
+    pub domain_name: &'a str,
+    pub claims: Option<&'a Claims>,
+}
+
+impl AccessLogFormat {
+    pub fn compile(
+        file: &str,
+        format: Option<&str>,
+        errors: &mut ConfigErrors,
+    ) -> Option<AccessLogFormat> {
+        let text = format.unwrap_or(DEFAULT_FORMAT);
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut rest = text;
+        let mut ok = true;
+        while let Some(pos) = rest.find("$context.") {
+            lit.push_str(&rest[..pos]);
+            let after = &rest[pos + "$context.".len()..];
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-'))
+                .unwrap_or(after.len());
+            let name = after[..end].trim_end_matches('.');
+            let var = if let Some(claim) = name.strip_prefix("authorizer.claims.") {
+                Some(Var::Claim(claim.to_string()))
+            } else {
+                VARS.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.clone())
+            };
+            match var {
+                Some(v) => {
+                    if !lit.is_empty() {
+                        parts.push(Part::Lit(std::mem::take(&mut lit)));
+                    }
+                    parts.push(Part::Var(v));
+                }
+                None => {
+                    ok = false;
+                    let known: Vec<&str> = VARS.iter().map(|(n, _)| *n).collect();
+                    let hint = crate::config::closest(name, known.iter().copied())
+                        .map(|s| format!("did you mean $context.{s}?"))
+                        .unwrap_or_else(|| {
+                            format!("supported: {}, authorizer.claims.NAME", known.join(", "))
+                        });
+                    errors.push(ConfigError::new(
+                        file,
+                        "AccessLogSettings.Format",
+                        format!("unknown variable $context.{name}"),
+                        hint,
+                    ));
+                }
+            }
+            rest = &after[name.len()..];
+        }
+        lit.push_str(rest);
+        if !lit.is_empty() {
+            parts.push(Part::Lit(lit));
+        }
+        ok.then_some(AccessLogFormat { parts })
+    }
+
+    /// Renders one line. Values are always JSON-escaped, so a hostile path or header
+    /// cannot break a JSON line; missing values are `-`, as in AWS.
+    pub fn render(&self, v: &LogVars<'_>, out: &mut String) {
+        use std::fmt::Write as _;
+        for part in &self.parts {
+            let var = match part {
+                Part::Lit(s) => {
+                    out.push_str(s);
+                    continue;
+                }
+                Part::Var(var) => var,
+            };
+            match var {
+                Var::RequestId => escape(v.request_id, out),
+                Var::RouteKey => escape(v.route_key, out),
+                Var::Status => {
+                    let _ = write!(out, "{}", v.status);
+                }
+                Var::HttpMethod => escape(v.method, out),
+                Var::Path => escape(v.path, out),
+                Var::Protocol => escape(v.protocol, out),
+                Var::SourceIp => escape(v.source_ip, out),
+                Var::UserAgent => escape(v.user_agent.unwrap_or("-"), out),
+                Var::ResponseLength => {
+                    let _ = write!(out, "{}", v.response_length);
+                }
+                Var::ResponseLatency => {
+                    let _ = write!(out, "{}", v.response_latency_ms);
+                }
+                Var::IntegrationLatency => match v.integration_latency_ms {
+                    Some(ms) => {
+                        let _ = write!(out, "{ms}");
+                    }
+                    None => out.push('-'),
+                },
+                Var::IntegrationStatus => match v.integration_status {
+                    Some(s) => {
+                        let _ = write!(out, "{s}");
+                    }
+                    None => out.push('-'),
+                },
+                Var::IntegrationError | Var::ErrorMessage => {
+                    escape(v.error_message.unwrap_or("-"), out)
+                }
+                Var::AuthorizerError => escape(
+                    if v.status == 401 || v.status == 403 {
+                        v.error_message.unwrap_or("-")
+                    } else {
+                        "-"
+                    },
+                    out,
+                ),
+                Var::RequestTime => clf_time(v.request_time, out),
+                Var::RequestTimeEpoch => {
+                    let ms = v
+                        .request_time
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_millis())
+                        .unwrap_or(0);
+                    let _ = write!(out, "{ms}");
+                }
+                Var::Stage => escape(v.stage, out),
+                Var::DomainName => escape(v.domain_name, out),
+                Var::Claim(name) => match v.claims.and_then(|c| c.get(name)) {
+                    Some(serde_json::Value::String(s)) => escape(s, out),
+                    Some(other) => escape(&other.to_string(), out),
+                    None => out.push('-'),
+                },
+            }
+        }
+    }
+}
+
+fn escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// `22/Nov/2026:10:00:00 +0000`.
+fn clf_time(t: SystemTime, out: &mut String) {
+    use std::fmt::Write as _;
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+}
+
+/// Lines go to one thread per destination, shared across reloads.
+pub struct Writer {
+    tx: SyncSender<String>,
+    /// Lines queued but not yet written (for `flush`).
+    pending: Arc<AtomicUsize>,
+}
+
+impl Writer {
+    /// Queues a line; drops it (and counts) rather than wait.
+    pub fn write_line(&self, line: String) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        match self.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.pending.fetch_sub(1, Ordering::AcqRel);
+                crate::metrics::metrics().access_log_dropped.inc();
+            }
+        }
+    }
+}
+
+static WRITERS: LazyLock<Mutex<HashMap<String, Arc<Writer>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn writer_for(destination: &str, conf_dir: &Path) -> std::io::Result<Arc<Writer>> {
+    let mut writers = WRITERS.lock();
+    if let Some(w) = writers.get(destination) {
+        return Ok(w.clone());
+    }
+    let sink: Box<dyn Write + Send> = match destination {
+        "stdout" => Box::new(std::io::stdout()),
+        "stderr" => Box::new(std::io::stderr()),
+        path => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(conf_dir.join(path))?,
+        ),
+    };
+    let (tx, rx) = sync_channel::<String>(QUEUE);
+    let pending = Arc::new(AtomicUsize::new(0));
+    let done = pending.clone();
+    std::thread::Builder::new()
+        .name("access-log".into())
+        .spawn(move || write_loop(rx, sink, done))?;
+    let w = Arc::new(Writer { tx, pending });
+    writers.insert(destination.to_string(), w.clone());
+    Ok(w)
+}
+
+fn write_loop(rx: Receiver<String>, sink: Box<dyn Write + Send>, pending: Arc<AtomicUsize>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, sink);
+    while let Ok(line) = rx.recv() {
+        let mut n = 1;
+        let _ = out.write_all(line.as_bytes());
+        let _ = out.write_all(b"\n");
+        // Batch while lines keep coming; flush when the queue runs dry.
+        while let Ok(line) = rx.try_recv() {
+            n += 1;
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.write_all(b"\n");
+        }
+        let _ = out.flush();
+        pending.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// Waits (bounded) until every queued line has been written; used before exiting.
+pub fn flush(timeout: Duration) {
+    let writers: Vec<Arc<Writer>> = WRITERS.lock().values().cloned().collect();
+    let deadline = std::time::Instant::now() + timeout;
+    for w in writers {
+        while w.pending.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// A stage's access log: its format and where lines go.
+#[derive(Clone)]
+pub struct AccessLog {
+    pub format: AccessLogFormat,
+    pub writer: Arc<Writer>,
+}
+
+impl std::fmt::Debug for AccessLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AccessLog({:?})", self.format.parts.len())
+    }
+}
+
+impl AccessLog {
+    /// `DestinationArn`: absent or `stdout`, `stderr`, or a file path relative to the conf dir.
+    pub fn compile(
+        file: &str,
+        conf: &AccessLogConf,
+        conf_dir: &Path,
+        errors: &mut ConfigErrors,
+    ) -> Option<AccessLog> {
+        let format = AccessLogFormat::compile(file, conf.format.as_deref(), errors)?;
+        let destination = conf.destination_arn.as_deref().unwrap_or("stdout");
+        match writer_for(destination, conf_dir) {
+            Ok(writer) => Some(AccessLog { format, writer }),
+            Err(e) => {
+                errors.push(ConfigError::new(
+                    file,
+                    "AccessLogSettings.DestinationArn",
+                    format!("cannot open {destination:?}: {e}"),
+                    "use \"stdout\", \"stderr\" or a writable file path",
+                ));
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(path: &'a str, claims: Option<&'a Claims>) -> LogVars<'a> {
+        LogVars {
+            request_id: "id1",
+            route_key: "GET /pets/{id}",
+            status: 200,
+            method: "GET",
+            path,
+            protocol: "HTTP/1.1",
+            source_ip: "127.0.0.1",
+            user_agent: None,
+            response_length: 12,
+            response_latency_ms: 3,
+            integration_latency_ms: Some(2),
+            integration_status: Some(200),
+            error_message: None,
+            request_time: UNIX_EPOCH + Duration::from_secs(1_795_348_800),
+            stage: "$default",
+            domain_name: "localhost",
+            claims,
+        }
+    }
+
+    #[test]
+    fn default_format_is_valid_json_even_for_hostile_paths() {
+        let f = AccessLogFormat::compile("s", None, &mut ConfigErrors::default()).unwrap();
+        let mut line = String::new();
+        f.render(&vars("/pets/\"}\n{\"x\":\"\\", None), &mut line);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["routeKey"], "GET /pets/{id}");
+        assert_eq!(v["status"], "200");
+        assert_eq!(v["integrationLatency"], "2");
+    }
+
+    #[test]
+    fn custom_format_claims_and_unknown_variables() {
+        let claims: Claims = serde_json::from_str(r#"{"sub":"alice"}"#).unwrap();
+        let f = AccessLogFormat::compile("s", Some("$context.requestId $context.authorizer.claims.sub $context.identity.userAgent $context.integrationStatus"), &mut ConfigErrors::default()).unwrap();
+        let mut line = String::new();
+        f.render(&vars("/", Some(&claims)), &mut line);
+        assert_eq!(line, "id1 alice - 200");
+        let mut errors = ConfigErrors::default();
+        assert!(
+            AccessLogFormat::compile("stages/s.json", Some("$context.requestID"), &mut errors)
+                .is_none()
+        );
+        assert_eq!(errors.0[0].field, "AccessLogSettings.Format");
+        assert!(errors.0[0].fix.contains("requestId"), "{}", errors.0[0]);
+    }
+
+    #[test]
+    fn clf_dates() {
+        let mut s = String::new();
+        clf_time(UNIX_EPOCH + Duration::from_secs(1_795_348_800), &mut s);
+        assert_eq!(s, "22/Nov/2026:12:00:00 +0000");
+        s.clear();
+        clf_time(UNIX_EPOCH + Duration::from_secs(951_782_400), &mut s);
+        assert_eq!(s, "29/Feb/2000:00:00:00 +0000");
+    }
+}
