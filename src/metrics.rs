@@ -441,3 +441,75 @@ mod tests {
         assert!(std::ptr::eq(unmatched("-"), unmatched("-")));
     }
 }
+
+#[cfg(test)]
+mod dashboard_tests {
+    use super::*;
+
+    /// Every metric a dashboard query names, with histogram suffixes folded.
+    fn dashboard_metrics(json: &str) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(json).expect("dashboard is JSON");
+        let mut names = Vec::new();
+        for panel in v["panels"].as_array().expect("panels") {
+            for t in panel["targets"].as_array().expect("targets") {
+                let expr = t["expr"].as_str().expect("expr");
+                let mut rest = expr;
+                while let Some(i) = rest.find("apigate_") {
+                    let tail = &rest[i..];
+                    let end = tail
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(tail.len());
+                    let name = &tail[..end];
+                    let base = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+                    names.push(base.to_string());
+                    rest = &tail[end..];
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn every_dashboard_query_names_an_exported_metric() {
+        let json = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/conf/grafana/apigate-dashboard.json"
+        ))
+        .unwrap();
+        // Record one of everything so every family is present in the exposition.
+        let m = metrics();
+        m.route("dash", "GET /x").observe(
+            &Method::GET,
+            200,
+            Duration::from_millis(1),
+            Some(Duration::from_micros(500)),
+            1,
+            1,
+        );
+        m.rejection(Rejection::NotFound);
+        m.upstream_connection(true);
+        m.upstream_connect_failures.inc();
+        m.reload(true);
+        m.jwks_fetch_failures.inc();
+        m.ratelimit_store_errors.inc();
+        m.access_log_dropped.inc();
+        let text = m.render();
+        let exported: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        let names = dashboard_metrics(&json);
+        assert!(names.len() >= 8, "{names:?}");
+        for name in names {
+            assert!(
+                exported.contains(&name.as_str()),
+                "the dashboard queries {name}, which apigate does not export"
+            );
+        }
+    }
+}
