@@ -550,39 +550,57 @@ impl ResponseMapping {
     }
 }
 
-/// Applies one header operation to a header map owner.
-pub fn apply_header<F, G, H>(
-    action: Action,
-    header: &Header,
-    value: Option<String>,
-    insert: F,
-    append: G,
-    remove: H,
-) where
-    F: FnOnce(String, http::HeaderValue),
-    G: FnOnce(String, http::HeaderValue),
-    H: FnOnce(&HeaderName),
-{
-    match action {
-        Action::Remove => remove(&header.name),
-        Action::Overwrite | Action::Append => {
-            // An empty value (e.g. an absent source header) sets nothing, as with AWS.
-            let Some(v) = value.filter(|v| !v.is_empty()) else {
-                return;
-            };
-            let Ok(v) = http::HeaderValue::from_str(&v) else {
-                log::debug!(
-                    "mapping value for {} is not a valid header value",
-                    header.spelled
-                );
-                return;
-            };
-            if action == Action::Overwrite {
-                insert(header.spelled.clone(), v)
-            } else {
-                append(header.spelled.clone(), v)
+/// Request and response headers receive mapped values the same way.
+pub trait HeaderSink {
+    fn set(&mut self, name: String, value: http::HeaderValue) -> pingora_error::Result<()>;
+    fn add(&mut self, name: String, value: http::HeaderValue) -> pingora_error::Result<()>;
+    fn unset(&mut self, name: &HeaderName);
+}
+
+macro_rules! header_sink {
+    ($t:ty) => {
+        impl HeaderSink for $t {
+            fn set(&mut self, name: String, value: http::HeaderValue) -> pingora_error::Result<()> {
+                self.insert_header(name, value)
+            }
+            fn add(&mut self, name: String, value: http::HeaderValue) -> pingora_error::Result<()> {
+                self.append_header(name, value).map(|_| ())
+            }
+            fn unset(&mut self, name: &HeaderName) {
+                self.remove_header(name);
             }
         }
+    };
+}
+header_sink!(RequestHeader);
+header_sink!(ResponseHeader);
+
+/// Applies one header operation. An empty value (e.g. an absent source header) sets
+/// nothing, as with AWS; a value that is not a valid header value is skipped.
+pub fn apply_header(
+    sink: &mut impl HeaderSink,
+    action: Action,
+    header: &Header,
+    value: &str,
+) -> pingora_error::Result<()> {
+    if action == Action::Remove {
+        sink.unset(&header.name);
+        return Ok(());
+    }
+    if value.is_empty() {
+        return Ok(());
+    }
+    let Ok(v) = http::HeaderValue::from_str(value) else {
+        log::debug!(
+            "mapping value for {} is not a valid header value",
+            header.spelled
+        );
+        return Ok(());
+    };
+    if action == Action::Overwrite {
+        sink.set(header.spelled.clone(), v)
+    } else {
+        sink.add(header.spelled.clone(), v)
     }
 }
 

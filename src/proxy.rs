@@ -412,27 +412,7 @@ impl ProxyHttp for Gateway {
         for map in &route.request_maps {
             for op in &map.ops {
                 if let RequestOp::Header(action, h, t) = op {
-                    let value = Some(t.eval(&vars, false));
-                    let mut set = None;
-                    let mut add = None;
-                    let mut del = false;
-                    apply_header(
-                        *action,
-                        h,
-                        value,
-                        |k, v| set = Some((k, v)),
-                        |k, v| add = Some((k, v)),
-                        |_| del = true,
-                    );
-                    if del {
-                        up.remove_header(&h.name);
-                    }
-                    if let Some((k, v)) = set {
-                        up.insert_header(k, v)?;
-                    }
-                    if let Some((k, v)) = add {
-                        up.append_header(k, v)?;
-                    }
+                    apply_header(up, *action, h, &t.eval(&vars, false))?;
                 }
             }
         }
@@ -495,27 +475,7 @@ impl ProxyHttp for Gateway {
                                 new_status = t.eval(&vars, false).trim().parse::<u16>().ok()
                             }
                             ResponseOp::Header(action, h, t) => {
-                                let value = Some(t.eval(&vars, false));
-                                let mut set = None;
-                                let mut add = None;
-                                let mut del = false;
-                                apply_header(
-                                    *action,
-                                    h,
-                                    value,
-                                    |k, v| set = Some((k, v)),
-                                    |k, v| add = Some((k, v)),
-                                    |_| del = true,
-                                );
-                                if del {
-                                    resp.remove_header(&h.name);
-                                }
-                                if let Some((k, v)) = set {
-                                    resp.insert_header(k, v)?;
-                                }
-                                if let Some((k, v)) = add {
-                                    resp.append_header(k, v)?;
-                                }
+                                apply_header(resp, *action, h, &t.eval(&vars, false))?
                             }
                         }
                     }
