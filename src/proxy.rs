@@ -381,14 +381,16 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.port())
             .unwrap_or(0);
-        let xff = match req
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) if !prev.is_empty() => format!("{prev}, {peer_ip}"),
-            _ => peer_ip,
-        };
+        // Repeated X-Forwarded-For fields are one list (RFC 9110 5.3): keep every hop.
+        let mut xff = String::with_capacity(peer_ip.len() + 32);
+        for prev in req.headers.get_all("x-forwarded-for") {
+            let prev = prev.to_str().unwrap_or("").trim();
+            if !prev.is_empty() {
+                xff.push_str(prev);
+                xff.push_str(", ");
+            }
+        }
+        xff.push_str(&peer_ip);
         let mut forwarded = String::with_capacity(64);
         forwarded.push_str("for=");
         if ctx.client_ip.is_ipv6() {

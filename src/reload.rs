@@ -43,9 +43,10 @@ impl Reloader {
                 {
                     log::warn!("Listen and Threads changes take effect at the next restart");
                 }
-                let table = Arc::new(table);
-                self.table.store(table.clone());
+                // New remote key sets are fetched before the table goes live, so its first
+                // requests do not wait for the identity provider.
                 prefetch_keys(&table).await;
+                self.table.store(Arc::new(table));
                 log::info!("configuration reloaded from {}", self.path.display());
                 crate::metrics::metrics().reload(true);
                 true

@@ -192,6 +192,22 @@ fn forwarding_rewrites_uri_host_and_forwarding_headers() {
     for hop in ["x-hop", "keep-alive", "te"] {
         assert_eq!(seen.header(hop), None, "hop-by-hop {hop} was forwarded");
     }
+    // Repeated X-Forwarded-For fields are one list: no hop is lost.
+    let r = request(
+        gw.port,
+        "GET",
+        "/things/x",
+        &[
+            ("X-Forwarded-For", "198.51.100.1"),
+            ("X-Forwarded-For", "198.51.100.2, 198.51.100.3"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        b.requests().pop().unwrap().header("x-forwarded-for"),
+        Some("198.51.100.1, 198.51.100.2, 198.51.100.3, 127.0.0.1")
+    );
     // $default appends the whole path and keeps the method.
     let r = request(gw.port, "DELETE", "/any/where?q=%2F", &[], b"");
     assert_eq!(r.status, 200);

@@ -5,21 +5,8 @@ mod common;
 use common::*;
 use std::process::{Command, Stdio};
 
-fn scrape(gw: &Gateway) -> String {
-    let r = request(gw.metrics_port, "GET", "/metrics", &[], b"");
-    assert_eq!(r.status, 200);
-    assert!(r
-        .header("content-type")
-        .is_some_and(|c| c.starts_with("text/plain")));
-    r.text()
-}
-
 fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+    metric_value(text, series).unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
 }
 
 #[test]
@@ -51,7 +38,7 @@ fn counts_histograms_and_rejections_after_known_traffic() {
     assert_eq!(gw.get("/nowhere/at/all").status, 404);
     assert_eq!(gw.get("/slow").status, 503);
 
-    let text = scrape(&gw);
+    let text = gw.scrape();
     let route = r#"route="GET /pets/{id}",stage="$default""#;
     assert_eq!(
         value(
@@ -125,7 +112,7 @@ fn counts_histograms_and_rejections_after_known_traffic() {
     // Reloads are counted by outcome.
     gw.signal("HUP");
     gw.wait_log("configuration reloaded", 1);
-    let text = scrape(&gw);
+    let text = gw.scrape();
     assert_eq!(
         value(&text, r#"apigate_config_reloads_total{result="success"}"#),
         1.0

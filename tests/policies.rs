@@ -440,6 +440,73 @@ fn jwt_key_rotation_through_a_jwks_url_with_rate_limited_refetch() {
 }
 
 #[test]
+fn jwt_requests_wait_for_the_first_key_fetch_and_stale_keys_refresh_in_the_background() {
+    let b = Backend::start(Behaviour::Echo);
+    let server = JwksServer::start(&jwks(&["rsa-a"]));
+    server.hold();
+    let dir = jwt_conf(
+        &b,
+        &format!(r#""JwksUri":"{}","JwksRefreshSeconds":1"#, server.url()),
+    );
+    let gw = Gateway::start(&dir.path);
+    // The start-up fetch is in flight and the identity provider has not answered yet.
+    server.wait_fetches(1);
+    let token = sign(Algorithm::RS256, &rsa("rsa-a"), "rsa-a", &claims());
+    let port = gw.port;
+    let first = std::thread::spawn(move || {
+        request(
+            port,
+            "GET",
+            "/pets",
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+    });
+    // The request is inside the gateway, waiting for the keys rather than refused.
+    gw.wait_metric("apigate_requests_in_flight", 1.0);
+    server.release();
+    assert_eq!(first.join().unwrap().status, 200);
+    assert_eq!(
+        server.fetches(),
+        1,
+        "the waiting request started a fetch of its own"
+    );
+
+    // Once JwksRefreshSeconds pass, the set is refreshed in the background; while the
+    // identity provider is slow, requests keep being verified with the keys in hand.
+    server.hold();
+    server.set(&jwks(&["rsa-a", "rsa-b"]));
+    let mut n = 0;
+    while server.fetches() < 2 {
+        n += 1;
+        let mut c = claims();
+        c["sub"] = json!(format!("user-{n}"));
+        let fresh = sign(Algorithm::RS256, &rsa("rsa-a"), "rsa-a", &c);
+        assert_eq!(auth(&gw, &fresh).status, 200);
+        assert!(n < 500, "no refresh after JwksRefreshSeconds");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = claims();
+    c["sub"] = json!("during-refresh");
+    assert_eq!(
+        auth(&gw, &sign(Algorithm::RS256, &rsa("rsa-a"), "rsa-a", &c)).status,
+        200
+    );
+    server.release();
+    // The refreshed set brings key b, with no further fetch.
+    let rotated = sign(Algorithm::RS256, &rsa("rsa-b"), "rsa-b", &claims());
+    let t0 = Instant::now();
+    while auth(&gw, &rotated).status != 200 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "refreshed key never used"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.fetches(), 2);
+}
+
+#[test]
 fn jwt_keys_by_oidc_discovery_and_unreachable_keys_mean_401() {
     let b = Backend::start(Behaviour::Echo);
     let server = JwksServer::start(&jwks(&["rsa-a"]));

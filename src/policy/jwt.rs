@@ -144,6 +144,10 @@ impl KeySet {
         Ok((KeySet { keys }, skipped))
     }
 
+    fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
     /// The key for a token: by `kid`, or the only key that fits when the token has none.
     fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<&Key> {
         match kid {
@@ -159,21 +163,25 @@ impl KeySet {
 
 /// A key set fetched over HTTP(S).
 struct Remote {
+    /// The authorizer's id, for logs.
+    id: String,
     /// `JwksUri`, or the discovery document's URL.
     url: String,
     discovery: bool,
     refresh: Duration,
     min_refetch: Duration,
     set: RwLock<Option<(Arc<KeySet>, Instant)>>,
-    /// One fetch at a time; the others keep using what they have.
+    /// Single flight: one fetch at a time; requests that need keys wait for it.
     fetching: tokio::sync::Mutex<()>,
+    /// Fetches finished so far: a waiter that sees it move knows a fetch ran while it waited.
+    fetches: AtomicU64,
     last_attempt: Mutex<Option<Instant>>,
     client: reqwest::Client,
 }
 
 enum Keys {
     Static(Arc<KeySet>),
-    Remote(Box<Remote>),
+    Remote(Arc<Remote>),
 }
 
 struct Cached {
@@ -190,7 +198,6 @@ pub struct JwtAuthorizer {
     skew: u64,
     keys: Keys,
     cache: Vec<RwLock<HashMap<String, Cached>>>,
-    fetch_failures: AtomicU64,
 }
 
 impl std::fmt::Debug for JwtAuthorizer {
@@ -313,7 +320,7 @@ impl JwtAuthorizer {
                 ));
                 None
             } else {
-                remote(uri.clone(), false, refresh, min_refetch)
+                remote(file, id, uri.clone(), false, refresh, min_refetch, errors)
             }
         } else if let Some(iss) = &jwt.issuer {
             let url = format!(
@@ -329,7 +336,7 @@ impl JwtAuthorizer {
                 ));
                 None
             } else {
-                remote(url, true, refresh, min_refetch)
+                remote(file, id, url, true, refresh, min_refetch, errors)
             }
         } else {
             errors.push(ConfigError::new(
@@ -353,7 +360,6 @@ impl JwtAuthorizer {
             cache: (0..CACHE_SHARDS)
                 .map(|_| RwLock::new(HashMap::new()))
                 .collect(),
-            fetch_failures: AtomicU64::new(0),
         })
     }
 
@@ -361,16 +367,12 @@ impl JwtAuthorizer {
         &self.identity
     }
 
-    /// Failed fetches of a remote key set so far.
-    pub fn fetch_failures(&self) -> u64 {
-        self.fetch_failures.load(Ordering::Relaxed)
-    }
-
     /// Fetches a remote key set once at start-up (or after a reload); logs on failure.
+    /// Requests arriving meanwhile wait for this fetch instead of being refused.
     pub async fn prefetch(&self) {
         if let Keys::Remote(r) = &self.keys {
             if r.set.read().is_none() {
-                self.refetch(r, true).await;
+                r.refetch(Wait::Yes, Duration::ZERO).await;
             }
         }
     }
@@ -509,8 +511,9 @@ impl JwtAuthorizer {
         Ok((Arc::new(claims), exp, nbf))
     }
 
-    /// The key set to verify with; for a remote set, fetched when missing, stale, or when
-    /// `kid` is unknown (each at most once per `JwksMinRefetchSeconds`).
+    /// The key set to verify with. A remote set is fetched when missing or when `kid` is
+    /// unknown (the request waits for that fetch, at most one per `JwksMinRefetchSeconds`);
+    /// a stale set keeps serving while a background task refreshes it.
     async fn key_set(&self, kid: Option<&str>) -> Option<Arc<KeySet>> {
         let remote = match &self.keys {
             Keys::Static(s) => return Some(s.clone()),
@@ -518,61 +521,93 @@ impl JwtAuthorizer {
         };
         let current = remote.set.read().clone();
         match current {
+            Some((set, _)) if kid.is_some_and(|k| !set.has_kid(k)) => {
+                remote.refetch(Wait::Yes, remote.min_refetch).await;
+                remote.current().or(Some(set))
+            }
             Some((set, fetched)) => {
-                let unknown_kid =
-                    kid.is_some_and(|k| !set.keys.iter().any(|key| key.kid.as_deref() == Some(k)));
-                if (unknown_kid || fetched.elapsed() >= remote.refresh)
-                    && self.refetch(remote, false).await
-                {
-                    return remote.set.read().as_ref().map(|(s, _)| s.clone());
+                if fetched.elapsed() >= remote.refresh {
+                    // A failed refresh leaves the set stale: retry no faster than either period.
+                    let gap = remote.refresh.min(remote.min_refetch);
+                    let remote = remote.clone();
+                    tokio::spawn(async move { remote.refetch(Wait::No, gap).await });
                 }
                 Some(set)
             }
             None => {
-                self.refetch(remote, false).await;
-                remote.set.read().as_ref().map(|(s, _)| s.clone())
+                remote.refetch(Wait::Yes, remote.min_refetch).await;
+                remote.current()
             }
         }
     }
+}
 
-    /// Fetches the remote set unless one was tried within `JwksMinRefetchSeconds` (or another fetch
-    /// is running). True when a new set was installed.
-    async fn refetch(&self, remote: &Remote, force: bool) -> bool {
+/// Whether a caller waits for a fetch already in flight (and takes its result) or leaves it.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    Yes,
+    No,
+}
+
+impl Remote {
+    fn current(&self) -> Option<Arc<KeySet>> {
+        self.set.read().as_ref().map(|(s, _)| s.clone())
+    }
+
+    /// Fetches the set unless one was tried within `min_gap`. Single flight: with `Wait::Yes`
+    /// a caller that finds a fetch running waits for it and uses its result rather than
+    /// starting another.
+    async fn refetch(&self, wait: Wait, min_gap: Duration) {
+        let seen = self.fetches.load(Ordering::Acquire);
+        let _guard = match wait {
+            Wait::Yes => self.fetching.lock().await,
+            Wait::No => match self.fetching.try_lock() {
+                Ok(g) => g,
+                Err(_) => return,
+            },
+        };
+        if self.fetches.load(Ordering::Acquire) != seen {
+            return;
+        }
         {
-            let mut last = remote.last_attempt.lock();
-            if !force && last.is_some_and(|t| t.elapsed() < remote.min_refetch) {
-                return false;
+            let mut last = self.last_attempt.lock();
+            if last.is_some_and(|t| t.elapsed() < min_gap) {
+                return;
             }
             *last = Some(Instant::now());
         }
-        let Ok(_guard) = remote.fetching.try_lock() else {
-            return false;
-        };
-        match fetch(remote).await {
+        match fetch(self).await {
             Ok((set, skipped)) => {
                 for note in skipped {
                     log::warn!(
                         "authorizer {}: skipped a key from {}: {note}",
                         self.id,
-                        remote.url
+                        self.url
                     );
                 }
                 log::info!(
                     "authorizer {}: {} key(s) loaded from {}",
                     self.id,
                     set.keys.len(),
-                    remote.url
+                    self.url
                 );
-                *remote.set.write() = Some((Arc::new(set), Instant::now()));
-                true
+                *self.set.write() = Some((Arc::new(set), Instant::now()));
             }
             Err(e) => {
-                self.fetch_failures.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::metrics().jwks_fetch_failures.inc();
-                log::warn!("authorizer {}: cannot fetch keys from {}: {e} (requests get 401 until keys arrive)", self.id, remote.url);
-                false
+                let keeps = if self.set.read().is_some() {
+                    "the previous keys stay in use"
+                } else {
+                    "requests get 401 until keys arrive"
+                };
+                log::warn!(
+                    "authorizer {}: cannot fetch keys from {}: {e} ({keeps})",
+                    self.id,
+                    self.url
+                );
             }
         }
+        self.fetches.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -610,18 +645,36 @@ fn static_keys(
     }
 }
 
-fn remote(url: String, discovery: bool, refresh: Duration, min_refetch: Duration) -> Option<Keys> {
-    let client = reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .build()
-        .ok()?;
-    Some(Keys::Remote(Box::new(Remote {
+fn remote(
+    file: &str,
+    id: &str,
+    url: String,
+    discovery: bool,
+    refresh: Duration,
+    min_refetch: Duration,
+    errors: &mut ConfigErrors,
+) -> Option<Keys> {
+    let client = match reqwest::Client::builder().timeout(FETCH_TIMEOUT).build() {
+        Ok(c) => c,
+        Err(e) => {
+            errors.push(ConfigError::new(
+                file,
+                "JwksUri",
+                format!("cannot set up an HTTP client for {url}: {e}"),
+                "check the system's TLS set-up, or use Jwks/JwksFile",
+            ));
+            return None;
+        }
+    };
+    Some(Keys::Remote(Arc::new(Remote {
+        id: id.to_string(),
         url,
         discovery,
         refresh,
         min_refetch,
         set: RwLock::new(None),
         fetching: tokio::sync::Mutex::new(()),
+        fetches: AtomicU64::new(0),
         last_attempt: Mutex::new(None),
         client,
     })))

@@ -179,6 +179,40 @@ impl Gateway {
     pub fn get(&self, path: &str) -> Response {
         request(self.port, "GET", path, &[], b"")
     }
+
+    /// The Prometheus text from `/metrics`.
+    pub fn scrape(&self) -> String {
+        let r = request(self.metrics_port, "GET", "/metrics", &[], b"");
+        assert_eq!(r.status, 200);
+        assert!(r
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain")));
+        r.text()
+    }
+
+    /// Waits until the series `series` reads `want` (a readiness check on the gateway's state).
+    pub fn wait_metric(&self, series: &str, want: f64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.scrape();
+            if metric_value(&text, series) == Some(want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} never reached {want}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The value of one series (name and labels exactly as exported) in Prometheus text.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 impl Drop for Gateway {
@@ -608,6 +642,8 @@ pub struct JwksServer {
     pub port: u16,
     pub jwks: Arc<Mutex<String>>,
     pub fetches: Arc<AtomicUsize>,
+    /// While true, key-set requests are counted but not answered (a slow identity provider).
+    held: Arc<(Mutex<bool>, std::sync::Condvar)>,
 }
 
 impl JwksServer {
@@ -616,7 +652,8 @@ impl JwksServer {
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(jwks.to_string()));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let (st, f) = (state.clone(), fetches.clone());
+        let held = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let (st, f, h) = (state.clone(), fetches.clone(), held.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
@@ -637,6 +674,11 @@ impl JwksServer {
                     )
                 } else {
                     f.fetch_add(1, Ordering::SeqCst);
+                    let (lock, released) = &*h;
+                    let mut held = lock.lock().unwrap();
+                    while *held {
+                        held = released.wait(held).unwrap();
+                    }
                     st.lock().unwrap().clone()
                 };
                 let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
@@ -646,6 +688,7 @@ impl JwksServer {
             port,
             jwks: state,
             fetches,
+            held,
         }
     }
 
@@ -659,5 +702,24 @@ impl JwksServer {
 
     pub fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
+    }
+
+    /// Key-set requests wait unanswered until `release`.
+    pub fn hold(&self) {
+        *self.held.0.lock().unwrap() = true;
+    }
+
+    pub fn release(&self) {
+        *self.held.0.lock().unwrap() = false;
+        self.held.1.notify_all();
+    }
+
+    /// Waits until at least `n` key-set requests have arrived.
+    pub fn wait_fetches(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.fetches() < n {
+            assert!(Instant::now() < deadline, "fewer than {n} key-set fetches");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
