@@ -149,9 +149,11 @@ impl Table {
 
         let mut authorizers = HashMap::new();
         for a in &config.authorizers {
+            // An unchanged authorizer keeps its keys and verified tokens; one reading a
+            // JwksFile is rebuilt, so a reload picks up a rotated or revoked key in the file.
             let reused = previous
                 .and_then(|p| p.authorizers.get(&a.id))
-                .filter(|(conf, _)| *conf == a.conf)
+                .filter(|(conf, _)| *conf == a.conf && a.conf.jwks_file.is_none())
                 .map(|(_, auth)| auth.clone());
             let compiled = reused.or_else(|| {
                 JwtAuthorizer::compile(&a.file, &a.id, &a.conf, &config.dir, &mut errors)

@@ -507,6 +507,34 @@ fn jwt_requests_wait_for_the_first_key_fetch_and_stale_keys_refresh_in_the_backg
 }
 
 #[test]
+fn jwt_keys_from_a_file_are_reread_on_reload() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = jwt_conf(&b, r#""JwksFile":"keys/idp.json""#);
+    dir.write(&[("keys/idp.json", jwks(&["rsa-a"]))]);
+    let gw = Gateway::start(&dir.path);
+    let with_sub = |key: &str, sub: &str| {
+        let mut c = claims();
+        c["sub"] = json!(sub);
+        sign(Algorithm::RS256, &rsa(key), key, &c)
+    };
+    assert_eq!(auth(&gw, &with_sub("rsa-a", "before")).status, 200);
+
+    // The operator rotates the key in the file and reloads.
+    dir.write(&[("keys/idp.json", jwks(&["rsa-b"]))]);
+    gw.signal("HUP");
+    gw.wait_log("configuration reloaded", 1);
+    assert_eq!(auth(&gw, &with_sub("rsa-b", "after")).status, 200);
+    assert_401(&auth(&gw, &with_sub("rsa-a", "revoked")), "revoked key");
+
+    // A broken file is a rejected reload: the running keys stay.
+    dir.write(&[("keys/idp.json", "{not json".to_string())]);
+    gw.signal("HUP");
+    gw.wait_log("reload rejected", 1);
+    assert!(gw.output().contains("JwksFile"), "{}", gw.output());
+    assert_eq!(auth(&gw, &with_sub("rsa-b", "still")).status, 200);
+}
+
+#[test]
 fn jwt_keys_by_oidc_discovery_and_unreachable_keys_mean_401() {
     let b = Backend::start(Behaviour::Echo);
     let server = JwksServer::start(&jwks(&["rsa-a"]));

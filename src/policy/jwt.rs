@@ -12,7 +12,7 @@
 use crate::config::{AuthorizerConf, ConfigError, ConfigErrors};
 use crate::mapping::Claims;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::path::Path;
@@ -86,9 +86,27 @@ struct KeySet {
     keys: Vec<Key>,
 }
 
+/// Where a key set comes from decides whether symmetric keys may be in it.
+#[derive(Clone, Copy, PartialEq)]
+enum Origin {
+    /// `Jwks` or `JwksFile`: the operator's own secrets may be listed.
+    Operator,
+    /// A URL anyone can read: an `oct` key there would let anyone sign tokens.
+    Published,
+}
+
+/// RFC 7518 3.2: an HMAC key at least as long as the hash output.
+fn min_hmac_len(alg: Option<Algorithm>) -> usize {
+    match alg {
+        Some(Algorithm::HS384) => 48,
+        Some(Algorithm::HS512) => 64,
+        _ => 32,
+    }
+}
+
 impl KeySet {
     /// Decodes every usable key; returns the set and a note per key skipped.
-    fn parse(json: &serde_json::Value) -> Result<(KeySet, Vec<String>), String> {
+    fn parse(json: &serde_json::Value, origin: Origin) -> Result<(KeySet, Vec<String>), String> {
         let items = json
             .get("keys")
             .and_then(|k| k.as_array())
@@ -131,6 +149,31 @@ impl KeySet {
                     continue;
                 }
             }
+            if let AlgorithmParameters::OctetKey(p) = &jwk.algorithm {
+                if origin == Origin::Published {
+                    skipped.push(format!(
+                        "key {i}: an \"oct\" (HMAC) key in a published key set would let anyone sign tokens; list it in Jwks or JwksFile instead"
+                    ));
+                    continue;
+                }
+                use base64::Engine;
+                let len = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p.value.trim_end_matches('='))
+                    .map_or(0, |k| k.len());
+                if len < min_hmac_len(alg) {
+                    skipped.push(format!(
+                        "key {i}: the HMAC secret is {len} bytes; {} needs at least {} (RFC 7518)",
+                        alg.map_or("HS256".to_string(), |a| format!("{a:?}")),
+                        min_hmac_len(alg)
+                    ));
+                    continue;
+                }
+            }
+            if let Some(kid) = &jwk.common.key_id {
+                if keys.iter().any(|k: &Key| k.kid.as_ref() == Some(kid)) {
+                    log::warn!("JWK Set: kid {kid:?} appears more than once; a token's algorithm picks among them");
+                }
+            }
             match DecodingKey::from_jwk(&jwk) {
                 Ok(decoding) => keys.push(Key {
                     kid: jwk.common.key_id.clone(),
@@ -148,14 +191,26 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
-    /// The key for a token: by `kid`, or the only key that fits when the token has none.
-    fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<&Key> {
+    /// The key for a token: the one with its `kid` whose type fits the token's algorithm, or
+    /// the only fitting key when the token has no `kid`.
+    fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Key, &'static str> {
+        let fits = |k: &&Key| k.family.fits(alg) && k.alg.is_none_or(|a| a == alg);
         match kid {
-            Some(kid) => self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
+            Some(kid) => {
+                let mut named = self.keys.iter().filter(|k| k.kid.as_deref() == Some(kid));
+                let first = named.next().ok_or("the signing key is unknown")?;
+                std::iter::once(first)
+                    .chain(named)
+                    .find(fits)
+                    .ok_or("the token's algorithm does not fit its key")
+            }
             None => {
-                let mut fitting = self.keys.iter().filter(|k| k.family.fits(alg));
-                let first = fitting.next()?;
-                fitting.next().is_none().then_some(first)
+                let mut fitting = self.keys.iter().filter(fits);
+                match (fitting.next(), fitting.next()) {
+                    (Some(only), None) => Ok(only),
+                    (Some(_), Some(_)) => Err("the token names no kid and several keys fit"),
+                    (None, _) => Err("no key fits the token's algorithm"),
+                }
             }
         }
     }
@@ -167,7 +222,8 @@ struct Remote {
     id: String,
     /// `JwksUri`, or the discovery document's URL.
     url: String,
-    discovery: bool,
+    /// For OIDC discovery, the issuer the document must name.
+    discovery: Option<String>,
     refresh: Duration,
     min_refetch: Duration,
     set: RwLock<Option<(Arc<KeySet>, Instant)>>,
@@ -184,20 +240,44 @@ enum Keys {
     Remote(Arc<Remote>),
 }
 
-struct Cached {
+/// A verified token: what every later request with the same token needs, computed once.
+struct Verified {
     claims: Arc<Claims>,
+    /// From `scope` (space separated) and `scp` (list).
+    scopes: Box<[Box<str>]>,
     exp: u64,
     nbf: Option<u64>,
+}
+
+impl Verified {
+    /// The time checks that can change between two requests with the same token.
+    fn still_valid(&self, now: u64, skew: u64) -> Result<(), AuthReject> {
+        if now >= self.exp.saturating_add(skew) {
+            return Err(unauthorized(Some("the token has expired")));
+        }
+        if self.nbf.is_some_and(|nbf| nbf > now.saturating_add(skew)) {
+            return Err(unauthorized(Some("the token is not valid yet")));
+        }
+        Ok(())
+    }
+
+    /// AWS: the token must carry at least one of the route's scopes.
+    fn has_any_scope(&self, required: &[String]) -> bool {
+        required.is_empty()
+            || required
+                .iter()
+                .any(|r| self.scopes.iter().any(|s| **s == **r))
+    }
 }
 
 pub struct JwtAuthorizer {
     id: String,
     identity: IdentitySource,
-    issuer: Option<String>,
+    issuer: String,
     audience: Vec<String>,
     skew: u64,
     keys: Keys,
-    cache: Vec<RwLock<HashMap<String, Cached>>>,
+    cache: Vec<RwLock<HashMap<String, Verified>>>,
 }
 
 impl std::fmt::Debug for JwtAuthorizer {
@@ -270,6 +350,47 @@ impl JwtAuthorizer {
                 "add the client id or API audience your tokens carry",
             ));
         }
+        // AWS requires an issuer; without one any issuer's tokens would pass.
+        let issuer = jwt.issuer.clone().unwrap_or_else(|| {
+            errors.push(ConfigError::new(
+                file,
+                "JwtConfiguration.Issuer",
+                "missing",
+                "set the issuer your tokens carry in \"iss\", e.g. \"https://login.example.com/\"",
+            ));
+            String::new()
+        });
+        let bounded = |field: &str,
+                       value: Option<u64>,
+                       range: std::ops::RangeInclusive<u64>,
+                       errors: &mut ConfigErrors| {
+            if let Some(v) = value.filter(|v| !range.contains(v)) {
+                errors.push(ConfigError::new(
+                    file,
+                    field,
+                    format!("{v} is outside {}..={}", range.start(), range.end()),
+                    format!("use a value from {} to {}", range.start(), range.end()),
+                ));
+            }
+        };
+        bounded(
+            "ClockSkewSeconds",
+            conf.clock_skew_seconds,
+            0..=3600,
+            errors,
+        );
+        bounded(
+            "JwksRefreshSeconds",
+            conf.jwks_refresh_seconds,
+            1..=7 * 86400,
+            errors,
+        );
+        bounded(
+            "JwksMinRefetchSeconds",
+            conf.jwks_min_refetch_seconds,
+            1..=3600,
+            errors,
+        );
         let sources = [
             conf.jwks.is_some(),
             conf.jwks_file.is_some(),
@@ -320,12 +441,12 @@ impl JwtAuthorizer {
                 ));
                 None
             } else {
-                remote(file, id, uri.clone(), false, refresh, min_refetch, errors)
+                remote(file, id, uri.clone(), None, refresh, min_refetch, errors)
             }
-        } else if let Some(iss) = &jwt.issuer {
+        } else if !issuer.is_empty() {
             let url = format!(
                 "{}/.well-known/openid-configuration",
-                iss.trim_end_matches('/')
+                issuer.trim_end_matches('/')
             );
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 errors.push(ConfigError::new(
@@ -336,7 +457,15 @@ impl JwtAuthorizer {
                 ));
                 None
             } else {
-                remote(file, id, url, true, refresh, min_refetch, errors)
+                remote(
+                    file,
+                    id,
+                    url,
+                    Some(issuer.clone()),
+                    refresh,
+                    min_refetch,
+                    errors,
+                )
             }
         } else {
             errors.push(ConfigError::new(
@@ -353,7 +482,7 @@ impl JwtAuthorizer {
         Some(JwtAuthorizer {
             id: id.to_string(),
             identity: identity?,
-            issuer: jwt.issuer.clone(),
+            issuer,
             audience: jwt.audience.clone(),
             skew: conf.clock_skew_seconds.unwrap_or(0),
             keys: keys?,
@@ -389,91 +518,72 @@ impl JwtAuthorizer {
             .ok_or_else(|| unauthorized(None))?;
         let now = now_secs();
         let shard = &self.cache[shard_of(token)];
-        let cached = shard
-            .read()
-            .get(token)
-            .map(|c| (c.claims.clone(), c.exp, c.nbf));
-        let claims = match cached {
-            Some((claims, exp, nbf)) => {
-                if now >= exp.saturating_add(self.skew) {
-                    shard.write().remove(token);
-                    return Err(unauthorized(Some("the token has expired")));
-                }
-                if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.skew)) {
-                    return Err(unauthorized(Some("the token is not valid yet")));
-                }
-                claims
+        let hit = shard.read().get(token).map(|v| {
+            v.still_valid(now, self.skew)
+                .map(|()| (v.claims.clone(), v.has_any_scope(required_scopes)))
+        });
+        let (claims, scoped) = match hit {
+            Some(Ok(found)) => found,
+            Some(Err(expired)) => {
+                shard.write().remove(token);
+                return Err(expired);
             }
             None => {
-                let (claims, exp, nbf) = self.verify(token, now).await?;
+                let verified = self.verify(token, now).await?;
+                let found = (
+                    verified.claims.clone(),
+                    verified.has_any_scope(required_scopes),
+                );
                 let mut map = shard.write();
                 if map.len() >= CACHE_CAPACITY / CACHE_SHARDS {
-                    // Bounded: drop what has expired, else start the shard over.
-                    map.retain(|_, c| c.exp > now);
-                    if map.len() >= CACHE_CAPACITY / CACHE_SHARDS {
-                        map.clear();
-                    }
+                    make_room(&mut map, now, self.skew);
                 }
-                map.insert(
-                    token.to_string(),
-                    Cached {
-                        claims: claims.clone(),
-                        exp,
-                        nbf,
-                    },
-                );
-                claims
+                map.insert(token.to_string(), verified);
+                found
             }
         };
-        if !required_scopes.is_empty() && !has_any_scope(&claims, required_scopes) {
+        if !scoped {
             return Err(AuthReject::Forbidden);
         }
         Ok(claims)
     }
 
     /// Full verification: header, key, signature, then AWS's claim checks.
-    async fn verify(
-        &self,
-        token: &str,
-        now: u64,
-    ) -> Result<(Arc<Claims>, u64, Option<u64>), AuthReject> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| {
-            unauthorized(Some(
-                "the token is malformed or its algorithm is not allowed",
-            ))
-        })?;
+    async fn verify(&self, token: &str, now: u64) -> Result<Verified, AuthReject> {
+        const MALFORMED: &str = "the token is malformed or its algorithm is not allowed";
+        let (message, signature) = token
+            .rsplit_once('.')
+            .ok_or(unauthorized(Some(MALFORMED)))?;
+        let (_, payload) = message
+            .split_once('.')
+            .ok_or(unauthorized(Some(MALFORMED)))?;
+        // `alg: none` and unknown algorithms fail here: they are not `Algorithm`s.
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| unauthorized(Some(MALFORMED)))?;
         let alg = header.alg;
         let kid = header.kid.as_deref();
         let set = self
             .key_set(kid)
             .await
             .ok_or_else(|| unauthorized(Some("no signing keys are available")))?;
-        let key = set
-            .find(kid, alg)
-            .ok_or_else(|| unauthorized(Some("the signing key is unknown")))?;
-        if !key.family.fits(alg) || key.alg.is_some_and(|a| a != alg) {
-            return Err(unauthorized(Some(
-                "the token's algorithm does not fit its key",
-            )));
+        let key = set.find(kid, alg).map_err(|why| unauthorized(Some(why)))?;
+        match jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.decoding, alg) {
+            Ok(true) => {}
+            Ok(false) => return Err(unauthorized(Some("the signature is invalid"))),
+            Err(_) => return Err(unauthorized(Some("the token could not be verified"))),
         }
-        let mut validation = Validation::new(alg);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                match e.kind() {
-                    ErrorKind::InvalidSignature => unauthorized(Some("the signature is invalid")),
-                    _ => unauthorized(Some("the token could not be verified")),
-                }
-            })?;
-        let claims = data.claims;
-        if let Some(iss) = &self.issuer {
-            if claims.get("iss").and_then(|v| v.as_str()) != Some(iss.as_str()) {
-                return Err(unauthorized(Some("the issuer is not trusted")));
-            }
+        // The signature is good: the payload is the issuer's. Parsed as plain JSON so that
+        // any claim shape (a list-valued `sub`, say) is accepted as AWS does.
+        use base64::Engine;
+        let claims: Claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or(unauthorized(Some(
+                "the token's claims are not a JSON object",
+            )))?;
+        if claims.get("iss").and_then(|v| v.as_str()) != Some(self.issuer.as_str()) {
+            return Err(unauthorized(Some("the issuer is not trusted")));
         }
         let aud_ok = match claims.get("aud") {
             Some(serde_json::Value::String(a)) => self.audience.contains(a),
@@ -491,24 +601,42 @@ impl JwtAuthorizer {
         if !aud_ok {
             return Err(unauthorized(Some("the audience is not allowed")));
         }
-        let num = |name: &str| {
-            claims
-                .get(name)
-                .and_then(|v| v.as_f64())
-                .map(|f| f.max(0.0) as u64)
+        // A time claim that is present must be a number: an unreadable `nbf` is not "no nbf".
+        let time = |name: &str, why: &'static str| match claims.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(|f| Some(f.max(0.0) as u64))
+                .ok_or(unauthorized(Some(why))),
         };
-        let exp = num("exp").ok_or_else(|| unauthorized(Some("the token has no expiry")))?;
-        if now >= exp.saturating_add(self.skew) {
-            return Err(unauthorized(Some("the token has expired")));
-        }
-        let nbf = num("nbf");
-        if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.skew)) {
-            return Err(unauthorized(Some("the token is not valid yet")));
-        }
-        if num("iat").is_some_and(|iat| iat > now.saturating_add(self.skew)) {
+        let exp = time("exp", "the token's exp is not a number")?
+            .ok_or(unauthorized(Some("the token has no expiry")))?;
+        let nbf = time("nbf", "the token's nbf is not a number")?;
+        if time("iat", "the token's iat is not a number")?
+            .is_some_and(|iat| iat > now.saturating_add(self.skew))
+        {
             return Err(unauthorized(Some("the token was issued in the future")));
         }
-        Ok((Arc::new(claims), exp, nbf))
+        let mut scopes: Vec<Box<str>> = Vec::new();
+        for name in ["scope", "scp"] {
+            match claims.get(name) {
+                Some(serde_json::Value::String(s)) => {
+                    scopes.extend(s.split_whitespace().map(Into::into))
+                }
+                Some(serde_json::Value::Array(a)) => {
+                    scopes.extend(a.iter().filter_map(|v| v.as_str()).map(Into::into))
+                }
+                _ => {}
+            }
+        }
+        let verified = Verified {
+            claims: Arc::new(claims),
+            scopes: scopes.into(),
+            exp,
+            nbf,
+        };
+        verified.still_valid(now, self.skew)?;
+        Ok(verified)
     }
 
     /// The key set to verify with. A remote set is fetched when missing or when `kid` is
@@ -617,7 +745,7 @@ fn static_keys(
     json: &serde_json::Value,
     errors: &mut ConfigErrors,
 ) -> Option<Keys> {
-    match KeySet::parse(json) {
+    match KeySet::parse(json, Origin::Operator) {
         Ok((set, skipped)) if !set.keys.is_empty() => {
             for note in skipped {
                 log::warn!("{file}: {field}: skipped {note}");
@@ -649,12 +777,19 @@ fn remote(
     file: &str,
     id: &str,
     url: String,
-    discovery: bool,
+    discovery: Option<String>,
     refresh: Duration,
     min_refetch: Duration,
     errors: &mut ConfigErrors,
 ) -> Option<Keys> {
-    let client = match reqwest::Client::builder().timeout(FETCH_TIMEOUT).build() {
+    if url.starts_with("http://") && !is_loopback_url(&url) {
+        log::warn!("{file}: keys for authorizer {id} come over plain http ({url}): anyone on the path can replace them; use https");
+    }
+    let client = match reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             errors.push(ConfigError::new(
@@ -680,30 +815,70 @@ fn remote(
     })))
 }
 
+/// Key sets and discovery documents are small; a larger answer is not one.
+const MAX_FETCH_BYTES: usize = 1 << 20;
+
 async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value, String> {
-    let resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+    let mut resp = client.get(url).send().await.map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
         return Err(format!("HTTP {}", resp.status()));
     }
-    resp.json().await.map_err(|e| e.to_string())
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_FETCH_BYTES {
+            return Err(format!("the answer is larger than {MAX_FETCH_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
 }
 
 async fn fetch(remote: &Remote) -> Result<(KeySet, Vec<String>), String> {
-    let jwks_url = if remote.discovery {
-        let doc = get_json(&remote.client, &remote.url).await?;
-        doc.get("jwks_uri")
-            .and_then(|u| u.as_str())
-            .ok_or("the discovery document has no jwks_uri")?
-            .to_string()
-    } else {
-        remote.url.clone()
+    let jwks_url = match &remote.discovery {
+        Some(issuer) => {
+            let doc = get_json(&remote.client, &remote.url).await?;
+            // OpenID Connect Discovery 4.3: the document must name the issuer it was fetched for.
+            let named = doc.get("issuer").and_then(|i| i.as_str());
+            if named != Some(issuer.as_str()) {
+                return Err(format!(
+                    "the discovery document's issuer {named:?} is not the configured Issuer {issuer:?}"
+                ));
+            }
+            doc.get("jwks_uri")
+                .and_then(|u| u.as_str())
+                .ok_or("the discovery document has no jwks_uri")?
+                .to_string()
+        }
+        None => remote.url.clone(),
     };
     let json = get_json(&remote.client, &jwks_url).await?;
-    KeySet::parse(&json)
+    let (set, skipped) = KeySet::parse(&json, Origin::Published)?;
+    if set.keys.is_empty() {
+        // Keep serving with the keys we have rather than refuse every token.
+        return Err(format!("no usable key ({})", skipped.join("; ")));
+    }
+    Ok((set, skipped))
 }
 
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The token without its optional `Bearer ` scheme; a bare scheme word is no token.
 fn strip_bearer(raw: &str) -> &str {
     let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("bearer") {
+        return "";
+    }
     match raw.get(..7) {
         Some(p) if p.eq_ignore_ascii_case("bearer ") => raw[7..].trim_start(),
         _ => raw,
@@ -719,17 +894,17 @@ fn shard_of(token: &str) -> usize {
         % CACHE_SHARDS
 }
 
-/// AWS: the token must carry at least one of the route's scopes (`scope` string or `scp` list).
-fn has_any_scope(claims: &Claims, required: &[String]) -> bool {
-    let mut have: Vec<&str> = Vec::new();
-    for name in ["scope", "scp"] {
-        match claims.get(name) {
-            Some(serde_json::Value::String(s)) => have.extend(s.split_whitespace()),
-            Some(serde_json::Value::Array(a)) => have.extend(a.iter().filter_map(|v| v.as_str())),
-            _ => {}
+/// A full shard first loses expired tokens; if all are live, an arbitrary eighth goes, so a
+/// stream of new tokens costs one scan per many inserts rather than one per insert.
+fn make_room(map: &mut HashMap<String, Verified>, now: u64, skew: u64) {
+    map.retain(|_, v| v.exp.saturating_add(skew) > now);
+    let cap = CACHE_CAPACITY / CACHE_SHARDS;
+    if map.len() >= cap {
+        let drop: Vec<String> = map.keys().take(cap / 8 + 1).cloned().collect();
+        for k in drop {
+            map.remove(&k);
         }
     }
-    required.iter().any(|r| have.contains(&r.as_str()))
 }
 
 #[cfg(test)]
@@ -885,6 +1060,108 @@ mod tests {
     }
 
     #[test]
+    fn a_kid_shared_by_two_key_types_picks_by_algorithm() {
+        use jsonwebtoken::EncodingKey;
+        let rsa_pub = std::fs::read_to_string("tests/fixtures/jwt/rsa-a.jwk.json").unwrap();
+        let mut rsa_jwk: serde_json::Value = serde_json::from_str(&rsa_pub).unwrap();
+        rsa_jwk["kid"] = json!("same");
+        let oct = json!({"kty": "oct", "kid": "same", "k": b64(SECRET)});
+        for keys in [json!([rsa_jwk.clone(), oct.clone()]), json!([oct, rsa_jwk])] {
+            let a = JwtAuthorizer::compile(
+                "f",
+                "a",
+                &conf(json!({ "keys": keys })),
+                Path::new("."),
+                &mut ConfigErrors::default(),
+            )
+            .unwrap();
+            let hs = token(good(), Some("same"));
+            assert!(block(a.authorize(Some(&hs), &[])).is_ok(), "HS256");
+            let pem = std::fs::read("tests/fixtures/jwt/rsa-a.pem").unwrap();
+            let mut h = Header::new(Algorithm::RS256);
+            h.kid = Some("same".into());
+            let rs = encode(&h, &good(), &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap();
+            assert!(block(a.authorize(Some(&rs), &[])).is_ok(), "RS256");
+        }
+    }
+
+    #[test]
+    fn published_sets_never_yield_hmac_keys_and_short_secrets_are_refused() {
+        let oct = json!({"keys": [{"kty": "oct", "kid": "k1", "k": b64(SECRET)}]});
+        let (set, skipped) = KeySet::parse(&oct, Origin::Published).unwrap();
+        assert!(set.keys.is_empty());
+        assert!(skipped[0].contains("anyone"), "{skipped:?}");
+        assert_eq!(
+            KeySet::parse(&oct, Origin::Operator).unwrap().0.keys.len(),
+            1
+        );
+        let short = json!({"keys": [{"kty": "oct", "k": b64(b"short")}]});
+        let (set, skipped) = KeySet::parse(&short, Origin::Operator).unwrap();
+        assert!(set.keys.is_empty());
+        assert!(skipped[0].contains("at least 32"), "{skipped:?}");
+        let hs512 = json!({"keys": [{"kty": "oct", "alg": "HS512", "k": b64(SECRET)}]});
+        assert!(KeySet::parse(&hs512, Origin::Operator)
+            .unwrap()
+            .0
+            .keys
+            .is_empty());
+    }
+
+    #[test]
+    fn unreadable_time_claims_are_refused_and_any_claim_shape_is_accepted() {
+        let a = hs_authorizer();
+        let with = |k: &str, v: serde_json::Value| {
+            let mut c = good();
+            c[k] = v;
+            token(c, Some("k1"))
+        };
+        let far = (now_secs() + 3600).to_string();
+        assert!(rejects(&a, &with("nbf", json!(far))).contains("nbf"));
+        assert!(rejects(&a, &with("iat", json!(far))).contains("iat"));
+        assert!(rejects(&a, &with("exp", json!(far))).contains("exp"));
+        let c = block(a.authorize(Some(&with("sub", json!(["a", "b"]))), &[])).unwrap();
+        assert_eq!(c["sub"], json!(["a", "b"]));
+        assert!(block(a.authorize(Some(&with("groups", json!({"x": [1]}))), &[])).is_ok());
+    }
+
+    #[test]
+    fn issuer_is_required_and_intervals_are_bounded() {
+        let mut c = conf(json!({"keys": [{"kty": "oct", "k": b64(SECRET)}]}));
+        c.jwt_configuration = Some(JwtConf {
+            issuer: None,
+            audience: vec!["aud1".into()],
+        });
+        c.jwks_min_refetch_seconds = Some(0);
+        c.clock_skew_seconds = Some(86_400);
+        let mut errors = ConfigErrors::default();
+        assert!(
+            JwtAuthorizer::compile("authorizers/a.json", "a", &c, Path::new("."), &mut errors)
+                .is_none()
+        );
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "JwtConfiguration.Issuer",
+                "ClockSkewSeconds",
+                "JwksMinRefetchSeconds"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_verified_token_cache_stays_bounded() {
+        let a = hs_authorizer();
+        for i in 0..(CACHE_CAPACITY * 2) {
+            let mut c = good();
+            c["sub"] = json!(i);
+            assert!(block(a.authorize(Some(&token(c, Some("k1"))), &[])).is_ok());
+        }
+        let total: usize = a.cache.iter().map(|s| s.read().len()).sum();
+        assert!(total <= CACHE_CAPACITY, "{total} cached tokens");
+    }
+
+    #[test]
     fn scopes_from_scope_or_scp() {
         let a = hs_authorizer();
         let t = token(good(), Some("k1"));
@@ -923,5 +1200,17 @@ mod tests {
         assert_eq!(strip_bearer("bearer  abc"), "abc");
         assert_eq!(strip_bearer("abc"), "abc");
         assert_eq!(strip_bearer("Bear"), "Bear");
+        assert_eq!(strip_bearer("Bearer"), "");
+        assert_eq!(strip_bearer(" bearer   "), "");
+    }
+
+    #[test]
+    fn loopback_urls() {
+        assert!(is_loopback_url("http://127.0.0.1:9/jwks"));
+        assert!(is_loopback_url("http://[::1]/jwks"));
+        assert!(is_loopback_url("http://[::1]:80/jwks"));
+        assert!(is_loopback_url("http://localhost:8080"));
+        assert!(!is_loopback_url("http://idp.example.com/jwks"));
+        assert!(!is_loopback_url("http://10.0.0.1/jwks"));
     }
 }
