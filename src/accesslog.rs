@@ -97,6 +97,8 @@ pub struct LogVars<'a> {
     pub integration_latency_ms: Option<u64>,
     pub integration_status: Option<u16>,
     pub error_message: Option<&'a str>,
+    /// Set only when the integration itself failed (timeout, refused, malformed answer).
+    pub integration_error: Option<&'a str>,
     pub request_time: SystemTime,
     pub stage: &'a str,
     pub domain_name: &'a str,
@@ -117,8 +119,16 @@ impl AccessLogFormat {
         while let Some(pos) = rest.find("$context.") {
             lit.push_str(&rest[..pos]);
             let after = &rest[pos + "$context.".len()..];
+            // Claim names may hold '-' and ':' (`cognito:groups`); other variables end at
+            // them, so `$context.stage-$context.requestId` reads as two variables.
+            let claim = after.starts_with("authorizer.claims.");
             let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-'))
+                .find(|c: char| {
+                    !(c.is_ascii_alphanumeric()
+                        || c == '.'
+                        || c == '_'
+                        || (claim && (c == '-' || c == ':')))
+                })
                 .unwrap_or(after.len());
             let name = after[..end].trim_end_matches('.');
             let var = if let Some(claim) = name.strip_prefix("authorizer.claims.") {
@@ -201,9 +211,8 @@ impl AccessLogFormat {
                     }
                     None => out.push('-'),
                 },
-                Var::IntegrationError | Var::ErrorMessage => {
-                    escape(v.error_message.unwrap_or("-"), out)
-                }
+                Var::IntegrationError => escape(v.integration_error.unwrap_or("-"), out),
+                Var::ErrorMessage => escape(v.error_message.unwrap_or("-"), out),
                 Var::AuthorizerError => escape(
                     if v.status == 401 || v.status == 403 {
                         v.error_message.unwrap_or("-")
@@ -336,17 +345,25 @@ fn write_loop(rx: Receiver<String>, sink: Box<dyn Write + Send>, pending: Arc<At
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, sink);
     while let Ok(line) = rx.recv() {
         let mut n = 1;
-        let _ = out.write_all(line.as_bytes());
-        let _ = out.write_all(b"\n");
+        let mut ok = write_one(&mut out, &line);
         // Batch while lines keep coming; flush when the queue runs dry.
         while let Ok(line) = rx.try_recv() {
             n += 1;
-            let _ = out.write_all(line.as_bytes());
-            let _ = out.write_all(b"\n");
+            ok &= write_one(&mut out, &line);
         }
-        let _ = out.flush();
+        ok &= out.flush().is_ok();
+        if !ok {
+            // A closed stdout or a full disk: the batch is lost, and says so in the metrics.
+            crate::metrics::metrics()
+                .access_log_dropped
+                .inc_by(n as u64);
+        }
         pending.fetch_sub(n, Ordering::AcqRel);
     }
+}
+
+fn write_one(out: &mut impl Write, line: &str) -> bool {
+    out.write_all(line.as_bytes()).is_ok() && out.write_all(b"\n").is_ok()
 }
 
 /// Waits (bounded) until every queued line has been written; used before exiting.
@@ -417,6 +434,7 @@ mod tests {
             integration_latency_ms: Some(2),
             integration_status: Some(200),
             error_message: None,
+            integration_error: None,
             request_time: UNIX_EPOCH + Duration::from_secs(1_795_348_800),
             stage: "$default",
             domain_name: "localhost",

@@ -60,10 +60,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Clients that hang up mid-request make Pingora log at error level; apigate counts those
+    // itself (status 499), so they stay out of the default log. RUST_LOG overrides.
     env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("warn,apigate=info"),
+        env_logger::Env::default().default_filter_or("warn,apigate=info,pingora_proxy=off"),
     )
     .init();
+    // SIGHUP's default action ends the process: catch it from the start, so that a reload
+    // signal sent while the gateway boots is harmless.
+    catch_sighup();
     match Cli::parse().command {
         Command::Check { conf } => check(conf),
         Command::Serve {
@@ -110,6 +115,18 @@ fn serve(
     let listen = listen.unwrap_or_else(|| table.settings.listen.clone());
     let metrics_listen = metrics.or_else(|| table.settings.metrics_listen.clone());
     let threads = threads.unwrap_or(table.settings.threads).max(1);
+    for (flag, addr) in [
+        ("--listen", Some(&listen)),
+        ("--metrics", metrics_listen.as_ref()),
+    ] {
+        if let Some(Err(e)) = addr.map(|a| can_listen(a)) {
+            eprintln!(
+                "apigate: {flag} {}: {e}; not started",
+                addr.map_or("", |a| a)
+            );
+            return ExitCode::FAILURE;
+        }
+    }
 
     let server_conf = ServerConf {
         threads,
@@ -130,6 +147,13 @@ fn serve(
         Gateway::new(shared.clone()),
         "apigate",
     );
+    if let Some(app) = proxy.app_logic_mut() {
+        // CONNECT reaches request_filter and gets the gateway's JSON 400 instead of
+        // Pingora's bare 405 (the contract never answers 405); nothing is ever tunnelled.
+        let mut options = pingora_core::apps::HttpServerOptions::default();
+        options.allow_connect_method_proxying = true;
+        app.server_options = Some(options);
+    }
     proxy.add_tcp(&listen);
     server.add_service(proxy);
     if let Some(addr) = &metrics_listen {
@@ -156,7 +180,35 @@ fn serve(
     ExitCode::SUCCESS
 }
 
+/// Whether `addr` is HOST:PORT and free to bind. Pingora would retry a busy port forever
+/// and panic in a service thread on a bad address, leaving a process that serves nothing.
+fn can_listen(addr: &str) -> Result<(), String> {
+    let parsed: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| "not an address like 127.0.0.1:8080".to_string())?;
+    std::net::TcpListener::bind(parsed)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+fn catch_sighup() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build();
+    // Registering a tokio listener installs a process-wide handler that stays after the
+    // listener and this runtime are gone; the reloader listens for real later.
+    if let Ok(rt) = runtime {
+        let _ = rt.block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        });
+    }
+}
+
 fn echo(listen: String, threads: usize) -> ExitCode {
+    if let Err(e) = can_listen(&listen) {
+        eprintln!("apigate echo: --listen {listen}: {e}; not started");
+        return ExitCode::FAILURE;
+    }
     let server_conf = ServerConf {
         threads: threads.max(1),
         grace_period_seconds: Some(0),

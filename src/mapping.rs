@@ -509,8 +509,12 @@ impl ResponseMapping {
                         }
                         if let Some(lit) = template.as_literal() {
                             match lit.parse::<u16>() {
-                                Ok(c) if (100..=599).contains(&c) => {}
-                                _ => return Err(format!("{lit:?} is not a status code (100-599)")),
+                                Ok(c) if VALID_STATUS.contains(&c) => {}
+                                _ => {
+                                    return Err(format!(
+                                        "{lit:?} is not a final status code (200-599)"
+                                    ))
+                                }
                             }
                         }
                         return Ok(ResponseOp::Status(template));
@@ -557,6 +561,9 @@ pub trait HeaderSink {
     fn unset(&mut self, name: &HeaderName);
 }
 
+/// Statuses `overwrite:statuscode` may produce: a 1xx would not end the exchange.
+pub const VALID_STATUS: std::ops::RangeInclusive<u16> = 200..=599;
+
 macro_rules! header_sink {
     ($t:ty) => {
         impl HeaderSink for $t {
@@ -575,32 +582,28 @@ macro_rules! header_sink {
 header_sink!(RequestHeader);
 header_sink!(ResponseHeader);
 
-/// Applies one header operation. An empty value (e.g. an absent source header) sets
-/// nothing, as with AWS; a value that is not a valid header value is skipped.
+/// Applies one header operation. An `append` whose value comes out empty (an absent source
+/// header or claim) adds nothing. An `overwrite` always replaces: when its value is empty or
+/// not a valid header value the header is removed, so a client can never slip its own
+/// `X-User` past a mapping meant to set it from a claim the token lacks.
 pub fn apply_header(
     sink: &mut impl HeaderSink,
     action: Action,
     header: &Header,
     value: &str,
 ) -> pingora_error::Result<()> {
-    if action == Action::Remove {
-        sink.unset(&header.name);
-        return Ok(());
-    }
-    if value.is_empty() {
-        return Ok(());
-    }
-    let Ok(v) = http::HeaderValue::from_str(value) else {
-        log::debug!(
-            "mapping value for {} is not a valid header value",
-            header.spelled
-        );
-        return Ok(());
+    let valid = match value {
+        "" => None,
+        v => http::HeaderValue::from_str(v).ok(),
     };
-    if action == Action::Overwrite {
-        sink.set(header.spelled.clone(), v)
-    } else {
-        sink.add(header.spelled.clone(), v)
+    match (action, valid) {
+        (Action::Remove, _) | (Action::Overwrite, None) => {
+            sink.unset(&header.name);
+            Ok(())
+        }
+        (Action::Overwrite, Some(v)) => sink.set(header.spelled.clone(), v),
+        (Action::Append, Some(v)) => sink.add(header.spelled.clone(), v),
+        (Action::Append, None) => Ok(()),
     }
 }
 

@@ -3,8 +3,9 @@
 //! `upstream_request_filter`, response mapping in `response_filter`, AWS-style errors in
 //! `fail_to_proxy`.
 
-use crate::mapping::{apply_header, Claims, RequestOp, ResponseOp, Vars};
+use crate::mapping::{apply_header, Claims, RequestOp, ResponseOp, Vars, VALID_STATUS};
 use crate::metrics::{metrics, Rejection};
+use crate::policy::ipfilter::UNKNOWN_CLIENT;
 use crate::policy::jwt::{AuthReject, IdentitySource};
 use crate::policy::ratelimit::{Decision, KeySource};
 use crate::reload::SharedTable;
@@ -81,6 +82,29 @@ pub struct Ctx {
     body_bytes: u64,
 }
 
+impl Ctx {
+    /// The values mappings read, for the request (and the backend's response, if any).
+    fn vars<'a>(
+        &'a self,
+        req: &'a RequestHeader,
+        route: &'a Route,
+        resp: Option<&'a ResponseHeader>,
+    ) -> Vars<'a> {
+        Vars {
+            req,
+            path: &self.stage_path,
+            full_path: req.uri.path(),
+            params: &self.params,
+            request_id: &self.request_id,
+            stage: self.stage.as_deref().unwrap_or("$default"),
+            route_key: &route.key,
+            source_ip: &self.client_ip_str,
+            claims: self.claims.as_deref(),
+            resp,
+        }
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = Ctx;
@@ -116,36 +140,32 @@ impl ProxyHttp for Gateway {
         let table = self.table.load_full();
         ctx.table = Some(table.clone());
 
+        let req = session.req_header();
+        let path = req.uri.path();
+        // The stage is known first so that every answer, rejections included, is logged
+        // in its access log.
+        let stage = table.stage_for(path);
+        if let Some((stage, _)) = stage {
+            ctx.stage = Some(stage.name.clone());
+            ctx.access_log = stage.access_log.clone();
+        }
+        if let Some(problem) = malformed(req) {
+            log::debug!("400 for {:?}: {problem}", req.uri);
+            return respond(session, ctx, 400, &[]).await;
+        }
+
         // CORS preflights are answered before routing and authorization (AWS).
         if let Some(cors) = &table.cors {
-            let req = session.req_header();
-            if req.method == http::Method::OPTIONS {
-                let origin = req
-                    .headers
-                    .get(header::ORIGIN)
-                    .and_then(|v| v.to_str().ok());
-                let method = req
-                    .headers
-                    .get(header::ACCESS_CONTROL_REQUEST_METHOD)
-                    .and_then(|v| v.to_str().ok());
-                if let (Some(origin), Some(method)) = (origin, method) {
-                    let asked = req
-                        .headers
-                        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
-                        .and_then(|v| v.to_str().ok());
-                    let headers = cors.preflight(origin, method, asked);
-                    write_preflight(session, ctx, headers).await?;
-                    return Ok(true);
-                }
+            if let Some(headers) = preflight(cors, req) {
+                write_preflight(session, ctx, headers).await?;
+                return Ok(true);
             }
         }
 
         let peer_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let req = session.req_header();
+            .map_or(UNKNOWN_CLIENT, |a| a.ip());
         ctx.client_ip = crate::policy::ipfilter::client_ip(
             peer_ip,
             &table.settings.trusted_proxies,
@@ -155,26 +175,24 @@ impl ProxyHttp for Gateway {
                 .map(|v| v.as_bytes()),
         );
         ctx.client_ip_str = ctx.client_ip.to_string();
+        if !permits(&table.api_ip_filter, ctx.client_ip) {
+            return respond(session, ctx, 403, &[]).await;
+        }
 
         // Bodies over the limit are refused before any backend is involved.
-        if let Some(len) = content_length(req) {
-            if len > table.settings.max_body_bytes {
-                session.set_keepalive(None);
-                return respond(session, ctx, 413, "Request Entity Too Large", &[]).await;
-            }
+        if content_length(req).is_some_and(|len| len > table.settings.max_body_bytes) {
+            session.set_keepalive(None);
+            return respond(session, ctx, 413, &[]).await;
         }
 
-        let path = req.uri.path();
-        if !valid_percent_encoding(path) {
-            return respond(session, ctx, 400, "Bad Request", &[]).await;
-        }
-        let Some((stage, stage_path)) = table.stage_for(path) else {
-            return respond(session, ctx, 404, "Not Found", &[]).await;
+        let Some((stage, stage_path)) = stage else {
+            return respond(session, ctx, 404, &[]).await;
         };
-        ctx.stage = Some(stage.name.clone());
-        ctx.access_log = stage.access_log.clone();
+        if !permits(&stage.ip_filter, ctx.client_ip) {
+            return respond(session, ctx, 403, &[]).await;
+        }
         let Some(selected) = stage.router.select(&req.method, stage_path) else {
-            return respond(session, ctx, 404, "Not Found", &[]).await;
+            return respond(session, ctx, 404, &[]).await;
         };
         let route = selected.route.clone();
         ctx.params = selected
@@ -185,57 +203,33 @@ impl ProxyHttp for Gateway {
         ctx.stage_path = stage_path.to_string();
         ctx.route = Some(route.clone());
 
-        for filter in &route.ip_filters {
-            if !filter.permits(ctx.client_ip) {
-                return respond(session, ctx, 403, "Forbidden", &[]).await;
-            }
+        if !permits(&route.ip_filter, ctx.client_ip) {
+            return respond(session, ctx, 403, &[]).await;
         }
         // Throttling comes before the authorizer: a throttled request costs no verification.
-        if let Some(bucket) = &route.throttle {
-            if !bucket.try_acquire() {
-                return respond(session, ctx, 429, "Too Many Requests", &[]).await;
-            }
+        if route.throttle.as_ref().is_some_and(|b| !b.try_acquire()) {
+            return respond(session, ctx, 429, &[]).await;
         }
         if !self.rate_limits(session, ctx, &route, &table, false).await {
-            return respond(session, ctx, 429, "Too Many Requests", &[]).await;
+            return respond(session, ctx, 429, &[]).await;
         }
         if let Some(auth) = &route.authorizer {
-            let verdict = {
-                let req = session.req_header();
-                let token: Option<std::borrow::Cow<'_, str>> = match auth.identity_source() {
-                    IdentitySource::Header(name) => req
-                        .headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(Into::into),
-                    IdentitySource::QueryString(q) => {
-                        crate::mapping::query_pairs(req.uri.query().unwrap_or(""))
-                            .find(|(k, _)| k == q.as_str())
-                            .map(|(_, v)| v)
-                    }
-                };
-                auth.authorize(token.as_deref(), &route.scopes).await
+            let verdict = match identity(session.req_header(), auth.identity_source()) {
+                Ok(token) => auth.authorize(token.as_deref(), &route.scopes).await,
+                Err(reject) => Err(reject),
             };
             match verdict {
                 Ok(claims) => ctx.claims = Some(claims),
                 Err(AuthReject::Unauthorized { www_authenticate }) => {
-                    return respond(
-                        session,
-                        ctx,
-                        401,
-                        "Unauthorized",
-                        &[("www-authenticate", www_authenticate)],
-                    )
-                    .await;
+                    return respond(session, ctx, 401, &[("www-authenticate", www_authenticate)])
+                        .await;
                 }
-                Err(AuthReject::Forbidden) => {
-                    return respond(session, ctx, 403, "Forbidden", &[]).await
-                }
+                Err(AuthReject::Forbidden) => return respond(session, ctx, 403, &[]).await,
             }
         }
         // Limits keyed by a claim can only be counted once the token is verified.
         if !self.rate_limits(session, ctx, &route, &table, true).await {
-            return respond(session, ctx, 429, "Too Many Requests", &[]).await;
+            return respond(session, ctx, 429, &[]).await;
         }
         Ok(false)
     }
@@ -297,18 +291,7 @@ impl ProxyHttp for Gateway {
         let integration = &route.integration;
         let target = &integration.target;
         let req = session.req_header();
-        let vars = Vars {
-            req,
-            path: &ctx.stage_path,
-            full_path: req.uri.path(),
-            params: &ctx.params,
-            request_id: &ctx.request_id,
-            stage: ctx.stage.as_deref().unwrap_or("$default"),
-            route_key: &route.key,
-            source_ip: &ctx.client_ip_str,
-            claims: ctx.claims.as_deref(),
-            resp: None,
-        };
+        let vars = ctx.vars(req, &route, None);
 
         // Path: the URI template, `$default` appends the client path, `overwrite:path` wins.
         let mut path = String::with_capacity(64);
@@ -400,16 +383,22 @@ impl ProxyHttp for Gateway {
         } else {
             forwarded.push_str(&ctx.client_ip_str);
         }
-        if !original_host.is_empty() && original_host.bytes().all(|b| b.is_ascii_graphic()) {
-            forwarded.push_str(";host=");
-            forwarded.push_str(original_host);
-        }
+        push_forwarded_host(&mut forwarded, original_host);
         forwarded.push_str(";proto=http");
+        // RFC 9110 7.6.3: each proxy adds itself to Via (AWS adds "HTTP/1.1 AmazonAPIGateway").
+        let via = match req.headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
+            Some(prev) if !prev.trim().is_empty() => format!("{prev}, 1.1 apigate"),
+            _ => "1.1 apigate".to_string(),
+        };
         up.insert_header(header::HOST, target.host_header.as_str())?;
         up.insert_header("X-Forwarded-For", xff)?;
         up.insert_header("X-Forwarded-Proto", "http")?;
         up.insert_header("X-Forwarded-Port", listen_port.to_string())?;
         up.insert_header("Forwarded", forwarded)?;
+        up.insert_header(header::VIA, via)?;
+        // AWS HTTP APIs do not tunnel: a backend's 101 would turn the exchange into a raw
+        // stream outside the body limit and timeouts.
+        up.remove_header(&header::UPGRADE);
 
         for map in &route.request_maps {
             for op in &map.ops {
@@ -440,8 +429,18 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        let status = resp.status.as_u16();
         if let Some(start) = ctx.upstream_start {
-            ctx.integration = Some((start.elapsed(), resp.status.as_u16()));
+            ctx.integration = Some((start.elapsed(), status));
+        }
+        // `999` parses as HTTP but is no status a client can act on: a malformed answer.
+        if status > 599 {
+            let mut e = Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                format!("backend answered status {status}"),
+            );
+            e.as_up();
+            return Err(e);
         }
         Ok(())
     }
@@ -452,26 +451,21 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let backend_status = resp.status.as_u16();
+        strip_hop_by_hop(resp);
         if let Some(route) = ctx.route.clone() {
-            if !route.response_maps.is_empty() {
-                let snapshot = resp.clone();
+            let status = resp.status.as_u16();
+            if route
+                .response_maps
+                .iter()
+                .any(|m| !m.for_status(status).is_empty())
+            {
+                // `$response.header.X` reads the backend's headers as they arrived.
+                let backend = resp.clone();
                 let req = session.req_header();
-                let vars = Vars {
-                    req,
-                    path: &ctx.stage_path,
-                    full_path: req.uri.path(),
-                    params: &ctx.params,
-                    request_id: &ctx.request_id,
-                    stage: ctx.stage.as_deref().unwrap_or("$default"),
-                    route_key: &route.key,
-                    source_ip: &ctx.client_ip_str,
-                    claims: ctx.claims.as_deref(),
-                    resp: Some(&snapshot),
-                };
+                let vars = ctx.vars(req, &route, Some(&backend));
                 let mut new_status = None;
                 for map in &route.response_maps {
-                    for op in map.for_status(backend_status) {
+                    for op in map.for_status(status) {
                         match op {
                             ResponseOp::Status(t) => {
                                 new_status = t.eval(&vars, false).trim().parse::<u16>().ok()
@@ -482,43 +476,22 @@ impl ProxyHttp for Gateway {
                         }
                     }
                 }
-                if let Some(code) = new_status.filter(|c| (100..=599).contains(c)) {
+                if let Some(code) = new_status.filter(|c| VALID_STATUS.contains(c)) {
                     resp.set_status(code)?;
+                    if code == 204 || code == 304 {
+                        // No body follows these (Pingora sends none): no framing headers.
+                        resp.remove_header(&header::CONTENT_LENGTH);
+                        resp.remove_header(&header::TRANSFER_ENCODING);
+                    }
                 }
             }
         }
-        resp.insert_header("apigw-requestid", ctx.request_id.as_str())?;
-        if let Some(d) = &ctx.rate {
-            for (k, v) in d.headers() {
-                resp.insert_header(k, v)?;
-            }
-        }
-        if let Some(cors) = ctx.table.as_ref().and_then(|t| t.cors.as_ref()) {
-            // The gateway owns CORS: the backend's own access-control-* headers are dropped.
-            let backend_cors: Vec<http::HeaderName> = resp
-                .headers
-                .keys()
-                .filter(|k| k.as_str().starts_with("access-control-"))
-                .cloned()
-                .collect();
-            for k in backend_cors {
-                resp.remove_header(&k);
-            }
-            let origin = session
-                .req_header()
-                .headers
-                .get(header::ORIGIN)
-                .and_then(|v| v.to_str().ok());
-            for (k, v) in cors.response_headers(origin) {
-                resp.append_header(k, v)?;
-            }
-        }
-        Ok(())
+        gateway_headers(resp, session, ctx)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        let (code, message) = classify(e);
-        ctx.error_message = Some(message);
+        let code = classify(e);
+        ctx.error_message = Some(message(code));
         ctx.rejection = match code {
             503 => Some(Rejection::Timeout),
             502 => Some(Rejection::BadGateway),
@@ -526,17 +499,20 @@ impl ProxyHttp for Gateway {
             400 | 408 => Some(Rejection::BadRequest),
             _ => ctx.rejection,
         };
-        if code > 0 {
-            if ctx.request_id.is_empty() {
-                ctx.request_id = self.ids.next();
-            }
-            session.set_keepalive(None);
-            if let Err(err) = write_json(session, ctx, code, message, &[]).await {
+        if ctx.request_id.is_empty() {
+            ctx.request_id = self.ids.next();
+        }
+        session.set_keepalive(None);
+        // Once the backend's headers are out, an error can only cut the body short: closing
+        // the connection tells the client, a JSON message would corrupt the body.
+        let answered = session.response_written().is_some();
+        if code > 0 && !answered {
+            if let Err(err) = write_json(session, ctx, code, &[]).await {
                 log::debug!("could not send the error response: {err}");
             }
         }
         FailToProxy {
-            error_code: code,
+            error_code: if answered { 0 } else { code },
             can_reuse_downstream: false,
         }
     }
@@ -545,6 +521,18 @@ impl ProxyHttp for Gateway {
         // Upstream failures are answered (502/503) and counted in metrics; logging each one
         // at error level would flood the log during a load test against a dead backend.
         log::debug!("proxy error: {error}");
+        true
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &Ctx,
+        error: &Error,
+        _context: pingora_proxy::ProxyWarnLogContext,
+    ) -> bool {
+        // A retry on a stale pooled connection is routine; connect failures are counted.
+        log::debug!("proxy retry: {error}");
         true
     }
 
@@ -558,10 +546,11 @@ impl ProxyHttp for Gateway {
         if let Some(r) = ctx.rejection {
             m.rejection(r);
         }
-        // No response written: the client went away first; nothing to count by status.
-        let Some(status) = session.response_written().map(|r| r.status.as_u16()) else {
-            return;
-        };
+        // No response written: the client went away first (nginx's 499), still counted and
+        // logged so that abandoned requests show in the dashboards.
+        let status = session
+            .response_written()
+            .map_or(CLIENT_CLOSED, |r| r.status.as_u16());
         let route_metrics = match &ctx.route {
             Some(r) => &r.metrics,
             None => crate::metrics::unmatched(ctx.stage.as_deref().unwrap_or("-")),
@@ -578,32 +567,104 @@ impl ProxyHttp for Gateway {
         );
         if let Some(log) = &ctx.access_log {
             let req = session.req_header();
-            let header = |name: http::header::HeaderName| {
-                req.headers.get(name).and_then(|v| v.to_str().ok())
-            };
+            let user_agent = req
+                .headers
+                .get(header::USER_AGENT)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()));
+            let host = req.headers.get(header::HOST).and_then(|v| v.to_str().ok());
             let vars = crate::accesslog::LogVars {
                 request_id: &ctx.request_id,
                 route_key: ctx.route.as_ref().map_or("-", |r| &r.key),
                 status,
                 method: req.method.as_str(),
                 path: req.uri.path(),
-                protocol: "HTTP/1.1",
+                protocol: match req.version {
+                    http::Version::HTTP_10 => "HTTP/1.0",
+                    http::Version::HTTP_2 => "HTTP/2.0",
+                    _ => "HTTP/1.1",
+                },
                 source_ip: &ctx.client_ip_str,
-                user_agent: header(header::USER_AGENT),
+                user_agent: user_agent.as_deref(),
                 response_length: sent,
                 response_latency_ms: took.as_millis() as u64,
                 integration_latency_ms: ctx.integration.map(|(d, _)| d.as_millis() as u64),
                 integration_status: ctx.integration.map(|(_, s)| s),
                 error_message: ctx.error_message,
+                integration_error: ctx.error_message.filter(|_| {
+                    matches!(
+                        ctx.rejection,
+                        Some(Rejection::Timeout | Rejection::BadGateway)
+                    )
+                }),
                 request_time: std::time::SystemTime::now() - took,
                 stage: ctx.stage.as_deref().unwrap_or("-"),
-                domain_name: header(header::HOST).map_or("-", |h| h.split(':').next().unwrap_or(h)),
+                domain_name: host.map_or("-", host_without_port),
                 claims: ctx.claims.as_deref(),
             };
             let mut line = String::with_capacity(256);
             log.format.render(&vars, &mut line);
             log.writer.write_line(line);
         }
+    }
+}
+
+/// `;host=` of `Forwarded` (RFC 7239): a bare token when the Host is one, a quoted-string
+/// when it holds a port or an IPv6 literal, nothing when it is not a host at all. The client
+/// writes Host, so it must never be able to add elements of its own.
+fn push_forwarded_host(out: &mut String, host: &str) {
+    let host_char =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']');
+    if host.is_empty() || !host.bytes().all(host_char) {
+        return;
+    }
+    out.push_str(";host=");
+    if host.contains([':', '[']) {
+        out.push('"');
+        out.push_str(host);
+        out.push('"');
+    } else {
+        out.push_str(host);
+    }
+}
+
+/// Hop-by-hop headers of the backend's answer (RFC 9110 7.6.1) stay between it and the
+/// gateway; Pingora writes the client connection's own framing headers.
+fn strip_hop_by_hop(resp: &mut ResponseHeader) {
+    let listed: Vec<http::HeaderName> = resp
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| http::HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        if name != header::TRANSFER_ENCODING && name != header::CONTENT_LENGTH {
+            resp.remove_header(&name);
+        }
+    }
+    for name in HOP_BY_HOP {
+        resp.remove_header(name);
+    }
+}
+
+const HOP_BY_HOP: [&str; 6] = [
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Status recorded for a request whose client left before any answer (nginx's convention).
+const CLIENT_CLOSED: u16 = 499;
+
+/// `example.com:8080` -> `example.com`, `[::1]:8080` -> `[::1]`.
+fn host_without_port(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
     }
 }
 
@@ -688,31 +749,129 @@ fn count_store_errors(now: u64) {
     }
 }
 
-/// AWS's answer for a failed proxy attempt.
-fn classify(e: &Error) -> (u16, &'static str) {
+/// AWS's answer for a failed proxy attempt: the status, or 0 when the client is gone.
+fn classify(e: &Error) -> u16 {
     use pingora_core::ErrorSource;
     match e.etype() {
-        ErrorType::HTTPStatus(413) => (413, "Request Entity Too Large"),
-        ErrorType::HTTPStatus(400) => (400, "Bad Request"),
-        ErrorType::HTTPStatus(c) if *c >= 500 => (*c, "Internal Server Error"),
-        ErrorType::HTTPStatus(c) => (*c, "Bad Request"),
+        ErrorType::HTTPStatus(c) if (400..=599).contains(c) => *c,
+        ErrorType::HTTPStatus(_) => 400,
         _ => match e.esource() {
             ErrorSource::Upstream => match e.etype() {
                 ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-                    (503, "Service Unavailable")
+                    503
                 }
-                _ => (502, "Bad Gateway"),
+                _ => 502,
             },
             ErrorSource::Downstream => match e.etype() {
-                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
-                    (0, "")
-                }
-                ErrorType::ReadTimedout | ErrorType::WriteTimedout => (408, "Request Timeout"),
-                _ => (400, "Bad Request"),
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => 0,
+                ErrorType::ReadTimedout | ErrorType::WriteTimedout => 408,
+                _ => 400,
             },
-            _ => (500, "Internal Server Error"),
+            _ => 500,
         },
     }
+}
+
+/// AWS's `{"message": ...}` for each status the gateway answers itself.
+fn message(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        413 => "Request Entity Too Large",
+        429 => "Too Many Requests",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    }
+}
+
+/// Why a request cannot be routed at all, if so: answered 400.
+fn malformed(req: &RequestHeader) -> Option<&'static str> {
+    let path = req.uri.path();
+    // `OPTIONS *` and CONNECT's `host:port` name no resource a route could match (and
+    // `http::Uri` reports `/` as the path of `host:port`).
+    if req.method == http::Method::CONNECT || !path.starts_with('/') {
+        return Some("the request target is not a path");
+    }
+    if req.version == http::Version::HTTP_11 && !req.headers.contains_key(header::HOST) {
+        return Some("an HTTP/1.1 request without Host");
+    }
+    if !valid_percent_encoding(path) {
+        return Some("a % not followed by two hex digits");
+    }
+    // A backend that normalises `/svc/{proxy}` with proxy = `../admin` would serve a path
+    // outside the integration, chosen by a route that never matched it.
+    if path.split('/').any(is_dot_segment) {
+        return Some("a . or .. path segment");
+    }
+    None
+}
+
+/// `.` or `..`, also when written `%2e`.
+fn is_dot_segment(segment: &str) -> bool {
+    let mut dots = 0;
+    let mut rest = segment.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'.' {
+            rest = tail;
+        } else if tail.len() >= 2 && b == b'%' && tail[0] == b'2' && tail[1] | 0x20 == b'e' {
+            rest = &tail[2..];
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    (1..=2).contains(&dots)
+}
+
+/// The preflight answer when `req` is one (`OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`).
+fn preflight(
+    cors: &crate::policy::cors::Cors,
+    req: &RequestHeader,
+) -> Option<crate::policy::cors::HeaderList> {
+    if req.method != http::Method::OPTIONS {
+        return None;
+    }
+    let get = |name| req.headers.get(name).and_then(|v| v.to_str().ok());
+    let origin = get(header::ORIGIN)?;
+    let method = get(header::ACCESS_CONTROL_REQUEST_METHOD)?;
+    Some(cors.preflight(origin, method, get(header::ACCESS_CONTROL_REQUEST_HEADERS)))
+}
+
+fn permits(filter: &Option<crate::policy::ipfilter::IpFilter>, ip: IpAddr) -> bool {
+    filter.as_ref().is_none_or(|f| f.permits(ip))
+}
+
+/// The raw token from the authorizer's identity source. Two tokens are refused rather
+/// than guessing which one the client meant.
+fn identity<'r>(
+    req: &'r RequestHeader,
+    source: &IdentitySource,
+) -> std::result::Result<Option<std::borrow::Cow<'r, str>>, AuthReject> {
+    let mut values: Box<dyn Iterator<Item = std::borrow::Cow<'r, str>>> = match source {
+        IdentitySource::Header(name) => Box::new(
+            req.headers
+                .get_all(name)
+                .into_iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes())),
+        ),
+        IdentitySource::QueryString(q) => Box::new(
+            crate::mapping::query_pairs(req.uri.query().unwrap_or(""))
+                .filter(move |(k, _)| k == q.as_str())
+                .map(|(_, v)| v),
+        ),
+    };
+    let first = values.next();
+    if first.is_some() && values.next().is_some() {
+        return Err(AuthReject::Unauthorized {
+            www_authenticate: "Bearer error=\"invalid_request\", error_description=\"more than one token was sent\"".into(),
+        });
+    }
+    Ok(first)
 }
 
 fn content_length(req: &RequestHeader) -> Option<u64> {
@@ -776,17 +935,9 @@ async fn respond(
     session: &mut Session,
     ctx: &mut Ctx,
     status: u16,
-    message: &str,
     extra: &[(&str, String)],
 ) -> Result<bool> {
-    ctx.error_message = Some(match status {
-        404 => "Not Found",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        413 => "Request Entity Too Large",
-        429 => "Too Many Requests",
-        _ => "Bad Request",
-    });
+    ctx.error_message = Some(message(status));
     ctx.rejection = Some(match status {
         404 => Rejection::NotFound,
         401 => Rejection::Unauthorized,
@@ -797,15 +948,13 @@ async fn respond(
         _ => Rejection::BadRequest,
     });
     // A body we will not read would desynchronise the connection: close it instead.
-    let has_body = content_length(session.req_header()).is_some_and(|l| l > 0)
-        || session
-            .req_header()
-            .headers
-            .contains_key(header::TRANSFER_ENCODING);
-    if has_body {
+    let req = session.req_header();
+    if content_length(req).is_some_and(|l| l > 0)
+        || req.headers.contains_key(header::TRANSFER_ENCODING)
+    {
         session.set_keepalive(None);
     }
-    write_json(session, ctx, status, message, extra).await?;
+    write_json(session, ctx, status, extra).await?;
     Ok(true)
 }
 
@@ -813,23 +962,45 @@ async fn write_json(
     session: &mut Session,
     ctx: &Ctx,
     status: u16,
-    message: &str,
     extra: &[(&str, String)],
 ) -> Result<()> {
-    let body = Bytes::from(format!("{{\"message\":\"{message}\"}}"));
+    let body = Bytes::from(format!("{{\"message\":\"{}\"}}", message(status)));
     let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
     resp.insert_header(header::CONTENT_TYPE, "application/json")?;
     resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
-    resp.insert_header("apigw-requestid", ctx.request_id.as_str())?;
     for (k, v) in extra {
         resp.insert_header(k.to_string(), v.as_str())?;
     }
+    gateway_headers(&mut resp, session, ctx)?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// What every answer carries, the backend's and the gateway's own: the request id, the
+/// rate-limit state, and CORS headers for an allowed origin (the gateway owns CORS, so the
+/// backend's own `access-control-*` headers are dropped first).
+fn gateway_headers(resp: &mut ResponseHeader, session: &Session, ctx: &Ctx) -> Result<()> {
+    resp.insert_header("apigw-requestid", ctx.request_id.as_str())?;
     if let Some(d) = &ctx.rate {
         for (k, v) in d.headers() {
             resp.insert_header(k, v)?;
         }
     }
     if let Some(cors) = ctx.table.as_ref().and_then(|t| t.cors.as_ref()) {
+        while let Some(k) = resp
+            .headers
+            .keys()
+            .find(|k| k.as_str().starts_with("access-control-"))
+            .cloned()
+        {
+            resp.remove_header(&k);
+        }
         let origin = session
             .req_header()
             .headers
@@ -838,13 +1009,6 @@ async fn write_json(
         for (k, v) in cors.response_headers(origin) {
             resp.append_header(k, v)?;
         }
-    }
-    let head_only = session.req_header().method == http::Method::HEAD;
-    session
-        .write_response_header(Box::new(resp), head_only)
-        .await?;
-    if !head_only {
-        session.write_response_body(Some(body), true).await?;
     }
     Ok(())
 }

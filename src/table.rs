@@ -69,10 +69,11 @@ pub struct Route {
     pub key: Arc<str>,
     pub is_default: bool,
     pub integration: Arc<Integration>,
-    /// Policies that apply, outermost (api) first, ending with the route's own.
-    pub ip_filters: Vec<IpFilter>,
-    /// AWS stage throttling for this route (`None`: unlimited).
-    pub throttle: Option<TokenBucket>,
+    /// The route's own IP filter (api and stage filters run before route selection).
+    pub ip_filter: Option<IpFilter>,
+    /// AWS stage throttling for this route (`None`: unlimited); shared with the table this
+    /// one replaced when the settings are unchanged, so a reload does not refill buckets.
+    pub throttle: Option<Arc<TokenBucket>>,
     pub rate_limits: Vec<RateLimit>,
     pub request_maps: Vec<RequestMapping>,
     pub response_maps: Vec<ResponseMapping>,
@@ -83,6 +84,8 @@ pub struct Route {
 
 pub struct Stage {
     pub name: Arc<str>,
+    /// The stage's own IP filter, checked before its routes are selected.
+    pub ip_filter: Option<IpFilter>,
     pub router: Router<Arc<Route>>,
     pub access_log: Option<Arc<crate::accesslog::AccessLog>>,
 }
@@ -95,6 +98,9 @@ pub struct Table {
     /// By id, with the configuration each was built from (to keep caches across reloads).
     pub authorizers: HashMap<String, (crate::config::AuthorizerConf, Arc<JwtAuthorizer>)>,
     pub cors: Option<crate::policy::cors::Cors>,
+    /// `api.json`'s IP filter, checked before stage and route selection: a forbidden client
+    /// learns nothing about which routes exist.
+    pub api_ip_filter: Option<IpFilter>,
     named: HashMap<String, Stage>,
     default_stage: Option<Stage>,
 }
@@ -114,6 +120,13 @@ impl Table {
             }
         }
         self.default_stage.as_ref().map(|s| (s, path))
+    }
+
+    fn stage_named(&self, name: &str) -> Option<&Stage> {
+        match name {
+            "$default" => self.default_stage.as_ref(),
+            _ => self.named.get(name),
+        }
     }
 
     pub fn stages(&self) -> impl Iterator<Item = &Stage> {
@@ -136,15 +149,17 @@ impl Table {
             .as_ref()
             .and_then(|c| crate::policy::cors::Cors::compile(c, &mut errors));
         // Api policies are compiled again per stage (stage variables); errors are reported once here.
+        let mut api_ip_filter = None;
         if let Some(p) = &config.api.policies {
-            compile_policies(
+            api_ip_filter = compile_policies(
                 "api.json",
                 "Policies",
                 p,
                 &BTreeMap::new(),
                 "api",
                 &mut errors,
-            );
+            )
+            .ip_filter;
         }
 
         let mut authorizers = HashMap::new();
@@ -217,6 +232,7 @@ impl Table {
                 &api_policies,
                 &authorizers,
                 &config.dir,
+                previous.and_then(|p| p.stage_named(&stage.name)),
                 &mut errors,
             ) else {
                 continue;
@@ -250,6 +266,7 @@ impl Table {
                 store,
                 store_conf,
                 cors,
+                api_ip_filter,
                 named,
                 default_stage,
             })
@@ -490,10 +507,16 @@ fn validate_routes<'c>(
                 }
             },
         };
-        match (
-            c.authorization_type.as_deref().unwrap_or("NONE"),
-            &c.authorizer_id,
-        ) {
+        let auth_type = c.authorization_type.as_deref().unwrap_or("NONE");
+        if auth_type == "NONE" && !c.authorization_scopes.is_empty() {
+            errors.push(ConfigError::new(
+                f,
+                "AuthorizationScopes",
+                "set but AuthorizationType is NONE, so no scope would ever be checked",
+                "set \"AuthorizationType\": \"JWT\" with an AuthorizerId, or remove AuthorizationScopes",
+            ));
+        }
+        match (auth_type, &c.authorizer_id) {
             ("NONE", None) => {}
             ("NONE", Some(_)) => errors.push(ConfigError::new(
                 f,
@@ -642,9 +665,20 @@ fn compile_stage(
     api: &Policies,
     authorizers: &HashMap<String, (crate::config::AuthorizerConf, Arc<JwtAuthorizer>)>,
     conf_dir: &std::path::Path,
+    previous: Option<&Stage>,
     errors: &mut ConfigErrors,
 ) -> Option<Stage> {
     let before = errors.0.len();
+    // Buckets of the stage being replaced, by route key, to carry their state over a reload.
+    let previous_buckets: HashMap<&str, &Arc<TokenBucket>> = previous
+        .map(|p| {
+            p.router
+                .routes()
+                .iter()
+                .filter_map(|r| Some((&*r.key, r.throttle.as_ref()?)))
+                .collect()
+        })
+        .unwrap_or_default();
     if stage.name != "$default"
         && (stage.name.is_empty()
             || stage.name.len() > 128
@@ -757,12 +791,50 @@ fn compile_stage(
             stage.default_route_settings.as_ref(),
             stage.route_settings.get(&conf.route_key),
         )
-        .map(|(rate, burst)| TokenBucket::new(rate, burst))
+        .map(
+            |(rate, burst)| match previous_buckets.get(conf.route_key.as_str()) {
+                Some(kept) if kept.has_settings(rate, burst) => (*kept).clone(),
+                _ => Arc::new(TokenBucket::new(rate, burst)),
+            },
+        )
         .filter(|b| !b.is_unlimited());
+        let authorizer = conf
+            .authorizer_id
+            .as_deref()
+            .and_then(|id| authorizers.get(reference(id, "authorizers").unwrap_or(id)))
+            .map(|(_, a)| a.clone());
+        // A limit keyed by a claim on a route without a token would put every caller
+        // under one shared counter.
+        if authorizer.is_none() {
+            let scope_files = [
+                ("api.json", api),
+                (file, &stage_policies),
+                (&*r.res.file, &own),
+            ];
+            for (scope_file, p) in scope_files {
+                if let Some(limit) = &p.rate_limit {
+                    if let KeySource::Claim(name) = &limit.key {
+                        let e = ConfigError::new(
+                            scope_file,
+                            "Policies.RateLimit.Key",
+                            format!(
+                                "keyed by the claim {name:?}, but route {:?} ({}) has no JWT authorizer, so all its callers would share one counter",
+                                conf.route_key, r.res.file
+                            ),
+                            "give the route AuthorizationType JWT, or key the limit by $context.identity.sourceIp or a header",
+                        );
+                        // Every stage serving the route finds the same problem: say it once.
+                        if !errors.0.contains(&e) {
+                            errors.push(e);
+                        }
+                    }
+                }
+            }
+        }
         let route = Route {
             key: Arc::from(conf.route_key.as_str()),
             is_default: matches!(r.key, RouteKey::Default),
-            ip_filters: scopes.iter().filter_map(|p| p.ip_filter.clone()).collect(),
+            ip_filter: own.ip_filter.clone(),
             throttle,
             rate_limits: scopes.iter().filter_map(|p| p.rate_limit.clone()).collect(),
             request_maps: scopes
@@ -778,11 +850,7 @@ fn compile_stage(
                 .filter(|m| !m.is_empty())
                 .collect(),
             metrics: crate::metrics::metrics().route(&stage.name, &conf.route_key),
-            authorizer: conf
-                .authorizer_id
-                .as_deref()
-                .and_then(|id| authorizers.get(reference(id, "authorizers").unwrap_or(id)))
-                .map(|(_, a)| a.clone()),
+            authorizer,
             scopes: conf.authorization_scopes.clone(),
             integration,
         };
@@ -807,6 +875,7 @@ fn compile_stage(
         .map(Arc::new);
     (errors.0.len() == before).then(|| Stage {
         name: Arc::from(stage.name.as_str()),
+        ip_filter: stage_policies.ip_filter,
         router,
         access_log,
     })

@@ -38,6 +38,8 @@ fn counts_histograms_and_rejections_after_known_traffic() {
     assert_eq!(gw.get("/nowhere/at/all").status, 404);
     assert_eq!(gw.get("/slow").status, 503);
 
+    // Counted in `logging`, which runs after the client has its answer.
+    gw.wait_metric("apigate_requests_in_flight", 0.0);
     let text = gw.scrape();
     let route = r#"route="GET /pets/{id}",stage="$default""#;
     assert_eq!(
@@ -112,6 +114,8 @@ fn counts_histograms_and_rejections_after_known_traffic() {
     // Reloads are counted by outcome.
     gw.signal("HUP");
     gw.wait_log("configuration reloaded", 1);
+    // Counted in `logging`, which runs after the client has its answer.
+    gw.wait_metric("apigate_requests_in_flight", 0.0);
     let text = gw.scrape();
     assert_eq!(
         value(&text, r#"apigate_config_reloads_total{result="success"}"#),

@@ -196,6 +196,196 @@ fn trusted_proxies_make_forwarded_for_believed() {
     );
 }
 
+#[test]
+fn forwarded_for_entries_with_ports_and_garbage_cannot_open_an_allow_list() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = ConfDir::new(&[
+        (
+            "gateway.json",
+            r#"{"TrustedProxies":["127.0.0.0/8"]}"#.to_string(),
+        ),
+        ("integrations/i0.json", integration(&b.url(), "")),
+        (
+            "routes/lan.json",
+            route(
+                "GET /lan",
+                "i0",
+                r#""Policies":{"IpFilter":{"Action":"allow","Addresses":["127.0.0.0/8","10.0.0.0/8"]}}"#,
+            ),
+        ),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    let from = |xff: &str| request(gw.port, "GET", "/lan", &[("X-Forwarded-For", xff)], b"").status;
+    // Load balancers that write ip:port are understood...
+    assert_eq!(from("10.9.9.9:4711"), 200);
+    assert_eq!(from("198.51.100.7:5555"), 403);
+    assert_eq!(from("[2001:db8::7]:443"), 403);
+    // ...and an entry that is no address is an unknown client, not the trusted proxy.
+    assert_eq!(from("junk"), 403);
+    assert_eq!(from("198.51.100.7:x"), 403);
+}
+
+#[test]
+fn api_and_stage_ip_filters_apply_before_routing() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = ConfDir::new(&[
+        (
+            "api.json",
+            r#"{"Name":"a","Policies":{"IpFilter":{"Action":"forbid","Addresses":["127.0.0.1"]}}}"#
+                .to_string(),
+        ),
+        ("integrations/i0.json", integration(&b.url(), "")),
+        ("routes/r.json", route("GET /r", "i0", "")),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    // A forbidden client learns nothing about which routes exist.
+    for path in ["/r", "/nope", "/v1/nope"] {
+        assert_eq!(gw.get(path).status, 403, "{path}");
+    }
+    assert!(b.requests().is_empty());
+
+    let dir = ConfDir::new(&[
+        ("integrations/i0.json", integration(&b.url(), "")),
+        ("routes/r.json", route("GET /r", "i0", "")),
+        (
+            "stages/v1.json",
+            r#"{"Name":"v1","Policies":{"IpFilter":{"Action":"allow","Addresses":["10.0.0.0/8"]}}}"#
+                .to_string(),
+        ),
+        ("stages/open.json", r#"{"Name":"open"}"#.to_string()),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    assert_eq!(gw.get("/v1/r").status, 403);
+    assert_eq!(gw.get("/v1/nope").status, 403);
+    assert_eq!(gw.get("/open/r").status, 200);
+    assert_eq!(gw.get("/open/nope").status, 404);
+}
+
+#[test]
+fn an_overwrite_from_a_missing_claim_removes_the_clients_header() {
+    let b = Backend::start(Behaviour::Echo);
+    let key = format!(r#""Jwks":{}"#, jwks(&["rsa-a"]));
+    let dir = jwt_conf(&b, &key);
+    dir.write(&[
+        (
+            "api.json",
+            r#"{"Name":"a","Policies":{"RequestParameters":{"overwrite:header.X-User-Email":"$context.authorizer.claims.email","overwrite:header.X-Tenant":"$request.header.X-Missing"}}}"#
+                .to_string(),
+        ),
+        ("routes/open.json", route("GET /open", "i0", "")),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    let spoof = [
+        ("X-User-Email", "admin@victim.example"),
+        ("X-Tenant", "root"),
+    ];
+    // A valid token without an email claim, and a route without any token.
+    let token = sign(Algorithm::RS256, &rsa("rsa-a"), "rsa-a", &claims());
+    let bearer = format!("Bearer {token}");
+    let mut with_token = spoof.to_vec();
+    with_token.push(("Authorization", &bearer));
+    assert_eq!(
+        request(gw.port, "GET", "/pets", &with_token, b"").status,
+        200
+    );
+    assert_eq!(request(gw.port, "GET", "/open", &spoof, b"").status, 200);
+    for seen in b.requests() {
+        assert_eq!(seen.header("x-user-email"), None, "{}", seen.target);
+        assert_eq!(seen.header("x-tenant"), None, "{}", seen.target);
+    }
+}
+
+#[test]
+fn two_tokens_are_refused() {
+    let b = Backend::start(Behaviour::Echo);
+    let key = format!(r#""Jwks":{}"#, jwks(&["rsa-a"]));
+    let gw = Gateway::start(&jwt_conf(&b, &key).path);
+    let good = format!(
+        "Bearer {}",
+        sign(Algorithm::RS256, &rsa("rsa-a"), "rsa-a", &claims())
+    );
+    let r = request(
+        gw.port,
+        "GET",
+        "/pets",
+        &[("Authorization", &good), ("Authorization", "Bearer junk")],
+        b"",
+    );
+    assert_401(&r, "two Authorization headers");
+    assert!(r
+        .header("www-authenticate")
+        .is_some_and(|v| v.contains("invalid_request")));
+    assert!(b.requests().is_empty());
+}
+
+#[test]
+fn policies_that_could_never_work_are_config_errors() {
+    let dir = ConfDir::new(&[
+        (
+            "integrations/i0.json",
+            integration("http://127.0.0.1:9", ""),
+        ),
+        (
+            "routes/scoped.json",
+            route("GET /a", "i0", r#""AuthorizationScopes":["read"]"#),
+        ),
+        (
+            "routes/claimed.json",
+            route(
+                "GET /b",
+                "i0",
+                r#""Policies":{"RateLimit":{"Calls":5,"PeriodSeconds":60,"Key":"$context.authorizer.claims.sub"}}"#,
+            ),
+        ),
+    ]);
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--conf"])
+        .arg(&dir.path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("routes/scoped.json: AuthorizationScopes"),
+        "{err}"
+    );
+    assert!(
+        err.contains("routes/claimed.json: Policies.RateLimit.Key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn throttle_buckets_survive_a_reload() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = ConfDir::new(&[
+        ("integrations/i0.json", integration(&b.url(), "")),
+        ("routes/r.json", route("GET /r", "i0", "")),
+        (
+            "stages/default.json",
+            r#"{"Name":"$default","DefaultRouteSettings":{"ThrottlingRateLimit":0,"ThrottlingBurstLimit":3}}"#
+                .to_string(),
+        ),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    for _ in 0..3 {
+        assert_eq!(gw.get("/r").status, 200);
+    }
+    assert_eq!(gw.get("/r").status, 429);
+    gw.signal("HUP");
+    gw.wait_log("configuration reloaded", 1);
+    assert_eq!(gw.get("/r").status, 429, "a reload refilled the bucket");
+    // Changed settings are a new bucket.
+    dir.write(&[(
+        "stages/default.json",
+        r#"{"Name":"$default","DefaultRouteSettings":{"ThrottlingRateLimit":0,"ThrottlingBurstLimit":4}}"#
+            .to_string(),
+    )]);
+    gw.signal("HUP");
+    gw.wait_log("configuration reloaded", 2);
+    assert_eq!(gw.get("/r").status, 200);
+}
+
 // ---------------------------------------------------------------- JWT
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};

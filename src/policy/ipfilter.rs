@@ -83,9 +83,14 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The address of a client that cannot be known (an unreadable forwarding chain, a peer
+/// without an IP address). No allow list short of `0.0.0.0/0` admits it.
+pub const UNKNOWN_CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
 /// The client address: the TCP peer, unless the peer is a trusted proxy, in which case the
 /// right-most address of `X-Forwarded-For` that is not itself trusted. A client that is not
-/// a trusted proxy cannot move its address through headers.
+/// a trusted proxy cannot move its address through headers. An entry that is not an
+/// address gives `UNKNOWN_CLIENT`, never the trusted proxy's own address (fail closed).
 pub fn client_ip<'a>(
     peer: IpAddr,
     trusted: &[IpNet],
@@ -97,14 +102,12 @@ pub fn client_ip<'a>(
     let mut candidate = canonical(peer);
     for value in xff.rev() {
         let Ok(value) = std::str::from_utf8(value) else {
-            return candidate;
+            return UNKNOWN_CLIENT;
         };
         for item in value.rsplit(',') {
-            let Ok(ip) = item.trim().parse::<IpAddr>() else {
-                // Garbage in the chain: stop at the last address we could trust.
-                return candidate;
+            let Some(ip) = parse_hop(item) else {
+                return UNKNOWN_CLIENT;
             };
-            let ip = canonical(ip);
             if !contains(trusted, ip) {
                 return ip;
             }
@@ -112,6 +115,27 @@ pub fn client_ip<'a>(
         }
     }
     candidate
+}
+
+/// One `X-Forwarded-For` entry: `192.0.2.1`, `2001:db8::1`, and the forms some load
+/// balancers write, `192.0.2.1:4711` and `[2001:db8::1]:443`.
+fn parse_hop(item: &str) -> Option<IpAddr> {
+    let item = item.trim().trim_matches('"');
+    if let Ok(ip) = item.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    let (host, port) = match item.strip_prefix('[') {
+        Some(v6) => {
+            let (host, rest) = v6.split_once(']')?;
+            (
+                host,
+                rest.strip_prefix(':').or(rest.is_empty().then_some("0"))?,
+            )
+        }
+        None => item.split_once(':')?,
+    };
+    port.parse::<u16>().ok()?;
+    host.parse::<IpAddr>().ok().map(canonical)
 }
 
 #[cfg(test)]
@@ -180,11 +204,33 @@ mod tests {
             client_ip(ip("10.0.0.1"), &trusted, all.iter().copied()),
             ip("10.1.1.1")
         );
-        // Garbage stops the walk.
-        let bad: Vec<&[u8]> = vec![b"1.1.1.1, junk"];
+        // Garbage is an unknown client, never the trusted proxy itself.
+        for bad in [&b"1.1.1.1, junk"[..], b"", b"1.1.1.1:x:y", b"[::1", &[0xff]] {
+            assert_eq!(
+                client_ip(ip("10.0.0.1"), &trusted, [bad].into_iter()),
+                UNKNOWN_CLIENT,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // Entries with ports, as some load balancers write them.
+        for (entry, want) in [
+            (&b"198.51.100.7:5555"[..], "198.51.100.7"),
+            (b"[2001:db8::7]:443", "2001:db8::7"),
+            (b"[2001:db8::8]", "2001:db8::8"),
+            (b"\"198.51.100.9\"", "198.51.100.9"),
+            (b"::ffff:198.51.100.10", "198.51.100.10"),
+        ] {
+            assert_eq!(
+                client_ip(ip("10.0.0.1"), &trusted, [entry].into_iter()),
+                ip(want)
+            );
+        }
+        // A trusted hop with a port is skipped like any trusted hop.
+        let chain: Vec<&[u8]> = vec![b"203.0.113.1, 10.2.2.2:80"];
         assert_eq!(
-            client_ip(ip("10.0.0.1"), &trusted, bad.iter().copied()),
-            ip("10.0.0.1")
+            client_ip(ip("10.0.0.1"), &trusted, chain.iter().copied()),
+            ip("203.0.113.1")
         );
         // No trusted proxies configured.
         assert_eq!(

@@ -29,6 +29,8 @@ use std::time::Instant;
 pub struct TokenBucket {
     origin: Instant,
     mode: Mode,
+    /// `(rate, burst)` as configured: a reload keeps a bucket whose settings did not change.
+    settings: (f64, u64),
 }
 
 #[derive(Debug)]
@@ -86,7 +88,16 @@ impl TokenBucket {
                 tolerance,
             }
         };
-        TokenBucket { origin: now, mode }
+        TokenBucket {
+            origin: now,
+            mode,
+            settings: (rate_per_sec, burst),
+        }
+    }
+
+    /// Whether this bucket was made with these settings (so a reload may keep its state).
+    pub fn has_settings(&self, rate_per_sec: f64, burst: u64) -> bool {
+        self.settings.0.to_bits() == rate_per_sec.to_bits() && self.settings.1 == burst
     }
 
     /// Takes one token if available.

@@ -382,6 +382,13 @@ impl Conn {
         resp
     }
 
+    /// Everything the server sends until it closes the connection.
+    pub fn read_all(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = self.reader.read_to_end(&mut out);
+        out
+    }
+
     /// Whether the server closed the connection.
     pub fn is_closed(&mut self) -> bool {
         let mut buf = [0u8; 1];
@@ -404,6 +411,8 @@ pub enum Behaviour {
     Reset,
     /// Answers bytes that are not HTTP.
     Garbage,
+    /// Answers exactly these bytes, then closes the connection.
+    Raw(&'static str),
 }
 
 /// A request as a `Backend` saw it.
@@ -530,6 +539,11 @@ fn serve_conn(stream: TcpStream, behaviour: Behaviour, seen: Arc<Mutex<Vec<Seen>
             }
             Behaviour::Garbage => {
                 let _ = stream.write_all(b"this is not http\r\n\r\n");
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+            Behaviour::Raw(bytes) => {
+                let _ = stream.write_all(bytes.as_bytes());
                 let _ = stream.shutdown(Shutdown::Both);
                 return;
             }
