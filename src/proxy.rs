@@ -6,7 +6,7 @@
 use crate::mapping::{apply_header, Claims, RequestOp, ResponseOp, Vars};
 use crate::metrics::{metrics, Rejection};
 use crate::policy::jwt::{AuthReject, IdentitySource};
-use crate::policy::ratelimit::{Decision, KeySource};
+use crate::policy::ratelimit::{self, Decision, KeySource};
 use crate::reload::SharedTable;
 use crate::table::{Route, Table};
 use async_trait::async_trait;
@@ -641,28 +641,19 @@ impl Gateway {
             if matches!(limit.key, KeySource::Claim(_)) != claim_keys {
                 continue;
             }
-            let mut key = String::with_capacity(limit.scope.len() + 48);
-            key.push_str(&limit.scope);
-            key.push('|');
-            match &limit.key {
-                KeySource::SourceIp => key.push_str(&ctx.client_ip_str),
-                KeySource::Header(name) => {
-                    let mut first = true;
-                    for v in session.req_header().headers.get_all(name.as_str()) {
-                        if !first {
-                            key.push(',');
-                        }
-                        first = false;
-                        key.push_str(&String::from_utf8_lossy(v.as_bytes()));
-                    }
-                }
-                KeySource::Claim(name) => match ctx.claims.as_ref().and_then(|c| c.get(name)) {
-                    Some(serde_json::Value::String(v)) => key.push_str(v),
-                    Some(other) => key.push_str(&other.to_string()),
-                    None => {}
-                },
-            }
-            let decision = table.store.hit(&key, limit.calls, limit.period_secs).await;
+            let decision = {
+                let headers = &session.req_header().headers;
+                let key = ratelimit::key_bytes(
+                    &limit.key,
+                    headers,
+                    &ctx.client_ip_str,
+                    ctx.claims.as_deref(),
+                );
+                table
+                    .store
+                    .hit(&limit.scope, &key, limit.calls, limit.period_secs)
+                    .await
+            };
             count_store_errors(table.store.redis_errors());
             let tighter = match &ctx.rate {
                 None => true,

@@ -135,7 +135,13 @@ fn rate_limit_counters_survive_a_reload() {
 }
 
 fn redis_conf(redis: &Redis, backend: &Backend) -> ConfDir {
+    redis_conf_named(redis, &backend.url(), "shop")
+}
+
+/// Route `GET /a`: 3 calls a minute per `X-Team`, counted in `redis` under api `name`.
+fn redis_conf_named(redis: &Redis, backend_url: &str, name: &str) -> ConfDir {
     ConfDir::new(&[
+        ("api.json", format!(r#"{{"Name":"{name}"}}"#)),
         (
             "gateway.json",
             format!(
@@ -143,7 +149,7 @@ fn redis_conf(redis: &Redis, backend: &Backend) -> ConfDir {
                 redis.url()
             ),
         ),
-        ("integrations/i0.json", integration(&backend.url(), "")),
+        ("integrations/i0.json", integration(backend_url, "")),
         (
             "routes/a.json",
             route(
@@ -173,6 +179,81 @@ fn two_gateways_share_one_redis_limit() {
         request(gw2.port, "GET", "/a", &[("X-Team", "red")], b"").status,
         200
     );
+}
+
+/// One request whose `X-Team` header is `value`, bytes as they are (not necessarily UTF-8).
+fn team_request(port: u16, value: &[u8]) -> Response {
+    let mut head = b"GET /a HTTP/1.1\r\nHost: gateway.test\r\nX-Team: ".to_vec();
+    head.extend_from_slice(value);
+    head.extend_from_slice(b"\r\n\r\n");
+    let mut conn = Conn::open(port);
+    conn.send_raw(&head);
+    conn.read_response(false)
+}
+
+/// Every key in `redis`, as bytes.
+fn redis_keys(redis: &Redis) -> Vec<Vec<u8>> {
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = client.get_connection().expect("connect to redis");
+    redis::cmd("KEYS").arg("*").query(&mut conn).expect("KEYS")
+}
+
+#[test]
+fn client_sized_and_non_utf8_keys_stay_short_and_distinct_in_redis() {
+    let redis = Redis::start();
+    // apigate's own echo: it takes header values that are not UTF-8.
+    let echo = Echo::start();
+    let dir = redis_conf_named(&redis, &echo.url(), "shop");
+    let gw = Gateway::start(&dir.path);
+
+    // 100 KB of header value: counted, but never a 100 KB Redis key.
+    let long = vec![b'L'; 100_000];
+    let codes: Vec<u16> = (0..4)
+        .map(|_| team_request(gw.port, &long).status)
+        .collect();
+    assert_eq!(codes, [200, 200, 200, 429]);
+    // Bytes that are not UTF-8 keep their own counters (a lossy conversion merged them).
+    for value in [&b"\xff"[..], b"\xfe", b"\xef\xbf\xbd", b"\xff\xff"] {
+        let r = team_request(gw.port, value);
+        assert_eq!(
+            (r.status, r.header("ratelimit-remaining")),
+            (200, Some("2")),
+            "{value:?}"
+        );
+    }
+    // A value that looks like a digest is digested too, so it cannot stand for another
+    // value; a short printable one stays readable for operators.
+    for value in [&b"#0123"[..], b"blue"] {
+        let r = team_request(gw.port, value);
+        assert_eq!(r.header("ratelimit-remaining"), Some("2"), "{value:?}");
+    }
+
+    let keys = redis_keys(&redis);
+    assert_eq!(keys.len(), 7, "{keys:?}");
+    for k in &keys {
+        assert!(k.len() < 128, "a {} byte key", k.len());
+        assert!(
+            k.starts_with(b"apigate:rl:shop:route|$default|GET /a:"),
+            "{}",
+            String::from_utf8_lossy(k)
+        );
+    }
+    assert!(keys.iter().any(|k| k.ends_with(b":blue")));
+    assert!(!keys.iter().any(|k| k.ends_with(b":#0123")));
+}
+
+#[test]
+fn two_apis_sharing_one_redis_keep_their_own_counters() {
+    let redis = Redis::start();
+    let b = Backend::start(Behaviour::Echo);
+    let shop = redis_conf_named(&redis, &b.url(), "shop");
+    let blog = redis_conf_named(&redis, &b.url(), "blog");
+    let gw_shop = Gateway::start(&shop.path);
+    let gw_blog = Gateway::start(&blog.path);
+    let team = [("X-Team", "blue")];
+    assert_eq!(statuses(&gw_shop, "/a", 3, &team), [200, 200, 200]);
+    assert_eq!(statuses(&gw_blog, "/a", 4, &team), [200, 200, 200, 429]);
+    assert_eq!(statuses(&gw_shop, "/a", 1, &team), [429]);
 }
 
 #[test]

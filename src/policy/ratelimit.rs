@@ -5,17 +5,22 @@
 //! it ends starts a new one. Counters live in a [`Store`], made once from
 //! `gateway.json`'s `RateLimitStore` and kept across config reloads:
 //! - [`LocalStore`] (default): in process, sharded, bounded in memory;
-//! - [`RedisStore`]: in Redis, shared by every gateway instance; one Lua script per call
-//!   (INCR, PEXPIRE on the first call of a window, PTTL), so concurrent gateways never
-//!   race. When Redis cannot be reached the store **fails open**: the call is allowed
-//!   and counted in [`Store::redis_errors`].
+//! - [`RedisStore`]: in Redis, shared by every gateway instance serving the same API
+//!   (keys are namespaced by api.json `Name`); one Lua script per call (INCR, PEXPIRE on
+//!   the first call of a window, PTTL), so concurrent gateways never race. When Redis
+//!   cannot be reached the store **fails open**: the call is allowed and counted in
+//!   [`Store::redis_errors`].
 //!
-//! The caller evaluates the policy's `Key` (see [`KeySource`]), namespaces it (e.g.
-//! `stage|routeKey|scope|value`), calls [`Store::hit`], answers 429 when
+//! Per request, the caller turns the policy's `Key` into raw bytes ([`key_bytes`]), calls
+//! [`Store::hit`] with the policy's scope and those bytes, answers 429 when
 //! `!decision.allowed`, and puts [`Decision::headers`] on every answer of a limited route.
 
 use crate::config::{closest, ConfigError, ConfigErrors, RateLimitConf, RateLimitStoreConf};
+use crate::mapping::Claims;
+use http::HeaderValue;
 use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
@@ -29,6 +34,8 @@ pub const MAX_PERIOD_SECS: u64 = 86_400;
 pub const DEFAULT_LOCAL_CAPACITY: usize = 100_000;
 /// Prefix of every Redis key this module writes.
 pub const REDIS_KEY_PREFIX: &str = "apigate:rl:";
+/// Namespace of Redis keys when api.json has no `Name`.
+pub const DEFAULT_API_NAME: &str = "$default";
 
 // ---------------------------------------------------------------------------------------
 // Decision
@@ -73,16 +80,116 @@ impl Decision {
     }
 
     /// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (delay in seconds, as in
-    /// Kong and the IETF drafts up to -06), plus `Retry-After` when refused.
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut h = Vec::with_capacity(4);
-        h.push(("RateLimit-Limit", self.limit.to_string()));
-        h.push(("RateLimit-Remaining", self.remaining.to_string()));
-        h.push(("RateLimit-Reset", self.reset_secs.to_string()));
-        if let Some(s) = self.retry_after_secs() {
-            h.push(("Retry-After", s.to_string()));
+    /// Kong and the IETF drafts up to -06), plus `Retry-After` when refused. An iterator of
+    /// ready header values: no `Vec`, no `String`, no formatting machinery per answer.
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, HeaderValue)> {
+        [
+            ("RateLimit-Limit", Some(self.limit)),
+            ("RateLimit-Remaining", Some(self.remaining)),
+            ("RateLimit-Reset", Some(self.reset_secs)),
+            ("Retry-After", self.retry_after_secs()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, HeaderValue::from(value?))))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Keys
+// ---------------------------------------------------------------------------------------
+
+/// The raw bytes of a policy's key for one request: the client IP; the header's values
+/// joined with `,` (absent: empty); or the claim (a JSON string as it is, other JSON as
+/// JSON text; absent: empty). Borrowed whenever the value exists in one piece, so the
+/// usual cases allocate nothing. Bytes, not text: values that are not UTF-8 must not be
+/// merged by a lossy conversion.
+pub fn key_bytes<'a>(
+    source: &KeySource,
+    headers: &'a http::HeaderMap,
+    client_ip: &'a str,
+    claims: Option<&'a Claims>,
+) -> Cow<'a, [u8]> {
+    match source {
+        KeySource::SourceIp => Cow::Borrowed(client_ip.as_bytes()),
+        KeySource::Header(name) => {
+            let mut values = headers.get_all(name.as_str()).iter();
+            let Some(first) = values.next() else {
+                return Cow::Borrowed(b"");
+            };
+            let Some(second) = values.next() else {
+                return Cow::Borrowed(first.as_bytes());
+            };
+            let mut joined = first.as_bytes().to_vec();
+            for v in std::iter::once(second).chain(values) {
+                joined.push(b',');
+                joined.extend_from_slice(v.as_bytes());
+            }
+            Cow::Owned(joined)
         }
-        h
+        KeySource::Claim(name) => match claims.and_then(|c| c.get(name)) {
+            Some(serde_json::Value::String(s)) => Cow::Borrowed(s.as_bytes()),
+            Some(other) => Cow::Owned(other.to_string().into_bytes()),
+            None => Cow::Borrowed(b""),
+        },
+    }
+}
+
+/// Longest key value kept as it is in a Redis key.
+const READABLE_MAX: usize = 64;
+/// Starts every digested key value. Readable values never start with it, so a client
+/// cannot send a value that lands on another value's digest.
+const DIGEST_MARK: u8 = b'#';
+
+/// `apigate:rl:<api name>:`: the part of every Redis key fixed by the configuration. The
+/// api name keeps two APIs sharing one Redis apart.
+fn redis_key_prefix(api_name: &str) -> Vec<u8> {
+    let mut prefix = REDIS_KEY_PREFIX.as_bytes().to_vec();
+    push_escaped(&mut prefix, api_name);
+    prefix.push(b':');
+    prefix
+}
+
+/// The Redis key of one counter: `<prefix><scope>:<value>`, e.g.
+/// `apigate:rl:shop:route|prod|GET /pets:203.0.113.9`. `:` and `%` in the configured parts
+/// (rare) are %-escaped, so the first two `:` after the prefix split the key unambiguously
+/// whatever the value holds (IPv6 addresses included).
+fn redis_key(prefix: &[u8], scope: &str, raw: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + scope.len() + 2 + READABLE_MAX);
+    key.extend_from_slice(prefix);
+    push_escaped(&mut key, scope);
+    key.push(b':');
+    push_key_value(&mut key, raw);
+    key
+}
+
+fn push_escaped(out: &mut Vec<u8>, s: &str) {
+    for b in s.bytes() {
+        match b {
+            b'%' => out.extend_from_slice(b"%25"),
+            b':' => out.extend_from_slice(b"%3A"),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// Appends a client's key value as it goes in a Redis key: as it is when short, printable
+/// ASCII and not starting with [`DIGEST_MARK`] (so operators can read the keys of IPs and
+/// API keys); anything else as `#` and the first 128 bits of its SHA-256 in hex. A client
+/// cannot make a key longer than 64 bytes, distinct values (non-UTF-8 ones included) keep
+/// distinct counters, and every gateway instance derives the same key.
+fn push_key_value(out: &mut Vec<u8>, raw: &[u8]) {
+    let readable = raw.len() <= READABLE_MAX
+        && raw.first() != Some(&DIGEST_MARK)
+        && raw.iter().all(|b| (0x20..0x7f).contains(b));
+    if readable {
+        out.extend_from_slice(raw);
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(DIGEST_MARK);
+    for b in &Sha256::digest(raw)[..16] {
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 0x0f)]);
     }
 }
 
@@ -188,11 +295,14 @@ pub enum Store {
 }
 
 impl Store {
-    /// Builds the store named by `RateLimitStore` (absent: local). Checks the
-    /// configuration only; no I/O (Redis is connected on first use). Errors are reported
-    /// against file `gateway.json`, field `RateLimitStore.*`.
+    /// Builds the store named by `RateLimitStore` (absent: local). `api_name` is api.json's
+    /// `Name` (absent: [`DEFAULT_API_NAME`]); a Redis store namespaces its keys with it,
+    /// and keeps the name it was built with for its whole life. Checks the configuration
+    /// only; no I/O (Redis is connected on first use). Errors are reported against file
+    /// `gateway.json`, field `RateLimitStore.*`.
     pub fn from_conf(
         conf: Option<&RateLimitStoreConf>,
+        api_name: Option<&str>,
         errors: &mut ConfigErrors,
     ) -> Option<Arc<Store>> {
         const FILE: &str = "gateway.json";
@@ -226,7 +336,7 @@ impl Store {
                     ));
                     return None;
                 };
-                match RedisStore::new(url) {
+                match RedisStore::new(url, api_name.unwrap_or(DEFAULT_API_NAME)) {
                     Ok(s) => Some(Arc::new(Store::Redis(s))),
                     Err(problem) => {
                         errors.push(ConfigError::new(
@@ -255,12 +365,12 @@ impl Store {
         }
     }
 
-    /// Fixed window of `period_secs` per key: counts one call for `key` and answers
-    /// whether it is within `limit`.
-    pub async fn hit(&self, key: &str, limit: u64, period_secs: u64) -> Decision {
+    /// Fixed window of `period_secs` per key: counts one call for `key` (the raw value,
+    /// see [`key_bytes`]) under `scope` and answers whether it is within `limit`.
+    pub async fn hit(&self, scope: &str, key: &[u8], limit: u64, period_secs: u64) -> Decision {
         match self {
-            Store::Local(s) => s.hit(key, limit, period_secs),
-            Store::Redis(s) => s.hit(key, limit, period_secs).await,
+            Store::Local(s) => s.hit(scope, key, limit, period_secs),
+            Store::Redis(s) => s.hit(scope, key, limit, period_secs).await,
         }
     }
 
@@ -291,8 +401,9 @@ const SHARDS: usize = 64;
 /// In-process counters: 64 shards, each a `parking_lot::Mutex<HashMap>`, holding at most
 /// `capacity` windows in total.
 ///
-/// Keys are stored as a 64-bit SipHash with a per-process random key, so an entry is a
-/// fixed 24 bytes however long the key is, and clients cannot craft collisions.
+/// Keys are stored as a 64-bit SipHash of scope and raw value with a per-process random
+/// key, so an entry is a fixed size however long the key is, and clients cannot craft
+/// collisions.
 ///
 /// Memory bound: each shard holds at most `capacity / 64` windows (at least 1). When a new
 /// key arrives at a full shard, the shard first drops its expired windows; if it is still
@@ -353,24 +464,48 @@ impl LocalStore {
     }
 
     /// See [`Store::hit`].
-    pub fn hit(&self, key: &str, limit: u64, period_secs: u64) -> Decision {
-        self.hit_at(key, limit, period_secs, Instant::now())
+    pub fn hit(&self, scope: &str, key: &[u8], limit: u64, period_secs: u64) -> Decision {
+        self.hit_at(scope, key, limit, period_secs, Instant::now())
+    }
+
+    /// The key of `scope` and `key` in the maps. The 0xff between them never occurs in
+    /// UTF-8, so no scope/key split of the same bytes hashes alike.
+    fn hash(&self, scope: &str, key: &[u8]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(scope.as_bytes());
+        h.write_u8(0xff);
+        h.write(key);
+        h.finish()
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<Shard> {
+        // Shard on middle bits: the map itself uses the low bits (bucket) and the top 7
+        // (control byte), which must stay varied within a shard.
+        &self.shards[((hash >> 32) as usize) % SHARDS]
+    }
+
+    fn ms_since_origin(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.origin).as_millis() as u64
     }
 
     /// [`LocalStore::hit`] as of `now` (for tests).
-    pub fn hit_at(&self, key: &str, limit: u64, period_secs: u64, now: Instant) -> Decision {
-        let hash = self.hasher.hash_one(key);
-        // Shard on middle bits: the map itself uses the low bits (bucket) and the top 7
-        // (control byte), which must stay varied within a shard.
-        let shard = &self.shards[((hash >> 32) as usize) % SHARDS];
-        let now_ms = now.saturating_duration_since(self.origin).as_millis() as u64;
+    pub fn hit_at(
+        &self,
+        scope: &str,
+        key: &[u8],
+        limit: u64,
+        period_secs: u64,
+        now: Instant,
+    ) -> Decision {
+        let hash = self.hash(scope, key);
+        let now_ms = self.ms_since_origin(now);
         let period_ms = period_secs.max(1).saturating_mul(1000);
         let fresh = Window {
             count: 1,
             ends_ms: now_ms.saturating_add(period_ms),
         };
         let w = {
-            let mut shard = shard.lock();
+            let mut shard = self.shard(hash).lock();
             match shard.windows.get_mut(&hash) {
                 Some(w) if w.ends_ms > now_ms => {
                     w.count = w.count.saturating_add(1);
@@ -458,10 +593,9 @@ const REDIS_REBUILD_MS: u64 = 3_000;
 /// At most one warning per this interval while Redis is failing.
 const REDIS_LOG_MS: u64 = 10_000;
 
-/// Counters in Redis, shared by every gateway pointing at it (key
-/// `apigate:rl:<namespaced key>`, the caller's key verbatim: Redis keys are binary-safe,
-/// and a short non-cryptographic hash would let clients craft collisions with other
-/// clients' counters).
+/// Counters in Redis, shared by every gateway pointing at it. Key:
+/// `apigate:rl:<api name>:<scope>:<value>`, where a value that is long or not printable
+/// ASCII is replaced by a digest (see [`push_key_value`]), so clients cannot size keys.
 ///
 /// Connection: a `redis::aio::ConnectionManager` (one multiplexed connection, shared by
 /// all calls, reconnecting by itself), made on first use. Every call is bounded by
@@ -476,6 +610,8 @@ pub struct RedisStore {
     client: redis::Client,
     /// `host:port`, without credentials, for logs.
     addr: String,
+    /// See [`redis_key_prefix`].
+    prefix: Vec<u8>,
     script: redis::Script,
     manager: Mutex<Option<redis::aio::ConnectionManager>>,
     connecting: tokio::sync::Mutex<()>,
@@ -489,8 +625,9 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Parses `url` (no I/O). The error says what is wrong with it.
-    pub fn new(url: &str) -> Result<RedisStore, String> {
+    /// Parses `url` (no I/O). The error says what is wrong with it. `api_name` namespaces
+    /// the keys.
+    pub fn new(url: &str, api_name: &str) -> Result<RedisStore, String> {
         if !url.starts_with("redis://") {
             return Err(format!("{url:?} is not a redis:// URL"));
         }
@@ -500,6 +637,7 @@ impl RedisStore {
         Ok(RedisStore {
             client,
             addr,
+            prefix: redis_key_prefix(api_name),
             script: redis::Script::new(HIT_SCRIPT),
             manager: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
@@ -521,8 +659,13 @@ impl RedisStore {
         self.origin.elapsed().as_millis() as u64 + 1
     }
 
+    /// The Redis key counting `key` under `scope`.
+    pub fn key(&self, scope: &str, key: &[u8]) -> Vec<u8> {
+        redis_key(&self.prefix, scope, key)
+    }
+
     /// See [`Store::hit`].
-    pub async fn hit(&self, key: &str, limit: u64, period_secs: u64) -> Decision {
+    pub async fn hit(&self, scope: &str, key: &[u8], limit: u64, period_secs: u64) -> Decision {
         let period_ms = period_secs.max(1).saturating_mul(1000);
         let now = self.now_ms();
         let retry_at = self.retry_at_ms.load(Ordering::Relaxed);
@@ -542,7 +685,7 @@ impl RedisStore {
             self.errors.fetch_add(1, Ordering::Relaxed);
             return Decision::fail_open(limit, period_secs);
         }
-        match self.call(key, period_ms).await {
+        match self.call(&self.key(scope, key), period_ms).await {
             Ok((count, ttl_ms)) => {
                 if self.failing_since_ms.swap(0, Ordering::Relaxed) != 0 {
                     log::info!("rate limit store: Redis at {} answers again", self.addr);
@@ -558,13 +701,13 @@ impl RedisStore {
         }
     }
 
-    async fn call(&self, key: &str, period_ms: u64) -> Result<(i64, i64), String> {
+    async fn call(&self, key: &[u8], period_ms: u64) -> Result<(i64, i64), String> {
         let existing = self.manager.lock().clone();
         let mut manager = match existing {
             Some(m) => m,
             None => self.connect().await?,
         };
-        let mut invocation = self.script.key(format!("{REDIS_KEY_PREFIX}{key}"));
+        let mut invocation = self.script.key(key);
         invocation.arg(period_ms);
         tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async(&mut manager))
             .await
@@ -645,22 +788,31 @@ mod tests {
         }
     }
 
+    fn decision(allowed: bool, limit: u64, remaining: u64, reset_secs: u64) -> Decision {
+        Decision {
+            allowed,
+            limit,
+            remaining,
+            reset_secs,
+        }
+    }
+
     #[test]
     fn window_counts_then_resets() {
         let s = LocalStore::new(1000);
         let t0 = Instant::now();
         for i in 1..=3 {
-            let d = s.hit_at("k", 3, 10, t0);
+            let d = s.hit_at("t", b"k", 3, 10, t0);
             assert!(d.allowed);
             assert_eq!(d.remaining, 3 - i);
             assert_eq!(d.reset_secs, 10);
         }
-        let d = s.hit_at("k", 3, 10, t0 + Duration::from_millis(9_100));
+        let d = s.hit_at("t", b"k", 3, 10, t0 + Duration::from_millis(9_100));
         assert!(!d.allowed);
         assert_eq!((d.remaining, d.reset_secs), (0, 1));
         assert_eq!(d.retry_after_secs(), Some(1));
         // The window ends 10 s after its first call.
-        let d = s.hit_at("k", 3, 10, t0 + Duration::from_secs(10));
+        let d = s.hit_at("t", b"k", 3, 10, t0 + Duration::from_secs(10));
         assert!(d.allowed);
         assert_eq!((d.remaining, d.reset_secs), (2, 10));
     }
@@ -669,11 +821,18 @@ mod tests {
     fn keys_are_isolated() {
         let s = LocalStore::new(1000);
         let t0 = Instant::now();
-        assert!(s.hit_at("a", 1, 60, t0).allowed);
-        assert!(!s.hit_at("a", 1, 60, t0).allowed);
-        assert!(s.hit_at("b", 1, 60, t0).allowed);
-        assert!(s.hit_at("stage|GET /x|route|1.2.3.4", 1, 60, t0).allowed);
-        assert!(s.hit_at("stage|GET /y|route|1.2.3.4", 1, 60, t0).allowed);
+        assert!(s.hit_at("t", b"a", 1, 60, t0).allowed);
+        assert!(!s.hit_at("t", b"a", 1, 60, t0).allowed);
+        assert!(s.hit_at("t", b"b", 1, 60, t0).allowed);
+        assert!(s.hit_at("route|s|GET /x", b"1.2.3.4", 1, 60, t0).allowed);
+        assert!(s.hit_at("route|s|GET /y", b"1.2.3.4", 1, 60, t0).allowed);
+        // Raw bytes: values that are not UTF-8 are not merged by a lossy conversion.
+        assert!(s.hit_at("t", b"\xff", 1, 60, t0).allowed);
+        assert!(s.hit_at("t", b"\xfe", 1, 60, t0).allowed);
+        assert!(s.hit_at("t", "\u{fffd}".as_bytes(), 1, 60, t0).allowed);
+        // Where scope ends and value begins matters.
+        assert!(s.hit_at("x|y", b"z", 1, 60, t0).allowed);
+        assert!(s.hit_at("x", b"y|z", 1, 60, t0).allowed);
     }
 
     #[test]
@@ -683,19 +842,19 @@ mod tests {
         let t0 = Instant::now();
         // A limited client keeps calling while a flood of one-off keys arrives.
         for i in 0..1_000_000u64 {
-            s.hit_at(&format!("flood-{i}"), 5, 60, t0);
+            s.hit_at("t", format!("flood-{i}").as_bytes(), 5, 60, t0);
             if i % 1000 == 0 {
-                s.hit_at("victim", 5, 60, t0);
+                s.hit_at("t", b"victim", 5, 60, t0);
             }
         }
         assert!(s.len() <= 10_000, "{}", s.len());
         assert!(s.len() >= 9_000, "{}", s.len());
         // The victim's counter survived the flood: single-call windows go first.
-        assert!(!s.hit_at("victim", 5, 60, t0).allowed);
+        assert!(!s.hit_at("t", b"victim", 5, 60, t0).allowed);
         // Expired windows are swept before anything live is evicted.
         let later = t0 + Duration::from_secs(61);
         for i in 0..5_000u64 {
-            s.hit_at(&format!("new-{i}"), 5, 60, later);
+            s.hit_at("t", format!("new-{i}").as_bytes(), 5, 60, later);
         }
         assert!(s.len() <= 10_000);
     }
@@ -705,13 +864,14 @@ mod tests {
         let s = LocalStore::new(0);
         assert_eq!(s.capacity(), 64);
         for i in 0..1000 {
-            assert!(s.hit(&format!("k{i}"), 1, 1).allowed);
+            assert!(s.hit("t", format!("k{i}").as_bytes(), 1, 1).allowed);
         }
         assert!(s.len() <= 64);
-        let d = s.hit("zero", 0, 0);
+        let d = s.hit("t", b"zero", 0, 0);
         assert!(!d.allowed);
         assert_eq!(d.reset_secs, 1);
-        assert!(s.hit("long", 1, u64::MAX).allowed);
+        assert!(s.hit("t", b"long", 1, u64::MAX).allowed);
+        assert!(s.hit("", b"", 1, 1).allowed);
     }
 
     #[test]
@@ -723,7 +883,7 @@ mod tests {
                 let s = s.clone();
                 std::thread::spawn(move || {
                     (0..1000)
-                        .filter(|_| s.hit_at("shared", 500, 60, t0).allowed)
+                        .filter(|_| s.hit_at("t", b"shared", 500, 60, t0).allowed)
                         .count()
                 })
             })
@@ -732,11 +892,17 @@ mod tests {
         assert_eq!(allowed, 500);
     }
 
+    fn header_strings(d: &Decision) -> Vec<(&'static str, String)> {
+        d.headers()
+            .map(|(k, v)| (k, v.to_str().unwrap_or("?").to_string()))
+            .collect()
+    }
+
     #[test]
     fn headers() {
         let d = Decision::counted(2, 5, 30_000);
         assert_eq!(
-            d.headers(),
+            header_strings(&d),
             vec![
                 ("RateLimit-Limit", "5".to_string()),
                 ("RateLimit-Remaining", "3".to_string()),
@@ -745,7 +911,7 @@ mod tests {
         );
         let d = Decision::counted(6, 5, 1);
         assert_eq!(
-            d.headers(),
+            header_strings(&d),
             vec![
                 ("RateLimit-Limit", "5".to_string()),
                 ("RateLimit-Remaining", "0".to_string()),
@@ -753,10 +919,104 @@ mod tests {
                 ("Retry-After", "1".to_string()),
             ]
         );
+        let d = decision(false, u64::MAX, 0, 86_400);
+        assert_eq!(
+            header_strings(&d)[0],
+            ("RateLimit-Limit", u64::MAX.to_string())
+        );
+        assert_eq!(header_strings(&d)[3], ("Retry-After", "86400".to_string()));
         let d = Decision::fail_open(7, 60);
         assert!(d.allowed);
         assert_eq!((d.remaining, d.reset_secs), (7, 60));
         assert_eq!(d.retry_after_secs(), None);
+    }
+
+    #[test]
+    fn key_values() {
+        let mut headers = http::HeaderMap::new();
+        let ip = "10.1.2.3";
+        let source = |name: &str| KeySource::Header(name.to_string());
+        assert_eq!(&*key_bytes(&source("X-Key"), &headers, ip, None), b"");
+        headers.append("x-key", HeaderValue::from_static("a"));
+        let one = key_bytes(&source("X-Key"), &headers, ip, None);
+        assert!(matches!(one, Cow::Borrowed(b"a")), "{one:?}");
+        headers.append("x-key", HeaderValue::from_static("b"));
+        headers.append("x-key", HeaderValue::from_static("c"));
+        assert_eq!(&*key_bytes(&source("x-KEY"), &headers, ip, None), b"a,b,c");
+        let raw = HeaderValue::from_bytes(b"\xff\xfe").unwrap();
+        headers.insert("x-raw", raw);
+        assert_eq!(
+            &*key_bytes(&source("X-Raw"), &headers, ip, None),
+            b"\xff\xfe"
+        );
+        assert_eq!(
+            &*key_bytes(&KeySource::SourceIp, &headers, ip, None),
+            ip.as_bytes()
+        );
+        let claims: Claims =
+            serde_json::from_str(r#"{"sub":"u-1","n":42,"o":{"a":[1]}}"#).unwrap_or_default();
+        let claim = |name: &str| KeySource::Claim(name.to_string());
+        let sub = claim("sub");
+        assert!(matches!(
+            key_bytes(&sub, &headers, ip, Some(&claims)),
+            Cow::Borrowed(b"u-1")
+        ));
+        assert_eq!(&*key_bytes(&sub, &headers, ip, None), b"");
+        let got = |name: &str| key_bytes(&claim(name), &headers, ip, Some(&claims)).into_owned();
+        assert_eq!(got("n"), b"42");
+        assert_eq!(got("o"), br#"{"a":[1]}"#);
+        assert_eq!(got("none"), b"");
+    }
+
+    #[test]
+    fn redis_keys_are_bounded_distinct_and_stable() {
+        let prefix = redis_key_prefix("petstore");
+        let key = |scope: &str, raw: &[u8]| redis_key(&prefix, scope, raw);
+        // Short printable values stay readable.
+        assert_eq!(
+            key("route|prod|GET /pets", b"203.0.113.9"),
+            b"apigate:rl:petstore:route|prod|GET /pets:203.0.113.9"
+        );
+        assert_eq!(key("api", b""), b"apigate:rl:petstore:api:");
+        let max = [b'k'; READABLE_MAX];
+        assert!(key("api", &max).ends_with(&max));
+        // Anything else is a fixed-size digest: `#` and 128 bits of SHA-256 in hex. The
+        // derivation is fixed (no per-process key), so every gateway agrees.
+        assert_eq!(
+            key("api", b"\xff"),
+            b"apigate:rl:petstore:api:#a8100ae6aa1940d0b663bb31cd466142"
+        );
+        let long = [b'x'; READABLE_MAX + 1];
+        assert_eq!(
+            key("api", &long),
+            b"apigate:rl:petstore:api:#9537c5fdf120482f7d58d25e9ed583f5"
+        );
+        let huge = vec![b'a'; 500_000];
+        assert_eq!(key("api", &huge).len(), key("api", b"#").len());
+        // No readable value can stand for a digest, nor a digest for another value.
+        let digest_of_ff = b"#a8100ae6aa1940d0b663bb31cd466142";
+        assert_ne!(key("api", digest_of_ff), key("api", b"\xff"));
+        assert_ne!(key("api", b"\xff"), key("api", b"\xfe"));
+        assert_ne!(key("api", b"a\tb"), key("api", b"a b"));
+        assert_ne!(key("api", "\u{e9}".as_bytes()), key("api", b"?"));
+        // Names and scopes cannot run into each other.
+        assert_ne!(key("x:y", b"z"), key("x", b"y:z"));
+        assert_eq!(
+            key("route|s|GET /v1/items:batch", b"::1"),
+            b"apigate:rl:petstore:route|s|GET /v1/items%3Abatch:::1"
+        );
+        assert_ne!(
+            redis_key(&redis_key_prefix("a:api"), "b", b"c"),
+            redis_key(&redis_key_prefix("a"), "api:b", b"c")
+        );
+        assert_ne!(
+            redis_key(&redis_key_prefix("a%3Aapi"), "b", b"c"),
+            redis_key(&redis_key_prefix("a:api"), "b", b"c")
+        );
+        assert_ne!(
+            redis_key(&redis_key_prefix("shop"), "api", b"k"),
+            redis_key(&redis_key_prefix("blog"), "api", b"k")
+        );
     }
 
     #[test]
@@ -865,20 +1125,25 @@ mod tests {
             url: url.map(str::to_string),
         };
         let mut errors = ConfigErrors::default();
-        assert_eq!(Store::from_conf(None, &mut errors).unwrap().kind(), "local");
+        let local = Store::from_conf(None, None, &mut errors);
+        assert_eq!(local.map(|s| s.kind()), Some("local"));
         let local = store_conf("local", None);
-        assert_eq!(
-            Store::from_conf(Some(&local), &mut errors).unwrap().kind(),
-            "local"
-        );
+        let local = Store::from_conf(Some(&local), Some("shop"), &mut errors);
+        assert_eq!(local.map(|s| s.kind()), Some("local"));
         // No I/O: nothing listens there, and that is fine until the first call.
         let redis = store_conf("redis", Some("redis://127.0.0.1:1"));
-        assert_eq!(
-            Store::from_conf(Some(&redis), &mut errors).unwrap().kind(),
-            "redis"
-        );
+        let store = Store::from_conf(Some(&redis), Some("shop"), &mut errors);
+        match store.as_deref() {
+            Some(Store::Redis(r)) => assert!(r.key("api", b"k").starts_with(b"apigate:rl:shop:")),
+            _ => panic!("not a Redis store"),
+        }
+        let store = Store::from_conf(Some(&redis), None, &mut errors);
+        match store.as_deref() {
+            Some(Store::Redis(r)) => assert_eq!(r.key("api", b"k"), b"apigate:rl:$default:api:k"),
+            _ => panic!("not a Redis store"),
+        }
         let redis = store_conf("redis", Some("redis://:secret@10.0.0.1:6380/2"));
-        assert!(Store::from_conf(Some(&redis), &mut errors).is_some());
+        assert!(Store::from_conf(Some(&redis), None, &mut errors).is_some());
         assert!(errors.is_empty(), "{errors}");
 
         for (c, field) in [
@@ -890,25 +1155,28 @@ mod tests {
             (store_conf("local", Some("redis://x")), "RateLimitStore.Url"),
         ] {
             let mut errors = ConfigErrors::default();
-            assert!(Store::from_conf(Some(&c), &mut errors).is_none(), "{c:?}");
+            assert!(
+                Store::from_conf(Some(&c), None, &mut errors).is_none(),
+                "{c:?}"
+            );
             assert_eq!(errors.0.len(), 1, "{c:?}");
             assert_eq!(errors.0[0].file, "gateway.json");
             assert_eq!(errors.0[0].field, field, "{c:?}");
         }
         let mut errors = ConfigErrors::default();
-        Store::from_conf(Some(&store_conf("Redis", None)), &mut errors);
+        Store::from_conf(Some(&store_conf("Redis", None)), None, &mut errors);
         assert!(errors.0[0].fix.contains("did you mean \"redis\""));
     }
 
     #[test]
-    fn hit_future_is_send() {
+    fn store_futures_are_send() {
         fn assert_send<T: Send>(_: &T) {}
         let store = Store::Local(LocalStore::new(64));
-        let fut = store.hit("k", 1, 1);
-        assert_send(&fut);
-        let redis = Store::Redis(RedisStore::new("redis://127.0.0.1:1").unwrap());
-        let fut = redis.hit("k", 1, 1);
-        assert_send(&fut);
+        assert_send(&store.hit("t", b"k", 1, 1));
+        let redis = RedisStore::new("redis://127.0.0.1:1", "a").map(Store::Redis);
+        if let Ok(redis) = redis {
+            assert_send(&redis.hit("t", b"k", 1, 1));
+        }
     }
 
     // --- Redis, against a real redis-server -----------------------------------------
@@ -997,14 +1265,21 @@ mod tests {
             url: Some(format!("redis://127.0.0.1:{port}")),
         };
         let mut errors = ConfigErrors::default();
-        Store::from_conf(Some(&conf), &mut errors).expect("valid conf")
+        Store::from_conf(Some(&conf), Some("unit"), &mut errors).expect("valid conf")
+    }
+
+    fn redis(store: &Store) -> &RedisStore {
+        match store {
+            Store::Redis(r) => r,
+            Store::Local(_) => panic!("not a Redis store"),
+        }
     }
 
     /// Hits `key` until the store counts again (a counted call never has remaining == limit).
-    async fn wait_counting(store: &Store, key: &str) -> Decision {
+    async fn wait_counting(store: &Store, key: &[u8]) -> Decision {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let d = store.hit(key, 1000, 60).await;
+            let d = store.hit("t", key, 1000, 60).await;
             if d.remaining < d.limit {
                 return d;
             }
@@ -1027,9 +1302,9 @@ mod tests {
         // A store whose Redis is not up yet: fails open, quickly, and counts the failures.
         let early = redis_store(port);
         let t = Instant::now();
-        let d = early.hit("t|early", 2, 60).await;
+        let d = early.hit("t", b"early", 2, 60).await;
         assert!(d.allowed && d.remaining == 2);
-        let d = early.hit("t|early", 2, 60).await;
+        let d = early.hit("t", b"early", 2, 60).await;
         assert!(d.allowed && d.remaining == 2);
         assert!(
             t.elapsed() < Duration::from_millis(800),
@@ -1047,7 +1322,7 @@ mod tests {
         let mut seen = Vec::new();
         for i in 0..7 {
             let s = if i % 2 == 0 { &a } else { &b };
-            let d = s.hit("stage|GET /x|route|1.2.3.4", 5, 60).await;
+            let d = s.hit("route|s|GET /x", b"1.2.3.4", 5, 60).await;
             assert!((1..=60).contains(&d.reset_secs), "{d:?}");
             seen.push((d.allowed, d.remaining));
         }
@@ -1063,24 +1338,43 @@ mod tests {
                 (false, 0)
             ]
         );
-        let refused = a.hit("stage|GET /x|route|1.2.3.4", 5, 60).await;
+        let refused = a.hit("route|s|GET /x", b"1.2.3.4", 5, 60).await;
         assert_eq!(refused.retry_after_secs().map(|s| s >= 1), Some(true));
         // Per-key isolation and window end.
-        assert!(b.hit("stage|GET /x|route|5.6.7.8", 5, 60).await.allowed);
-        assert!(a.hit("t|short", 1, 1).await.allowed);
-        assert!(!b.hit("t|short", 1, 1).await.allowed);
+        assert!(b.hit("route|s|GET /x", b"5.6.7.8", 5, 60).await.allowed);
+        assert!(a.hit("t", b"short", 1, 1).await.allowed);
+        assert!(!b.hit("t", b"short", 1, 1).await.allowed);
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert!(a.hit("t|short", 1, 1).await.allowed);
+        assert!(a.hit("t", b"short", 1, 1).await.allowed);
         assert_eq!(a.redis_errors() + b.redis_errors(), 0);
 
+        // Client-sized and non-UTF-8 values: short keys, distinct counters.
+        let huge = vec![b'v'; 500_000];
+        assert_eq!(a.hit("t", &huge, 1, 60).await.remaining, 0);
+        assert!(!b.hit("t", &huge, 1, 60).await.allowed);
+        assert!(a.hit("t", b"\xff", 1, 60).await.allowed);
+        assert!(a.hit("t", b"\xfe", 1, 60).await.allowed);
+        assert!(!b.hit("t", b"\xff", 1, 60).await.allowed);
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+            .arg("apigate:rl:unit:*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(keys.len() >= 6, "{}", keys.len());
+        assert!(keys.iter().all(|k| k.len() <= 128), "a long key was stored");
+        assert!(keys.contains(&redis(&a).key("t", b"\xff")));
+        assert!(keys.contains(&redis(&a).key("t", &huge)));
+
         // The early store recovers by itself (manager creation is retried).
-        wait_counting(&early, "t|early-after").await;
+        wait_counting(&early, b"early-after").await;
 
         // Redis dies: fail open, counted, without stalling.
         server.kill();
         let t = Instant::now();
         for _ in 0..20 {
-            let d = a.hit("stage|GET /x|route|1.2.3.4", 5, 60).await;
+            let d = a.hit("route|s|GET /x", b"1.2.3.4", 5, 60).await;
             assert!(d.allowed && d.remaining == 5, "{d:?}");
         }
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
@@ -1089,24 +1383,24 @@ mod tests {
         // Redis comes back on the same port: counting resumes.
         let server = RedisServer::start(&bin, port);
         wait_ready(port).await;
-        let d = wait_counting(&a, "t|after").await;
+        let d = wait_counting(&a, b"after").await;
         assert!(d.allowed);
-        wait_counting(&b, "t|after-b").await;
-        let d1 = a.hit("t|after2", 3, 60).await;
-        let d2 = b.hit("t|after2", 3, 60).await;
+        wait_counting(&b, b"after-b").await;
+        let d1 = a.hit("t", b"after2", 3, 60).await;
+        let d2 = b.hit("t", b"after2", 3, 60).await;
         assert_eq!((d1.remaining, d2.remaining), (2, 1));
 
         // A hung Redis (stopped, connection open, no answers) costs one call the 200 ms
         // timeout; the calls after it fail open at once.
         server.signal("STOP");
         let t = Instant::now();
-        let d = a.hit("t|hung", 5, 60).await;
+        let d = a.hit("t", b"hung", 5, 60).await;
         assert!(d.allowed && d.remaining == 5);
         let first = t.elapsed();
         assert!(first < Duration::from_millis(600), "{first:?}");
         let t = Instant::now();
         for _ in 0..100 {
-            assert!(a.hit("t|hung", 5, 60).await.allowed);
+            assert!(a.hit("t", b"hung", 5, 60).await.allowed);
         }
         assert!(
             t.elapsed() < Duration::from_millis(100),
@@ -1114,6 +1408,6 @@ mod tests {
             t.elapsed()
         );
         server.signal("CONT");
-        wait_counting(&a, "t|resumed").await;
+        wait_counting(&a, b"resumed").await;
     }
 }
