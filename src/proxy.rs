@@ -654,7 +654,6 @@ impl Gateway {
                     .hit(&limit.scope, &key, limit.calls, limit.period_secs)
                     .await
             };
-            count_store_errors(table.store.redis_errors());
             let tighter = match &ctx.rate {
                 None => true,
                 Some(d) => !decision.allowed || (d.allowed && decision.remaining < d.remaining),
@@ -667,15 +666,6 @@ impl Gateway {
             }
         }
         true
-    }
-}
-
-/// Carries the store's own failure count into the Prometheus counter.
-fn count_store_errors(now: u64) {
-    static SEEN: AtomicU64 = AtomicU64::new(0);
-    let before = SEEN.swap(now, Ordering::Relaxed);
-    if now > before {
-        metrics().ratelimit_store_errors.inc_by(now - before);
     }
 }
 

@@ -256,37 +256,74 @@ fn two_apis_sharing_one_redis_keep_their_own_counters() {
     assert_eq!(statuses(&gw_shop, "/a", 1, &team), [429]);
 }
 
+const STORE_ERRORS: &str = "apigate_ratelimit_store_errors_total";
+
+fn store_errors(gw: &Gateway) -> f64 {
+    metric_value(&gw.scrape(), STORE_ERRORS).unwrap_or(-1.0)
+}
+
 #[test]
-fn redis_going_away_fails_open_and_coming_back_limits_again() {
+fn redis_outage_fails_open_at_once_counts_each_call_and_recovers() {
     let mut redis = Redis::start();
     let b = Backend::start(Behaviour::Echo);
     let dir = redis_conf(&redis, &b);
     let gw = Gateway::start(&dir.path);
     let team = [("X-Team", "green")];
     assert_eq!(statuses(&gw, "/a", 4, &team), [200, 200, 200, 429]);
+    assert_eq!(store_errors(&gw), 0.0);
 
+    // Redis restarts while idle: the first call on the dead connection is retried on a new
+    // one at once, so it is counted (the restarted Redis is empty) and nothing fails open.
+    redis.stop();
+    redis.restart();
+    let r = request(gw.port, "GET", "/a", &team, b"");
+    assert_eq!(
+        (r.status, r.header("ratelimit-remaining")),
+        (200, Some("2"))
+    );
+    assert_eq!(store_errors(&gw), 0.0);
+
+    // Redis is gone: every call is served, uncounted (a full window), without waiting
+    // for Redis, and each one is counted in the metric, exactly.
     redis.stop();
     let t0 = Instant::now();
-    // Fail open: every call is served, quickly, while Redis is down.
-    assert_eq!(statuses(&gw, "/a", 5, &team), [200; 5]);
+    for i in 0..30 {
+        let r = request(gw.port, "GET", "/a", &team, b"");
+        assert_eq!(
+            (r.status, r.header("ratelimit-remaining")),
+            (200, Some("3")),
+            "call {i} while Redis is down"
+        );
+    }
     assert!(
         t0.elapsed() < Duration::from_secs(3),
         "a dead Redis stalled requests: {:?}",
         t0.elapsed()
     );
+    assert_eq!(store_errors(&gw), 30.0);
+    let out = gw.output();
+    assert_eq!(
+        out.matches("allowing requests uncounted").count(),
+        1,
+        "one warning per 10 s:\n{out}"
+    );
 
-    redis.restart(); // empty: counting starts again
+    // Redis is back (empty): the gateway notices by itself and counting resumes. Calls
+    // still failing open meanwhile carry a full window, and each is counted.
+    redis.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut refused = false;
-    while Instant::now() < deadline && !refused {
-        refused = statuses(&gw, "/a", 4, &team).contains(&429);
+    let mut failed_open = 0;
+    loop {
+        let r = request(gw.port, "GET", "/a", &team, b"");
+        assert_eq!(r.status, 200);
+        match r.header("ratelimit-remaining") {
+            Some("3") => failed_open += 1,
+            Some("2") => break,
+            other => panic!("unexpected RateLimit-Remaining {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "counting never resumed");
     }
-    assert!(
-        refused,
-        "limits were not enforced again after Redis came back"
-    );
-    assert!(
-        gw.output().to_lowercase().contains("redis"),
-        "the outage was not logged"
-    );
+    assert_eq!(statuses(&gw, "/a", 3, &team), [200, 200, 429]);
+    assert_eq!(store_errors(&gw), 30.0 + f64::from(failed_open));
+    gw.wait_log("answers again", 1);
 }

@@ -9,7 +9,7 @@
 //!   (keys are namespaced by api.json `Name`); one Lua script per call (INCR, PEXPIRE on
 //!   the first call of a window, PTTL), so concurrent gateways never race. When Redis
 //!   cannot be reached the store **fails open**: the call is allowed and counted in
-//!   [`Store::redis_errors`].
+//!   `apigate_ratelimit_store_errors_total`.
 //!
 //! Per request, the caller turns the policy's `Key` into raw bytes ([`key_bytes`]), calls
 //! [`Store::hit`] with the policy's scope and those bytes, answers 429 when
@@ -24,8 +24,8 @@ use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// Longest window a policy may ask for (one day).
@@ -374,8 +374,9 @@ impl Store {
         }
     }
 
-    /// How many calls were allowed without counting because Redis was unreachable or
-    /// failed (always 0 for a local store).
+    /// How many calls this store allowed without counting because Redis was unreachable
+    /// or failed (always 0 for a local store). Each one is also counted, as it happens, in
+    /// `apigate_ratelimit_store_errors_total`.
     pub fn redis_errors(&self) -> u64 {
         match self {
             Store::Local(_) => 0,
@@ -611,13 +612,11 @@ end
 return {c, t}
 ";
 
-/// Bound on connecting and on each call; past it the call fails open.
+/// Bound on each call while Redis is up, connecting and the one retry included; past it
+/// the call fails open.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(200);
-/// After a failure, Redis is tried again (by one caller) at most this often; other calls
-/// fail open at once instead of each waiting for a timeout.
-const REDIS_RETRY_MS: u64 = 1_000;
-/// A connection manager failing for this long is dropped and made anew.
-const REDIS_REBUILD_MS: u64 = 3_000;
+/// While Redis is down, the prober PINGs it this often.
+const REDIS_PROBE_EVERY: Duration = Duration::from_secs(1);
 /// At most one warning per this interval while Redis is failing.
 const REDIS_LOG_MS: u64 = 10_000;
 
@@ -625,31 +624,45 @@ const REDIS_LOG_MS: u64 = 10_000;
 /// `apigate:rl:<api name>:<scope>:<value>`, where a value that is long or not printable
 /// ASCII is replaced by a digest (see [`push_key_value`]), so clients cannot size keys.
 ///
-/// Connection: a `redis::aio::ConnectionManager` (one multiplexed connection, shared by
-/// all calls, reconnecting by itself), made on first use. Every call is bounded by
-/// 200 ms. **Fail open**: when Redis is unreachable, slow or erroring, the call is
-/// allowed with a full `remaining`, [`RedisStore::errors`] grows, and a warning is
-/// logged at most once per 10 s. After a failure only one call per second tries Redis;
-/// the others fail open immediately, so an outage costs no latency. Counting resumes
-/// by itself when Redis is back (a manager that keeps failing for 3 s is rebuilt).
+/// Connection: one `redis::aio::MultiplexedConnection` shared by all calls, made on first
+/// use. While Redis is up, each call is bounded by 200 ms; a call that finds its
+/// connection dropped (a restarted Redis) is retried at once on a new one. **Fail open**:
+/// any other failure, or a timeout, marks the store down; while down, every call is
+/// allowed at once, uncounted (`apigate_ratelimit_store_errors_total` counts each one),
+/// and no request waits for Redis. A background prober PINGs Redis every second on a
+/// fresh connection and marks the store up when it answers. A warning is logged at most
+/// once per 10 s while failing, and once when Redis answers again.
 ///
 /// Counters in a restarted Redis start from zero unless it persists them.
 pub struct RedisStore {
+    inner: Arc<RedisInner>,
+}
+
+/// The shared state; the prober holds a `Weak` to it, so a dropped store stops probing.
+struct RedisInner {
     client: redis::Client,
     /// `host:port`, without credentials, for logs.
     addr: String,
     /// See [`redis_key_prefix`].
     prefix: Vec<u8>,
-    script: redis::Script,
-    manager: Mutex<Option<redis::aio::ConnectionManager>>,
+    hit_script: redis::Script,
+    slot: Mutex<Slot>,
+    /// One caller connects; callers arriving meanwhile wait for its connection.
     connecting: tokio::sync::Mutex<()>,
+    /// False from a failed call until the prober gets an answer.
+    up: AtomicBool,
+    probing: AtomicBool,
     origin: Instant,
-    /// 0 while healthy; else ms (since origin) before which nobody tries Redis.
-    retry_at_ms: AtomicU64,
-    /// 0 while healthy; else ms (since origin, at least 1) of the first failure in a row.
-    failing_since_ms: AtomicU64,
     last_log_ms: AtomicU64,
     errors: AtomicU64,
+}
+
+/// The connection calls share. `generation` changes with each new connection, so a call
+/// that saw a connection fail drops that one, not a newer one made meanwhile.
+#[derive(Default)]
+struct Slot {
+    generation: u64,
+    conn: Option<redis::aio::MultiplexedConnection>,
 }
 
 impl RedisStore {
@@ -663,131 +676,153 @@ impl RedisStore {
             .map_err(|e| format!("{url:?} is not a valid Redis URL: {e}"))?;
         let addr = client.get_connection_info().addr.to_string();
         Ok(RedisStore {
-            client,
-            addr,
-            prefix: redis_key_prefix(api_name),
-            script: redis::Script::new(HIT_SCRIPT),
-            manager: Mutex::new(None),
-            connecting: tokio::sync::Mutex::new(()),
-            origin: Instant::now(),
-            retry_at_ms: AtomicU64::new(0),
-            failing_since_ms: AtomicU64::new(0),
-            last_log_ms: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
+            inner: Arc::new(RedisInner {
+                client,
+                addr,
+                prefix: redis_key_prefix(api_name),
+                hit_script: redis::Script::new(HIT_SCRIPT),
+                slot: Mutex::new(Slot::default()),
+                connecting: tokio::sync::Mutex::new(()),
+                up: AtomicBool::new(true),
+                probing: AtomicBool::new(false),
+                origin: Instant::now(),
+                last_log_ms: AtomicU64::new(0),
+                errors: AtomicU64::new(0),
+            }),
         })
     }
 
     /// Fail-open decisions so far.
     pub fn errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
+        self.inner.errors.load(Ordering::Relaxed)
     }
 
-    fn now_ms(&self) -> u64 {
-        // +1 so that 0 can mean "unset" in the atomics.
-        self.origin.elapsed().as_millis() as u64 + 1
+    /// False while Redis is considered down (calls fail open without trying it).
+    pub fn is_up(&self) -> bool {
+        self.inner.up.load(Ordering::Relaxed)
     }
 
     /// The Redis key counting `key` under `scope`.
     pub fn key(&self, scope: &str, key: &[u8]) -> Vec<u8> {
-        redis_key(&self.prefix, scope, key)
+        redis_key(&self.inner.prefix, scope, key)
     }
 
     /// See [`Store::hit`].
     pub async fn hit(&self, scope: &str, key: &[u8], limit: u64, period_secs: u64) -> Decision {
-        let period_ms = period_secs.max(1).saturating_mul(1000);
-        let now = self.now_ms();
-        let retry_at = self.retry_at_ms.load(Ordering::Relaxed);
-        if retry_at != 0
-            && (now < retry_at
-                || self
-                    .retry_at_ms
-                    .compare_exchange(
-                        retry_at,
-                        now + REDIS_RETRY_MS,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    )
-                    .is_err())
-        {
-            // Failing, and either not yet time to retry or another call is retrying now.
-            self.errors.fetch_add(1, Ordering::Relaxed);
-            return Decision::fail_open(limit, period_secs);
+        let s = &self.inner;
+        if !s.up.load(Ordering::Relaxed) {
+            return s.fail_open(limit, period_secs);
         }
-        match self.call(&self.key(scope, key), period_ms).await {
+        let period_ms = period_secs.max(1).saturating_mul(1000);
+        match s
+            .eval(&s.hit_script, &self.key(scope, key), period_ms)
+            .await
+        {
             Ok((count, ttl_ms)) => {
-                if self.failing_since_ms.swap(0, Ordering::Relaxed) != 0 {
-                    log::info!("rate limit store: Redis at {} answers again", self.addr);
-                }
-                self.retry_at_ms.store(0, Ordering::Relaxed);
-                let ttl_ms = if ttl_ms > 0 { ttl_ms as u64 } else { period_ms };
-                Decision::counted(count.max(1) as u64, limit, ttl_ms)
+                let ttl_ms = u64::try_from(ttl_ms).unwrap_or(0);
+                let ttl_ms = if ttl_ms > 0 { ttl_ms } else { period_ms };
+                let count = u64::try_from(count).unwrap_or(0).max(1);
+                Decision::counted(count, limit, ttl_ms)
             }
             Err(problem) => {
-                self.failed(&problem);
-                Decision::fail_open(limit, period_secs)
+                let d = s.fail_open(limit, period_secs);
+                s.went_down(&problem);
+                d
             }
         }
     }
+}
 
-    async fn call(&self, key: &[u8], period_ms: u64) -> Result<(i64, i64), String> {
-        let existing = self.manager.lock().clone();
-        let mut manager = match existing {
-            Some(m) => m,
-            None => self.connect().await?,
-        };
-        let mut invocation = self.script.key(key);
-        invocation.arg(period_ms);
-        tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async(&mut manager))
-            .await
-            .map_err(|_| "timed out".to_string())?
-            .map_err(|e| e.to_string())
+impl RedisInner {
+    fn now_ms(&self) -> u64 {
+        // +1 so that 0 can mean "never" in `last_log_ms`.
+        self.origin.elapsed().as_millis() as u64 + 1
     }
 
-    /// Makes the connection manager. One caller connects; callers arriving meanwhile wait
-    /// for it (at most [`REDIS_TIMEOUT`]) instead of opening connections of their own.
-    async fn connect(&self) -> Result<redis::aio::ConnectionManager, String> {
-        let failures = self.errors.load(Ordering::Relaxed);
-        let _connecting = self.connecting.lock().await;
-        if let Some(m) = self.manager.lock().clone() {
-            return Ok(m);
+    /// Allows a call uncounted, and counts that where operators see it.
+    fn fail_open(&self, limit: u64, period_secs: u64) -> Decision {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::metrics().ratelimit_store_errors.inc();
+        Decision::fail_open(limit, period_secs)
+    }
+
+    /// Runs `script` on `key` within [`REDIS_TIMEOUT`], retrying once on a new connection
+    /// when the current one turns out to be dropped.
+    async fn eval(
+        &self,
+        script: &redis::Script,
+        key: &[u8],
+        arg: u64,
+    ) -> Result<(i64, i64), String> {
+        let call = async {
+            let (generation, mut conn) = self.connection().await?;
+            match invoke(script, key, arg, &mut conn).await {
+                Err(e) if e.is_connection_dropped() => {
+                    // Typically Redis restarted: this connection is dead, a new one works.
+                    self.discard(generation);
+                    let (_, mut conn) = self.connection().await?;
+                    invoke(script, key, arg, &mut conn)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                other => other.map_err(|e| e.to_string()),
+            }
+        };
+        tokio::time::timeout(REDIS_TIMEOUT, call)
+            .await
+            .map_err(|_| "timed out".to_string())?
+    }
+
+    /// The shared connection, made if there is none.
+    async fn connection(&self) -> Result<(u64, redis::aio::MultiplexedConnection), String> {
+        if let Some(c) = self.current() {
+            return Ok(c);
         }
-        if self.errors.load(Ordering::Relaxed) != failures {
+        let _connecting = self.connecting.lock().await;
+        if let Some(c) = self.current() {
+            return Ok(c);
+        }
+        if !self.up.load(Ordering::Relaxed) {
             // Whoever connected while we waited has just failed: do not try again at once.
             return Err("not connected".to_string());
         }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(REDIS_TIMEOUT)
-            .set_response_timeout(REDIS_TIMEOUT)
-            .set_number_of_retries(2)
-            .set_max_delay(500);
-        let made = tokio::time::timeout(
-            REDIS_TIMEOUT,
-            redis::aio::ConnectionManager::new_with_config(self.client.clone(), config),
-        )
-        .await
-        .map_err(|_| "timed out connecting".to_string())?
-        .map_err(|e| format!("cannot connect: {e}"))?;
-        *self.manager.lock() = Some(made.clone());
-        Ok(made)
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&connection_config())
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        Ok(self.install(conn))
     }
 
-    fn failed(&self, problem: &str) {
-        let total = self.errors.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = self.now_ms();
-        self.retry_at_ms
-            .store(now + REDIS_RETRY_MS, Ordering::Relaxed);
-        let since = self.failing_since_ms.load(Ordering::Relaxed);
-        if since == 0 {
-            self.failing_since_ms.store(now, Ordering::Relaxed);
-        } else if now.saturating_sub(since) >= REDIS_REBUILD_MS
-            && self
-                .failing_since_ms
-                .compare_exchange(since, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            // Whatever state the manager is in, start over with a fresh one.
-            self.manager.lock().take();
+    fn current(&self) -> Option<(u64, redis::aio::MultiplexedConnection)> {
+        let slot = self.slot.lock();
+        slot.conn.clone().map(|c| (slot.generation, c))
+    }
+
+    fn install(
+        &self,
+        conn: redis::aio::MultiplexedConnection,
+    ) -> (u64, redis::aio::MultiplexedConnection) {
+        let mut slot = self.slot.lock();
+        slot.generation += 1;
+        slot.conn = Some(conn.clone());
+        (slot.generation, conn)
+    }
+
+    fn discard(&self, generation: u64) {
+        let mut slot = self.slot.lock();
+        if slot.generation == generation {
+            slot.conn = None;
         }
+    }
+
+    /// A call failed: stop sending calls to Redis until the prober hears from it.
+    fn went_down(self: &Arc<Self>, problem: &str) {
+        // The connection may be dead or wedged; the prober makes a fresh one.
+        self.slot.lock().conn = None;
+        self.up.store(false, Ordering::SeqCst);
+        self.start_prober();
+        let now = self.now_ms();
         let last = self.last_log_ms.load(Ordering::Relaxed);
         if (last == 0 || now.saturating_sub(last) >= REDIS_LOG_MS)
             && self
@@ -797,9 +832,74 @@ impl RedisStore {
         {
             log::warn!(
                 "rate limit store: Redis at {} failed ({problem}); allowing requests uncounted \
-                 until it answers ({total} so far)",
-                self.addr
+                 until it answers ({} so far)",
+                self.addr,
+                self.errors.load(Ordering::Relaxed)
             );
+        }
+    }
+
+    fn start_prober(self: &Arc<Self>) {
+        if self.probing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Nowhere to probe from (calls always run on a runtime): let calls try again.
+            self.probing.store(false, Ordering::SeqCst);
+            self.up.store(true, Ordering::SeqCst);
+            return;
+        };
+        runtime.spawn(probe(Arc::downgrade(self)));
+    }
+
+    /// A new connection that has answered a PING.
+    async fn ping(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&connection_config())
+            .await?;
+        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        Ok(conn)
+    }
+}
+
+fn connection_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(REDIS_TIMEOUT)
+        .set_response_timeout(REDIS_TIMEOUT)
+}
+
+async fn invoke(
+    script: &redis::Script,
+    key: &[u8],
+    arg: u64,
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> redis::RedisResult<(i64, i64)> {
+    let mut invocation = script.key(key);
+    invocation.arg(arg);
+    invocation.invoke_async(conn).await
+}
+
+/// While the store is down: PING Redis every [`REDIS_PROBE_EVERY`] on a fresh connection
+/// (bounded by [`REDIS_TIMEOUT`]); on an answer, hand that connection to the calls and
+/// mark the store up. Ends then, or when the store is dropped.
+async fn probe(store: Weak<RedisInner>) {
+    loop {
+        tokio::time::sleep(REDIS_PROBE_EVERY).await;
+        let Some(s) = store.upgrade() else {
+            return;
+        };
+        if let Ok(Ok(conn)) = tokio::time::timeout(REDIS_TIMEOUT, s.ping()).await {
+            s.install(conn);
+            // `probing` is cleared before `up` is set, so a call failing right after
+            // starts a new prober.
+            s.probing.store(false, Ordering::SeqCst);
+            s.up.store(true, Ordering::SeqCst);
+            log::info!(
+                "rate limit store: Redis at {} answers again; counting resumes",
+                s.addr
+            );
+            return;
         }
     }
 }
@@ -1381,16 +1481,12 @@ mod tests {
         }
     }
 
-    /// Hits `key` until the store counts again (a counted call never has remaining == limit).
-    async fn wait_counting(store: &Store, key: &[u8]) -> Decision {
+    /// Returns once the store's prober has marked it up (a readiness check).
+    async fn wait_up(store: &Store) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let d = store.hit("t", key, 1000, 60).await;
-            if d.remaining < d.limit {
-                return d;
-            }
-            assert!(Instant::now() < deadline, "store never counted again");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        while !redis(store).is_up() {
+            assert!(Instant::now() < deadline, "the store never came back up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -1405,22 +1501,24 @@ mod tests {
         };
         let port = free_port();
 
-        // A store whose Redis is not up yet: fails open, quickly, and counts the failures.
+        // Redis not up yet: the first call is refused a connection and marks the store
+        // down; the calls after it fail open without trying Redis. Each one is counted.
         let early = redis_store(port);
+        let d = early.hit("t", b"early", 2, 60).await;
+        assert!(d.allowed && d.remaining == 2);
+        assert!(!redis(&early).is_up());
         let t = Instant::now();
-        let d = early.hit("t", b"early", 2, 60).await;
-        assert!(d.allowed && d.remaining == 2);
-        let d = early.hit("t", b"early", 2, 60).await;
-        assert!(d.allowed && d.remaining == 2);
-        assert!(
-            t.elapsed() < Duration::from_millis(800),
-            "{:?}",
-            t.elapsed()
-        );
-        assert_eq!(early.redis_errors(), 2);
-
+        for _ in 0..50 {
+            let d = early.hit("t", b"early", 2, 60).await;
+            assert!(d.allowed && d.remaining == 2);
+        }
+        assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
+        assert_eq!(early.redis_errors(), 51);
         let server = RedisServer::start(&bin, port);
         wait_ready(port).await;
+        // The prober finds it.
+        wait_up(&early).await;
+        assert_eq!(early.hit("t", b"early-after", 2, 60).await.remaining, 1);
 
         // Two gateways share one limit.
         let a = redis_store(port);
@@ -1468,33 +1566,44 @@ mod tests {
             .query_async(&mut conn)
             .await
             .unwrap();
-        assert!(keys.len() >= 6, "{}", keys.len());
+        assert!(keys.len() >= 7, "{}", keys.len());
         assert!(keys.iter().all(|k| k.len() <= 128), "a long key was stored");
         assert!(keys.contains(&redis(&a).key("t", b"\xff")));
         assert!(keys.contains(&redis(&a).key("t", &huge)));
 
-        // The early store recovers by itself (manager creation is retried).
-        wait_counting(&early, b"early-after").await;
+        // Redis restarts between two calls: the first call on the old connection finds it
+        // dropped and is retried at once on a new one: counted, no fail-open.
+        server.kill();
+        let server = RedisServer::start(&bin, port);
+        wait_ready(port).await;
+        let d = a.hit("t", b"restarted", 3, 60).await;
+        assert_eq!((d.allowed, d.remaining), (true, 2));
+        assert_eq!(a.redis_errors(), 0);
+        assert!(redis(&a).is_up());
 
-        // Redis dies: fail open, counted, without stalling.
+        // Redis dies: one call finds out, quickly; the rest fail open without trying.
         server.kill();
         let t = Instant::now();
         for _ in 0..20 {
             let d = a.hit("route|s|GET /x", b"1.2.3.4", 5, 60).await;
             assert!(d.allowed && d.remaining == 5, "{d:?}");
         }
-        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
         assert_eq!(a.redis_errors(), 20);
+        assert!(!redis(&a).is_up());
 
-        // Redis comes back on the same port: counting resumes.
+        // Redis comes back on the same port: the prober marks the store up, counting resumes.
         let server = RedisServer::start(&bin, port);
         wait_ready(port).await;
-        let d = wait_counting(&a, b"after").await;
-        assert!(d.allowed);
-        wait_counting(&b, b"after-b").await;
-        let d1 = a.hit("t", b"after2", 3, 60).await;
-        let d2 = b.hit("t", b"after2", 3, 60).await;
+        wait_up(&a).await;
+        let d1 = a.hit("t", b"after", 3, 60).await;
+        let d2 = b.hit("t", b"after", 3, 60).await;
         assert_eq!((d1.remaining, d2.remaining), (2, 1));
+        assert_eq!(a.redis_errors(), 20);
 
         // A hung Redis (stopped, connection open, no answers) costs one call the 200 ms
         // timeout; the calls after it fail open at once.
@@ -1513,7 +1622,9 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+        assert_eq!(a.redis_errors(), 121);
         server.signal("CONT");
-        wait_counting(&a, b"resumed").await;
+        wait_up(&a).await;
+        assert_eq!(a.hit("t", b"resumed", 3, 60).await.remaining, 2);
     }
 }
