@@ -628,7 +628,8 @@ fn valid_percent_encoding(path: &str) -> bool {
 
 impl Gateway {
     /// Counts the request against the route's rate limits (those keyed by a claim, or the
-    /// others); false when one refuses it. The tightest decision is kept for the headers.
+    /// others); false when one refuses it. The decisions are folded into `ctx.rate` with
+    /// [`ratelimit::combine`].
     async fn rate_limits(
         &self,
         session: &Session,
@@ -654,19 +655,21 @@ impl Gateway {
                     .hit(&limit.scope, &key, limit.calls, limit.period_secs)
                     .await
             };
-            let tighter = match &ctx.rate {
-                None => true,
-                Some(d) => !decision.allowed || (d.allowed && decision.remaining < d.remaining),
-            };
-            if tighter {
-                ctx.rate = Some(decision);
-            }
+            fold_rate(ctx, decision);
             if !decision.allowed {
                 return false;
             }
         }
         true
     }
+}
+
+/// Keeps the decision to report for the request's limits so far.
+fn fold_rate(ctx: &mut Ctx, d: Decision) {
+    ctx.rate = Some(match ctx.rate {
+        Some(before) => ratelimit::combine(before, d),
+        None => d,
+    });
 }
 
 /// AWS's answer for a failed proxy attempt.

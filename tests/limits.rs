@@ -327,3 +327,41 @@ fn redis_outage_fails_open_at_once_counts_each_call_and_recovers() {
     assert_eq!(store_errors(&gw), 30.0 + f64::from(failed_open));
     gw.wait_log("answers again", 1);
 }
+
+/// Stage limit 4 a minute per IP and route limit 3 per 5 s per header: the fourth call is
+/// refused by the route limit, but retrying after 5 s would meet the exhausted stage
+/// limit, so Retry-After covers the minute.
+#[test]
+fn retry_after_covers_every_exhausted_limit() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = ConfDir::new(&[
+        ("integrations/i0.json", integration(&b.url(), "")),
+        (
+            "routes/a.json",
+            route(
+                "GET /a",
+                "i0",
+                r#""Policies":{"RateLimit":{"Calls":3,"PeriodSeconds":5,"Key":"$request.header.X-Team"}}"#,
+            ),
+        ),
+        (
+            "stages/default.json",
+            r#"{"Name":"$default","Policies":{"RateLimit":{"Calls":4,"PeriodSeconds":60,"Key":"$context.identity.sourceIp"}}}"#.to_string(),
+        ),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    let team = [("X-Team", "red")];
+    assert_eq!(statuses(&gw, "/a", 3, &team), [200, 200, 200]);
+    let r = request(gw.port, "GET", "/a", &team, b"");
+    assert_eq!(r.status, 429);
+    let retry: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((55..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(r.header("ratelimit-limit"), Some("4"));
+    assert_eq!(
+        r.header("ratelimit-reset"),
+        Some(retry.to_string().as_str())
+    );
+}

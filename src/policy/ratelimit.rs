@@ -12,8 +12,9 @@
 //!   `apigate_ratelimit_store_errors_total`.
 //!
 //! Per request, the caller turns the policy's `Key` into raw bytes ([`key_bytes`]), calls
-//! [`Store::hit`] with the policy's scope and those bytes, answers 429 when
-//! `!decision.allowed`, and puts [`Decision::headers`] on every answer of a limited route.
+//! [`Store::hit`] with the policy's scope and those bytes, folds the decisions of all the
+//! route's limits with [`combine`], answers 429 when `!decision.allowed`, and puts
+//! [`Decision::headers`] on every answer of a limited route.
 
 use crate::config::{closest, ConfigError, ConfigErrors, RateLimitConf, RateLimitStoreConf};
 use crate::mapping::Claims;
@@ -21,6 +22,7 @@ use http::HeaderValue;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
+use std::cmp::Reverse;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
@@ -91,6 +93,20 @@ impl Decision {
         ]
         .into_iter()
         .filter_map(|(name, value)| Some((name, HeaderValue::from(value?))))
+    }
+}
+
+/// Folds the decisions of several limits on one request into the one to report: refused
+/// if any refused; otherwise the one with the fewest calls left. Among equally exhausted
+/// limits the one whose window ends last wins, so a refusal's `Retry-After` covers every
+/// limit that would refuse the retry (a 60 s limit at 0 left is not hidden behind a 5 s
+/// limit that refused first).
+pub fn combine(a: Decision, b: Decision) -> Decision {
+    let rank = |d: &Decision| (d.remaining, Reverse(d.reset_secs));
+    let shown = if rank(&b) < rank(&a) { b } else { a };
+    Decision {
+        allowed: a.allowed && b.allowed,
+        ..shown
     }
 }
 
@@ -1096,6 +1112,35 @@ mod tests {
             .collect();
         let allowed: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(allowed, 500);
+    }
+
+    #[test]
+    fn combine_reports_the_tightest_limit() {
+        // The audit's case: stage 4/60 s by IP (counted, now at 0 left) and route 3/5 s
+        // (refused). Retrying after 5 s would meet the stage limit: report 60.
+        let stage = decision(true, 4, 0, 60);
+        let route = decision(false, 3, 0, 5);
+        assert_eq!(combine(stage, route), decision(false, 4, 0, 60));
+        assert_eq!(combine(route, stage), decision(false, 4, 0, 60));
+        // Both refused: the longer wait.
+        let a = decision(false, 10, 0, 30);
+        let b = decision(false, 2, 0, 45);
+        assert_eq!(combine(a, b), decision(false, 2, 0, 45));
+        assert_eq!(combine(b, a), decision(false, 2, 0, 45));
+        // A refusal outranks any allowed limit with calls left.
+        let loose = decision(true, 100, 7, 3_600);
+        assert_eq!(combine(loose, route), decision(false, 3, 0, 5));
+        // Allowed: the fewest calls left, then the later reset.
+        let x = decision(true, 10, 3, 20);
+        let y = decision(true, 5, 3, 50);
+        let z = decision(true, 5, 2, 1);
+        assert_eq!(combine(x, y), y);
+        assert_eq!(combine(y, x), y);
+        assert_eq!(combine(combine(x, y), z), z);
+        assert_eq!(combine(x, combine(y, z)), z);
+        // A fail-open decision never hides a counted one.
+        let open = Decision::fail_open(5, 60);
+        assert_eq!(combine(open, x), x);
     }
 
     fn header_strings(d: &Decision) -> Vec<(&'static str, String)> {
