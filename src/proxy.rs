@@ -629,7 +629,8 @@ fn valid_percent_encoding(path: &str) -> bool {
 impl Gateway {
     /// Counts the request against the route's rate limits (those keyed by a claim, or the
     /// others); false when one refuses it. The decisions are folded into `ctx.rate` with
-    /// [`ratelimit::combine`].
+    /// [`ratelimit::combine`]. Limits after a refusing one are not counted (the request
+    /// is refused anyway), but they are peeked so that `Retry-After` also covers them.
     async fn rate_limits(
         &self,
         session: &Session,
@@ -638,10 +639,11 @@ impl Gateway {
         table: &Table,
         claim_keys: bool,
     ) -> bool {
-        for limit in &route.rate_limits {
-            if matches!(limit.key, KeySource::Claim(_)) != claim_keys {
-                continue;
-            }
+        let mut limits = route
+            .rate_limits
+            .iter()
+            .filter(|l| matches!(l.key, KeySource::Claim(_)) == claim_keys);
+        while let Some(limit) = limits.next() {
             let decision = {
                 let headers = &session.req_header().headers;
                 let key = ratelimit::key_bytes(
@@ -657,10 +659,45 @@ impl Gateway {
             };
             fold_rate(ctx, decision);
             if !decision.allowed {
+                for rest in limits {
+                    let d = peek_one(session, ctx, rest, table).await;
+                    fold_rate(ctx, d);
+                }
                 return false;
             }
         }
         true
+    }
+
+    /// For an answer refused before the rate limits were counted (IP filter 403, throttle
+    /// 429, ...): fills `ctx.rate` from the route's limits as they stand, counting
+    /// nothing, so the answer still carries `RateLimit-*` headers. Limits keyed by a claim
+    /// are skipped while there are no verified claims. Does nothing when `ctx.rate` is
+    /// already set (counted decisions are the ones to report).
+    ///
+    /// The result is always `allowed`: no limit refused this request, so it gets no
+    /// `Retry-After` from a limit, and a 429 answered after this stays classed as
+    /// throttled, not rate-limited.
+    pub async fn peek_rate_limits(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        route: &Route,
+        table: &Table,
+    ) {
+        if ctx.rate.is_some() {
+            return;
+        }
+        for limit in &route.rate_limits {
+            if matches!(limit.key, KeySource::Claim(_)) && ctx.claims.is_none() {
+                continue;
+            }
+            let d = peek_one(session, ctx, limit, table).await;
+            fold_rate(ctx, d);
+        }
+        if let Some(d) = &mut ctx.rate {
+            d.allowed = true;
+        }
     }
 }
 
@@ -670,6 +707,26 @@ fn fold_rate(ctx: &mut Ctx, d: Decision) {
         Some(before) => ratelimit::combine(before, d),
         None => d,
     });
+}
+
+/// The state of one limit for this request, counting nothing.
+async fn peek_one(
+    session: &Session,
+    ctx: &Ctx,
+    limit: &crate::table::RateLimit,
+    table: &Table,
+) -> Decision {
+    let headers = &session.req_header().headers;
+    let key = ratelimit::key_bytes(
+        &limit.key,
+        headers,
+        &ctx.client_ip_str,
+        ctx.claims.as_deref(),
+    );
+    table
+        .store
+        .peek(&limit.scope, &key, limit.calls, limit.period_secs)
+        .await
 }
 
 /// AWS's answer for a failed proxy attempt.

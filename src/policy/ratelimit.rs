@@ -14,7 +14,8 @@
 //! Per request, the caller turns the policy's `Key` into raw bytes ([`key_bytes`]), calls
 //! [`Store::hit`] with the policy's scope and those bytes, folds the decisions of all the
 //! route's limits with [`combine`], answers 429 when `!decision.allowed`, and puts
-//! [`Decision::headers`] on every answer of a limited route.
+//! [`Decision::headers`] on every answer of a limited route. [`Store::peek`] reads a
+//! limit's state without counting, for answers refused before the limits were counted.
 
 use crate::config::{closest, ConfigError, ConfigErrors, RateLimitConf, RateLimitStoreConf};
 use crate::mapping::Claims;
@@ -60,6 +61,17 @@ impl Decision {
     fn counted(count: u64, limit: u64, ttl_ms: u64) -> Decision {
         Decision {
             allowed: count <= limit,
+            limit,
+            remaining: limit.saturating_sub(count),
+            reset_secs: ttl_ms.div_ceil(1000).max(1),
+        }
+    }
+
+    /// The state of a window that has counted `count` calls and ends in `ttl_ms`, counting
+    /// nothing more: `allowed` says whether one more call would be.
+    fn current(count: u64, limit: u64, ttl_ms: u64) -> Decision {
+        Decision {
+            allowed: count < limit,
             limit,
             remaining: limit.saturating_sub(count),
             reset_secs: ttl_ms.div_ceil(1000).max(1),
@@ -390,6 +402,17 @@ impl Store {
         }
     }
 
+    /// The state of `key`'s window under `scope` without counting a call: what a
+    /// `RateLimit-*` header would say now (`allowed`: one more call would be). A key with
+    /// no window reports a full one. A Redis store that cannot answer reports a full
+    /// window too (fail open).
+    pub async fn peek(&self, scope: &str, key: &[u8], limit: u64, period_secs: u64) -> Decision {
+        match self {
+            Store::Local(s) => s.peek(scope, key, limit, period_secs),
+            Store::Redis(s) => s.peek(scope, key, limit, period_secs).await,
+        }
+    }
+
     /// How many calls this store allowed without counting because Redis was unreachable
     /// or failed (always 0 for a local store). Each one is also counted, as it happens, in
     /// `apigate_ratelimit_store_errors_total`.
@@ -503,6 +526,11 @@ impl LocalStore {
         self.hit_at(scope, key, limit, period_secs, Instant::now())
     }
 
+    /// See [`Store::peek`].
+    pub fn peek(&self, scope: &str, key: &[u8], limit: u64, period_secs: u64) -> Decision {
+        self.peek_at(scope, key, limit, period_secs, Instant::now())
+    }
+
     /// The key of `scope` and `key` in the maps. The 0xff between them never occurs in
     /// UTF-8, so no scope/key split of the same bytes hashes alike.
     fn hash(&self, scope: &str, key: &[u8]) -> u64 {
@@ -562,6 +590,30 @@ impl LocalStore {
             }
         };
         Decision::counted(w.count, limit, w.ends_ms - now_ms)
+    }
+
+    /// [`LocalStore::peek`] as of `now` (for tests).
+    pub fn peek_at(
+        &self,
+        scope: &str,
+        key: &[u8],
+        limit: u64,
+        period_secs: u64,
+        now: Instant,
+    ) -> Decision {
+        let hash = self.hash(scope, key);
+        let now_ms = self.ms_since_origin(now);
+        let live = self
+            .shard(hash)
+            .lock()
+            .windows
+            .get(&hash)
+            .filter(|w| w.ends_ms > now_ms)
+            .copied();
+        match live {
+            Some(w) => Decision::current(w.count, limit, w.ends_ms - now_ms),
+            None => Decision::current(0, limit, period_secs.max(1).saturating_mul(1000)),
+        }
     }
 
     /// Windows currently held (expired ones included until they are swept).
@@ -628,6 +680,12 @@ end
 return {c, t}
 ";
 
+/// Reads count and ms left without writing (a missing key reads as 0 and PTTL -2).
+const PEEK_SCRIPT: &str = r"
+local c = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+return {c, redis.call('PTTL', KEYS[1])}
+";
+
 /// Bound on each call while Redis is up, connecting and the one retry included; past it
 /// the call fails open.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(200);
@@ -662,6 +720,7 @@ struct RedisInner {
     /// See [`redis_key_prefix`].
     prefix: Vec<u8>,
     hit_script: redis::Script,
+    peek_script: redis::Script,
     slot: Mutex<Slot>,
     /// One caller connects; callers arriving meanwhile wait for its connection.
     connecting: tokio::sync::Mutex<()>,
@@ -697,6 +756,7 @@ impl RedisStore {
                 addr,
                 prefix: redis_key_prefix(api_name),
                 hit_script: redis::Script::new(HIT_SCRIPT),
+                peek_script: redis::Script::new(PEEK_SCRIPT),
                 slot: Mutex::new(Slot::default()),
                 connecting: tokio::sync::Mutex::new(()),
                 up: AtomicBool::new(true),
@@ -744,6 +804,34 @@ impl RedisStore {
                 let d = s.fail_open(limit, period_secs);
                 s.went_down(&problem);
                 d
+            }
+        }
+    }
+
+    /// See [`Store::peek`]. Not a fail-open when it fails (nothing is allowed by it), so
+    /// not counted as one; it does mark the store down like any failed call.
+    pub async fn peek(&self, scope: &str, key: &[u8], limit: u64, period_secs: u64) -> Decision {
+        let s = &self.inner;
+        if !s.up.load(Ordering::Relaxed) {
+            return Decision::fail_open(limit, period_secs);
+        }
+        let period_ms = period_secs.max(1).saturating_mul(1000);
+        match s
+            .eval(&s.peek_script, &self.key(scope, key), period_ms)
+            .await
+        {
+            Ok((count, ttl_ms)) => {
+                let count = u64::try_from(count).unwrap_or(0);
+                let ttl_ms = u64::try_from(ttl_ms).unwrap_or(0);
+                if count == 0 || ttl_ms == 0 {
+                    Decision::current(count, limit, period_ms)
+                } else {
+                    Decision::current(count, limit, ttl_ms)
+                }
+            }
+            Err(problem) => {
+                s.went_down(&problem);
+                Decision::fail_open(limit, period_secs)
             }
         }
     }
@@ -1115,6 +1203,32 @@ mod tests {
     }
 
     #[test]
+    fn peek_reads_without_counting() {
+        let s = LocalStore::new(1000);
+        let t0 = Instant::now();
+        // No window yet: a full one.
+        assert_eq!(s.peek_at("t", b"k", 3, 10, t0), decision(true, 3, 3, 10));
+        s.hit_at("t", b"k", 3, 10, t0);
+        s.hit_at("t", b"k", 3, 10, t0);
+        let later = t0 + Duration::from_millis(2_500);
+        for _ in 0..5 {
+            assert_eq!(s.peek_at("t", b"k", 3, 10, later), decision(true, 3, 1, 8));
+        }
+        assert_eq!(s.hit_at("t", b"k", 3, 10, later), decision(true, 3, 0, 8));
+        // At the limit: one more call would be refused.
+        let d = s.peek_at("t", b"k", 3, 10, later);
+        assert_eq!(d, decision(false, 3, 0, 8));
+        assert_eq!(d.retry_after_secs(), Some(8));
+        assert!(!s.hit_at("t", b"k", 3, 10, later).allowed);
+        // Ended: a full window again; other keys and scopes are their own.
+        let ended = t0 + Duration::from_secs(10);
+        assert_eq!(s.peek_at("t", b"k", 3, 10, ended), decision(true, 3, 3, 10));
+        assert_eq!(s.peek_at("u", b"k", 3, 10, later), decision(true, 3, 3, 10));
+        assert_eq!(s.peek_at("t", b"j", 3, 10, later), decision(true, 3, 3, 10));
+        assert_eq!(s.len(), 1, "peek made a window");
+    }
+
+    #[test]
     fn combine_reports_the_tightest_limit() {
         // The audit's case: stage 4/60 s by IP (counted, now at 0 left) and route 3/5 s
         // (refused). Retrying after 5 s would meet the stage limit: report 60.
@@ -1424,9 +1538,11 @@ mod tests {
         fn assert_send<T: Send>(_: &T) {}
         let store = Store::Local(LocalStore::new(64));
         assert_send(&store.hit("t", b"k", 1, 1));
+        assert_send(&store.peek("t", b"k", 1, 1));
         let redis = RedisStore::new("redis://127.0.0.1:1", "a").map(Store::Redis);
         if let Ok(redis) = redis {
             assert_send(&redis.hit("t", b"k", 1, 1));
+            assert_send(&redis.peek("t", b"k", 1, 1));
         }
     }
 
@@ -1559,6 +1675,11 @@ mod tests {
         }
         assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
         assert_eq!(early.redis_errors(), 51);
+        // A peek allows nothing: a full window, not counted as a fail-open.
+        let d = early.peek("t", b"early", 2, 60).await;
+        assert_eq!(d, Decision::fail_open(2, 60));
+        assert_eq!(early.redis_errors(), 51);
+
         let server = RedisServer::start(&bin, port);
         wait_ready(port).await;
         // The prober finds it.
@@ -1597,6 +1718,21 @@ mod tests {
         assert!(a.hit("t", b"short", 1, 1).await.allowed);
         assert_eq!(a.redis_errors() + b.redis_errors(), 0);
 
+        // Peek: the same state as counting would see, without counting.
+        let d = b.peek("route|s|GET /x", b"1.2.3.4", 5, 60).await;
+        assert_eq!((d.allowed, d.remaining), (false, 0));
+        assert!((1..=60).contains(&d.reset_secs), "{d:?}");
+        a.hit("t", b"peeked", 3, 60).await;
+        for _ in 0..3 {
+            let d = b.peek("t", b"peeked", 3, 60).await;
+            assert_eq!((d.allowed, d.remaining), (true, 2));
+        }
+        assert_eq!(a.hit("t", b"peeked", 3, 60).await.remaining, 1);
+        assert_eq!(
+            a.peek("t", b"never", 3, 60).await,
+            Decision::current(0, 3, 60_000)
+        );
+
         // Client-sized and non-UTF-8 values: short keys, distinct counters.
         let huge = vec![b'v'; 500_000];
         assert_eq!(a.hit("t", &huge, 1, 60).await.remaining, 0);
@@ -1611,7 +1747,7 @@ mod tests {
             .query_async(&mut conn)
             .await
             .unwrap();
-        assert!(keys.len() >= 7, "{}", keys.len());
+        assert!(keys.len() >= 8, "{}", keys.len());
         assert!(keys.iter().all(|k| k.len() <= 128), "a long key was stored");
         assert!(keys.contains(&redis(&a).key("t", b"\xff")));
         assert!(keys.contains(&redis(&a).key("t", &huge)));
