@@ -137,7 +137,7 @@ fn bench_policy(c: &mut Criterion) {
             b.iter(|| {
                 assert!(filter.permits(ip));
                 assert!(bucket.try_acquire());
-                black_box(store.hit("route|$default|GET /pets|127.0.0.1", u64::MAX, 60));
+                black_box(store.hit("route|$default|GET /pets", b"127.0.0.1", u64::MAX, 60));
                 let claims = now(warm.authorize(Some(&rs_token), &scopes)).unwrap();
                 let vars = Vars {
                     req: &req,

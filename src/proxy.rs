@@ -7,7 +7,7 @@ use crate::mapping::{apply_header, Claims, RequestOp, ResponseOp, Vars, VALID_ST
 use crate::metrics::{metrics, Rejection};
 use crate::policy::ipfilter::UNKNOWN_CLIENT;
 use crate::policy::jwt::{AuthReject, IdentitySource};
-use crate::policy::ratelimit::{Decision, KeySource};
+use crate::policy::ratelimit::{self, Decision, KeySource};
 use crate::reload::SharedTable;
 use crate::table::{Route, Table};
 use async_trait::async_trait;
@@ -689,7 +689,9 @@ fn valid_percent_encoding(path: &str) -> bool {
 
 impl Gateway {
     /// Counts the request against the route's rate limits (those keyed by a claim, or the
-    /// others); false when one refuses it. The tightest decision is kept for the headers.
+    /// others); false when one refuses it. The decisions are folded into `ctx.rate` with
+    /// [`ratelimit::combine`]. Limits after a refusing one are not counted (the request
+    /// is refused anyway), but they are peeked so that `Retry-After` also covers them.
     async fn rate_limits(
         &self,
         session: &Session,
@@ -698,55 +700,94 @@ impl Gateway {
         table: &Table,
         claim_keys: bool,
     ) -> bool {
-        for limit in &route.rate_limits {
-            if matches!(limit.key, KeySource::Claim(_)) != claim_keys {
-                continue;
-            }
-            let mut key = String::with_capacity(limit.scope.len() + 48);
-            key.push_str(&limit.scope);
-            key.push('|');
-            match &limit.key {
-                KeySource::SourceIp => key.push_str(&ctx.client_ip_str),
-                KeySource::Header(name) => {
-                    let mut first = true;
-                    for v in session.req_header().headers.get_all(name.as_str()) {
-                        if !first {
-                            key.push(',');
-                        }
-                        first = false;
-                        key.push_str(&String::from_utf8_lossy(v.as_bytes()));
-                    }
-                }
-                KeySource::Claim(name) => match ctx.claims.as_ref().and_then(|c| c.get(name)) {
-                    Some(serde_json::Value::String(v)) => key.push_str(v),
-                    Some(other) => key.push_str(&other.to_string()),
-                    None => {}
-                },
-            }
-            let decision = table.store.hit(&key, limit.calls, limit.period_secs).await;
-            count_store_errors(table.store.redis_errors());
-            let tighter = match &ctx.rate {
-                None => true,
-                Some(d) => !decision.allowed || (d.allowed && decision.remaining < d.remaining),
+        let mut limits = route
+            .rate_limits
+            .iter()
+            .filter(|l| matches!(l.key, KeySource::Claim(_)) == claim_keys);
+        while let Some(limit) = limits.next() {
+            let decision = {
+                let headers = &session.req_header().headers;
+                let key = ratelimit::key_bytes(
+                    &limit.key,
+                    headers,
+                    &ctx.client_ip_str,
+                    ctx.claims.as_deref(),
+                );
+                table
+                    .store
+                    .hit(&limit.scope, &key, limit.calls, limit.period_secs)
+                    .await
             };
-            if tighter {
-                ctx.rate = Some(decision);
-            }
+            fold_rate(ctx, decision);
             if !decision.allowed {
+                for rest in limits {
+                    let d = peek_one(session, ctx, rest, table).await;
+                    fold_rate(ctx, d);
+                }
                 return false;
             }
         }
         true
     }
+
+    /// For an answer refused before the rate limits were counted (IP filter 403, throttle
+    /// 429, ...): fills `ctx.rate` from the route's limits as they stand, counting
+    /// nothing, so the answer still carries `RateLimit-*` headers. Limits keyed by a claim
+    /// are skipped while there are no verified claims. Does nothing when `ctx.rate` is
+    /// already set (counted decisions are the ones to report).
+    ///
+    /// The result is always `allowed`: no limit refused this request, so it gets no
+    /// `Retry-After` from a limit, and a 429 answered after this stays classed as
+    /// throttled, not rate-limited.
+    pub async fn peek_rate_limits(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        route: &Route,
+        table: &Table,
+    ) {
+        if ctx.rate.is_some() {
+            return;
+        }
+        for limit in &route.rate_limits {
+            if matches!(limit.key, KeySource::Claim(_)) && ctx.claims.is_none() {
+                continue;
+            }
+            let d = peek_one(session, ctx, limit, table).await;
+            fold_rate(ctx, d);
+        }
+        if let Some(d) = &mut ctx.rate {
+            d.allowed = true;
+        }
+    }
 }
 
-/// Carries the store's own failure count into the Prometheus counter.
-fn count_store_errors(now: u64) {
-    static SEEN: AtomicU64 = AtomicU64::new(0);
-    let before = SEEN.swap(now, Ordering::Relaxed);
-    if now > before {
-        metrics().ratelimit_store_errors.inc_by(now - before);
-    }
+/// Keeps the decision to report for the request's limits so far.
+fn fold_rate(ctx: &mut Ctx, d: Decision) {
+    ctx.rate = Some(match ctx.rate {
+        Some(before) => ratelimit::combine(before, d),
+        None => d,
+    });
+}
+
+/// The state of one limit for this request, counting nothing.
+async fn peek_one(
+    session: &Session,
+    ctx: &Ctx,
+    limit: &crate::table::RateLimit,
+    table: &Table,
+) -> Decision {
+    let headers = &session.req_header().headers;
+    let key = ratelimit::key_bytes(
+        &limit.key,
+        headers,
+        &ctx.client_ip_str,
+        ctx.claims.as_deref(),
+    );
+    table
+        .store
+        .peek(&limit.scope, &key, limit.calls, limit.period_secs)
+        .await
 }
 
 /// AWS's answer for a failed proxy attempt: the status, or 0 when the client is gone.

@@ -141,7 +141,7 @@ impl Table {
         let store_conf = config.gateway.rate_limit_store.clone();
         let store = match previous {
             Some(p) if p.store_conf == store_conf => Some(p.store.clone()),
-            _ => Store::from_conf(store_conf.as_ref(), &mut errors),
+            _ => Store::from_conf(store_conf.as_ref(), config.api.name.as_deref(), &mut errors),
         };
         let cors = config
             .api

@@ -135,7 +135,13 @@ fn rate_limit_counters_survive_a_reload() {
 }
 
 fn redis_conf(redis: &Redis, backend: &Backend) -> ConfDir {
+    redis_conf_named(redis, &backend.url(), "shop")
+}
+
+/// Route `GET /a`: 3 calls a minute per `X-Team`, counted in `redis` under api `name`.
+fn redis_conf_named(redis: &Redis, backend_url: &str, name: &str) -> ConfDir {
     ConfDir::new(&[
+        ("api.json", format!(r#"{{"Name":"{name}"}}"#)),
         (
             "gateway.json",
             format!(
@@ -143,7 +149,7 @@ fn redis_conf(redis: &Redis, backend: &Backend) -> ConfDir {
                 redis.url()
             ),
         ),
-        ("integrations/i0.json", integration(&backend.url(), "")),
+        ("integrations/i0.json", integration(backend_url, "")),
         (
             "routes/a.json",
             route(
@@ -175,37 +181,187 @@ fn two_gateways_share_one_redis_limit() {
     );
 }
 
+/// One request whose `X-Team` header is `value`, bytes as they are (not necessarily UTF-8).
+fn team_request(port: u16, value: &[u8]) -> Response {
+    let mut head = b"GET /a HTTP/1.1\r\nHost: gateway.test\r\nX-Team: ".to_vec();
+    head.extend_from_slice(value);
+    head.extend_from_slice(b"\r\n\r\n");
+    let mut conn = Conn::open(port);
+    conn.send_raw(&head);
+    conn.read_response(false)
+}
+
+/// Every key in `redis`, as bytes.
+fn redis_keys(redis: &Redis) -> Vec<Vec<u8>> {
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = client.get_connection().expect("connect to redis");
+    redis::cmd("KEYS").arg("*").query(&mut conn).expect("KEYS")
+}
+
 #[test]
-fn redis_going_away_fails_open_and_coming_back_limits_again() {
+fn client_sized_and_non_utf8_keys_stay_short_and_distinct_in_redis() {
+    let redis = Redis::start();
+    // apigate's own echo: it takes header values that are not UTF-8.
+    let echo = Echo::start();
+    let dir = redis_conf_named(&redis, &echo.url(), "shop");
+    let gw = Gateway::start(&dir.path);
+
+    // 100 KB of header value: counted, but never a 100 KB Redis key.
+    let long = vec![b'L'; 100_000];
+    let codes: Vec<u16> = (0..4)
+        .map(|_| team_request(gw.port, &long).status)
+        .collect();
+    assert_eq!(codes, [200, 200, 200, 429]);
+    // Bytes that are not UTF-8 keep their own counters (a lossy conversion merged them).
+    for value in [&b"\xff"[..], b"\xfe", b"\xef\xbf\xbd", b"\xff\xff"] {
+        let r = team_request(gw.port, value);
+        assert_eq!(
+            (r.status, r.header("ratelimit-remaining")),
+            (200, Some("2")),
+            "{value:?}"
+        );
+    }
+    // A value that looks like a digest is digested too, so it cannot stand for another
+    // value; a short printable one stays readable for operators.
+    for value in [&b"#0123"[..], b"blue"] {
+        let r = team_request(gw.port, value);
+        assert_eq!(r.header("ratelimit-remaining"), Some("2"), "{value:?}");
+    }
+
+    let keys = redis_keys(&redis);
+    assert_eq!(keys.len(), 7, "{keys:?}");
+    for k in &keys {
+        assert!(k.len() < 128, "a {} byte key", k.len());
+        assert!(
+            k.starts_with(b"apigate:rl:shop:route|$default|GET /a:"),
+            "{}",
+            String::from_utf8_lossy(k)
+        );
+    }
+    assert!(keys.iter().any(|k| k.ends_with(b":blue")));
+    assert!(!keys.iter().any(|k| k.ends_with(b":#0123")));
+}
+
+#[test]
+fn two_apis_sharing_one_redis_keep_their_own_counters() {
+    let redis = Redis::start();
+    let b = Backend::start(Behaviour::Echo);
+    let shop = redis_conf_named(&redis, &b.url(), "shop");
+    let blog = redis_conf_named(&redis, &b.url(), "blog");
+    let gw_shop = Gateway::start(&shop.path);
+    let gw_blog = Gateway::start(&blog.path);
+    let team = [("X-Team", "blue")];
+    assert_eq!(statuses(&gw_shop, "/a", 3, &team), [200, 200, 200]);
+    assert_eq!(statuses(&gw_blog, "/a", 4, &team), [200, 200, 200, 429]);
+    assert_eq!(statuses(&gw_shop, "/a", 1, &team), [429]);
+}
+
+const STORE_ERRORS: &str = "apigate_ratelimit_store_errors_total";
+
+fn store_errors(gw: &Gateway) -> f64 {
+    metric_value(&gw.scrape(), STORE_ERRORS).unwrap_or(-1.0)
+}
+
+#[test]
+fn redis_outage_fails_open_at_once_counts_each_call_and_recovers() {
     let mut redis = Redis::start();
     let b = Backend::start(Behaviour::Echo);
     let dir = redis_conf(&redis, &b);
     let gw = Gateway::start(&dir.path);
     let team = [("X-Team", "green")];
     assert_eq!(statuses(&gw, "/a", 4, &team), [200, 200, 200, 429]);
+    assert_eq!(store_errors(&gw), 0.0);
 
+    // Redis restarts while idle: the first call on the dead connection is retried on a new
+    // one at once, so it is counted (the restarted Redis is empty) and nothing fails open.
+    redis.stop();
+    redis.restart();
+    let r = request(gw.port, "GET", "/a", &team, b"");
+    assert_eq!(
+        (r.status, r.header("ratelimit-remaining")),
+        (200, Some("2"))
+    );
+    assert_eq!(store_errors(&gw), 0.0);
+
+    // Redis is gone: every call is served, uncounted (a full window), without waiting
+    // for Redis, and each one is counted in the metric, exactly.
     redis.stop();
     let t0 = Instant::now();
-    // Fail open: every call is served, quickly, while Redis is down.
-    assert_eq!(statuses(&gw, "/a", 5, &team), [200; 5]);
+    for i in 0..30 {
+        let r = request(gw.port, "GET", "/a", &team, b"");
+        assert_eq!(
+            (r.status, r.header("ratelimit-remaining")),
+            (200, Some("3")),
+            "call {i} while Redis is down"
+        );
+    }
     assert!(
         t0.elapsed() < Duration::from_secs(3),
         "a dead Redis stalled requests: {:?}",
         t0.elapsed()
     );
-
-    redis.restart(); // empty: counting starts again
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut refused = false;
-    while Instant::now() < deadline && !refused {
-        refused = statuses(&gw, "/a", 4, &team).contains(&429);
-    }
-    assert!(
-        refused,
-        "limits were not enforced again after Redis came back"
+    assert_eq!(store_errors(&gw), 30.0);
+    let out = gw.output();
+    assert_eq!(
+        out.matches("allowing requests uncounted").count(),
+        1,
+        "one warning per 10 s:\n{out}"
     );
-    assert!(
-        gw.output().to_lowercase().contains("redis"),
-        "the outage was not logged"
+
+    // Redis is back (empty): the gateway notices by itself and counting resumes. Calls
+    // still failing open meanwhile carry a full window, and each is counted.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut failed_open = 0;
+    loop {
+        let r = request(gw.port, "GET", "/a", &team, b"");
+        assert_eq!(r.status, 200);
+        match r.header("ratelimit-remaining") {
+            Some("3") => failed_open += 1,
+            Some("2") => break,
+            other => panic!("unexpected RateLimit-Remaining {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "counting never resumed");
+    }
+    assert_eq!(statuses(&gw, "/a", 3, &team), [200, 200, 429]);
+    assert_eq!(store_errors(&gw), 30.0 + f64::from(failed_open));
+    gw.wait_log("answers again", 1);
+}
+
+/// Stage limit 4 a minute per IP and route limit 3 per 5 s per header: the fourth call is
+/// refused by the route limit, but retrying after 5 s would meet the exhausted stage
+/// limit, so Retry-After covers the minute.
+#[test]
+fn retry_after_covers_every_exhausted_limit() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = ConfDir::new(&[
+        ("integrations/i0.json", integration(&b.url(), "")),
+        (
+            "routes/a.json",
+            route(
+                "GET /a",
+                "i0",
+                r#""Policies":{"RateLimit":{"Calls":3,"PeriodSeconds":5,"Key":"$request.header.X-Team"}}"#,
+            ),
+        ),
+        (
+            "stages/default.json",
+            r#"{"Name":"$default","Policies":{"RateLimit":{"Calls":4,"PeriodSeconds":60,"Key":"$context.identity.sourceIp"}}}"#.to_string(),
+        ),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    let team = [("X-Team", "red")];
+    assert_eq!(statuses(&gw, "/a", 3, &team), [200, 200, 200]);
+    let r = request(gw.port, "GET", "/a", &team, b"");
+    assert_eq!(r.status, 429);
+    let retry: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((55..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(r.header("ratelimit-limit"), Some("4"));
+    assert_eq!(
+        r.header("ratelimit-reset"),
+        Some(retry.to_string().as_str())
     );
 }
