@@ -203,11 +203,14 @@ impl ProxyHttp for Gateway {
         ctx.stage_path = stage_path.to_string();
         ctx.route = Some(route.clone());
 
+        // Answers refused before the limits are counted still report them (RateLimit-*).
         if !permits(&route.ip_filter, ctx.client_ip) {
+            self.peek_rate_limits(session, ctx, &route, &table).await;
             return respond(session, ctx, 403, &[]).await;
         }
         // Throttling comes before the authorizer: a throttled request costs no verification.
         if route.throttle.as_ref().is_some_and(|b| !b.try_acquire()) {
+            self.peek_rate_limits(session, ctx, &route, &table).await;
             return respond(session, ctx, 429, &[]).await;
         }
         if !self.rate_limits(session, ctx, &route, &table, false).await {

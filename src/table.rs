@@ -95,6 +95,8 @@ pub struct Table {
     /// Rate-limit counters; kept across reloads while `RateLimitStore` is unchanged.
     pub store: Arc<Store>,
     store_conf: Option<crate::config::RateLimitStoreConf>,
+    /// `api.json`'s Name: it namespaces the keys of a Redis store.
+    api_name: Option<String>,
     /// By id, with the configuration each was built from (to keep caches across reloads).
     pub authorizers: HashMap<String, (crate::config::AuthorizerConf, Arc<JwtAuthorizer>)>,
     pub cors: Option<crate::policy::cors::Cors>,
@@ -140,7 +142,14 @@ impl Table {
         let settings = compile_settings(&config.gateway, &mut errors);
         let store_conf = config.gateway.rate_limit_store.clone();
         let store = match previous {
-            Some(p) if p.store_conf == store_conf => Some(p.store.clone()),
+            // A local store keeps its counters across any reload; a Redis store is rebuilt
+            // when the api's Name, and so its key namespace, changes.
+            Some(p)
+                if p.store_conf == store_conf
+                    && (p.store.kind() == "local" || p.api_name == config.api.name) =>
+            {
+                Some(p.store.clone())
+            }
             _ => Store::from_conf(store_conf.as_ref(), config.api.name.as_deref(), &mut errors),
         };
         let cors = config
@@ -265,6 +274,7 @@ impl Table {
                 authorizers,
                 store,
                 store_conf,
+                api_name: config.api.name.clone(),
                 cors,
                 api_ip_filter,
                 named,

@@ -365,3 +365,49 @@ fn retry_after_covers_every_exhausted_limit() {
         Some(retry.to_string().as_str())
     );
 }
+
+#[test]
+fn answers_refused_before_counting_still_report_the_limit_and_cost_nothing() {
+    let b = Backend::start(Behaviour::Echo);
+    let limit = r#""RateLimit":{"Calls":5,"PeriodSeconds":60,"Key":"$context.identity.sourceIp"}"#;
+    let dir = ConfDir::new(&[
+        ("integrations/i0.json", integration(&b.url(), "")),
+        (
+            "routes/t.json",
+            route("GET /t", "i0", &format!(r#""Policies":{{{limit}}}"#)),
+        ),
+        (
+            "routes/f.json",
+            route(
+                "GET /f",
+                "i0",
+                &format!(
+                    r#""Policies":{{{limit},"IpFilter":{{"Action":"forbid","Addresses":["127.0.0.1"]}}}}"#
+                ),
+            ),
+        ),
+        (
+            "stages/default.json",
+            r#"{"Name":"$default","RouteSettings":{"GET /t":{"ThrottlingRateLimit":0,"ThrottlingBurstLimit":1}}}"#
+                .to_string(),
+        ),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    let r = gw.get("/t");
+    assert_eq!(
+        (r.status, r.header("ratelimit-remaining")),
+        (200, Some("4"))
+    );
+    // Throttled: the limit's state is reported, nothing more is counted.
+    for _ in 0..3 {
+        let r = gw.get("/t");
+        assert_eq!(r.status, 429);
+        assert_eq!(r.header("ratelimit-limit"), Some("5"));
+        assert_eq!(r.header("ratelimit-remaining"), Some("4"));
+        assert_eq!(r.header("retry-after"), None, "throttling is not the limit");
+    }
+    // Forbidden by the IP filter: same.
+    let r = gw.get("/f");
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("ratelimit-remaining"), Some("5"));
+}
