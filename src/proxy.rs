@@ -434,7 +434,23 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         let status = resp.status.as_u16();
         if let Some(start) = ctx.upstream_start {
-            ctx.integration = Some((start.elapsed(), status));
+            let took = start.elapsed();
+            ctx.integration = Some((took, status));
+            // Each read is bounded by TimeoutInMillis, which catches a silent backend at the
+            // timeout; a backend trickling its head byte by byte is caught here, once the head
+            // is complete: TimeoutInMillis bounds the whole wait for the answer (AWS).
+            let budget = ctx
+                .route
+                .as_ref()
+                .and_then(|r| r.integration.target.peer.options.read_timeout);
+            if budget.is_some_and(|b| took > b) {
+                let mut e = Error::explain(
+                    ErrorType::ReadTimedout,
+                    format!("the backend's answer took {took:?}"),
+                );
+                e.as_up();
+                return Err(e);
+            }
         }
         // `999` parses as HTTP but is no status a client can act on: a malformed answer.
         if status > 599 {

@@ -245,3 +245,21 @@ fn serve_refuses_an_address_it_cannot_listen_on() {
         .unwrap();
     assert!(!out.status.success(), "echo started on a busy port");
 }
+
+#[test]
+fn timeout_bounds_the_whole_wait_for_a_trickling_backend() {
+    // Every byte comes well within the timeout; the whole head does not.
+    let b = Backend::start(Behaviour::Trickle(
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Padding: ........\r\n\r\nok",
+        20,
+    ));
+    let dir = ConfDir::new(&[
+        (
+            "integrations/i.json",
+            integration(&b.url(), r#""TimeoutInMillis":200"#),
+        ),
+        ("routes/r.json", route("GET /r", "i", "")),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    assert_json_error(&gw.get("/r"), 503, "Service Unavailable", "trickle");
+}

@@ -13,17 +13,19 @@ enum OriginRule {
     Wildcard(String, String),
 }
 
+/// Everything is decided and every header value built at load; a request only compares.
 #[derive(Debug, Clone)]
 pub struct Cors {
+    /// Lowercase, so an origin is compared without allocating.
     origins: Vec<OriginRule>,
     any_origin: bool,
-    /// Pre-joined header values.
-    allow_methods: Option<String>,
+    methods: Vec<String>,
+    allow_methods: Option<HeaderValue>,
     methods_any: bool,
-    allow_headers: Option<String>,
+    allow_headers: Option<HeaderValue>,
     headers_any: bool,
-    expose_headers: Option<String>,
-    max_age: Option<String>,
+    expose_headers: Option<HeaderValue>,
+    max_age: Option<HeaderValue>,
     credentials: bool,
 }
 
@@ -57,32 +59,46 @@ impl Cors {
                 "list the allowed origins explicitly",
             ));
         }
-        let join = |items: &[String]| (!items.is_empty()).then(|| items.join(","));
-        let methods_any = conf.allow_methods.iter().any(|m| m == "*");
-        let headers_any = conf.allow_headers.iter().any(|h| h == "*");
+        let mut value = |field: &str, items: &[String]| {
+            if items.is_empty() {
+                return None;
+            }
+            let joined = items.join(",");
+            HeaderValue::from_str(&joined)
+                .map_err(|_| {
+                    errors.push(ConfigError::new(
+                        file,
+                        format!("CorsConfiguration.{field}"),
+                        format!("{joined:?} cannot be sent as a header value"),
+                        "use visible ASCII names",
+                    ))
+                })
+                .ok()
+        };
         let cors = Cors {
+            allow_methods: value("AllowMethods", &conf.allow_methods),
+            allow_headers: value("AllowHeaders", &conf.allow_headers),
+            expose_headers: value("ExposeHeaders", &conf.expose_headers),
             origins,
             any_origin,
-            allow_methods: join(&conf.allow_methods),
-            methods_any,
-            allow_headers: join(&conf.allow_headers),
-            headers_any,
-            expose_headers: join(&conf.expose_headers),
-            max_age: conf.max_age.map(|a| a.to_string()),
+            methods: conf.allow_methods.clone(),
+            methods_any: conf.allow_methods.iter().any(|m| m == "*"),
+            headers_any: conf.allow_headers.iter().any(|h| h == "*"),
+            max_age: conf.max_age.map(HeaderValue::from),
             credentials: conf.allow_credentials,
         };
         Some(cors)
     }
 
     fn allows(&self, origin: &str) -> bool {
-        let o = origin.to_ascii_lowercase();
+        let o = origin.as_bytes();
         self.origins.iter().any(|r| match r {
             OriginRule::Any => true,
-            OriginRule::Exact(e) => *e == o,
+            OriginRule::Exact(e) => e.as_bytes().eq_ignore_ascii_case(o),
             OriginRule::Wildcard(pre, post) => {
                 o.len() > pre.len() + post.len()
-                    && o.starts_with(pre.as_str())
-                    && o.ends_with(post.as_str())
+                    && o[..pre.len()].eq_ignore_ascii_case(pre.as_bytes())
+                    && o[o.len() - post.len()..].eq_ignore_ascii_case(post.as_bytes())
             }
         })
     }
@@ -105,11 +121,8 @@ impl Cors {
         if !self.allows(origin) {
             return out;
         }
-        let method_ok = self.methods_any
-            || self
-                .allow_methods
-                .as_deref()
-                .is_some_and(|list| list.split(',').any(|m| m.eq_ignore_ascii_case(method)));
+        let method_ok =
+            self.methods_any || self.methods.iter().any(|m| m.eq_ignore_ascii_case(method));
         if !method_ok {
             return out;
         }
@@ -117,28 +130,25 @@ impl Cors {
             return out;
         };
         out.push(("access-control-allow-origin", origin_value));
+        // With "*", the request's own method and headers are echoed back.
         let methods = if self.methods_any {
-            Some(method)
+            HeaderValue::from_str(method).ok()
         } else {
-            self.allow_methods.as_deref()
+            self.allow_methods.clone()
         };
-        if let Some(v) = methods.and_then(|m| HeaderValue::from_str(m).ok()) {
+        if let Some(v) = methods {
             out.push(("access-control-allow-methods", v));
         }
         let headers = if self.headers_any {
-            request_headers
+            request_headers.and_then(|h| HeaderValue::from_str(h).ok())
         } else {
-            self.allow_headers.as_deref()
+            self.allow_headers.clone()
         };
-        if let Some(v) = headers.and_then(|h| HeaderValue::from_str(h).ok()) {
+        if let Some(v) = headers {
             out.push(("access-control-allow-headers", v));
         }
-        if let Some(v) = self
-            .max_age
-            .as_deref()
-            .and_then(|a| HeaderValue::from_str(a).ok())
-        {
-            out.push(("access-control-max-age", v));
+        if let Some(v) = &self.max_age {
+            out.push(("access-control-max-age", v.clone()));
         }
         if self.credentials {
             out.push((
@@ -165,12 +175,8 @@ impl Cors {
                 HeaderValue::from_static("true"),
             ));
         }
-        if let Some(v) = self
-            .expose_headers
-            .as_deref()
-            .and_then(|e| HeaderValue::from_str(e).ok())
-        {
-            out.push(("access-control-expose-headers", v));
+        if let Some(v) = &self.expose_headers {
+            out.push(("access-control-expose-headers", v.clone()));
         }
         out
     }

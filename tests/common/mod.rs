@@ -413,6 +413,8 @@ pub enum Behaviour {
     Garbage,
     /// Answers exactly these bytes, then closes the connection.
     Raw(&'static str),
+    /// Answers these bytes one at a time, this many milliseconds apart.
+    Trickle(&'static str, u64),
 }
 
 /// A request as a `Backend` saw it.
@@ -544,6 +546,16 @@ fn serve_conn(stream: TcpStream, behaviour: Behaviour, seen: Arc<Mutex<Vec<Seen>
             }
             Behaviour::Raw(bytes) => {
                 let _ = stream.write_all(bytes.as_bytes());
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+            Behaviour::Trickle(bytes, ms) => {
+                for b in bytes.as_bytes() {
+                    if stream.write_all(&[*b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
                 let _ = stream.shutdown(Shutdown::Both);
                 return;
             }
