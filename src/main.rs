@@ -66,9 +66,11 @@ fn main() -> ExitCode {
         env_logger::Env::default().default_filter_or("warn,apigate=info,pingora_proxy=off"),
     )
     .init();
-    // SIGHUP's default action ends the process: catch it from the start, so that a reload
-    // signal sent while the gateway boots is harmless.
-    catch_sighup();
+    // SIGHUP's default action ends the process: listen from the start, so that a reload
+    // signal sent while the gateway boots is a reload, not a crash.
+    if let Err(e) = reload::listen_for_sighup() {
+        log::error!("cannot listen for SIGHUP, reload disabled: {e}");
+    }
     match Cli::parse().command {
         Command::Check { conf } => check(conf),
         Command::Serve {
@@ -189,19 +191,6 @@ fn can_listen(addr: &str) -> Result<(), String> {
     std::net::TcpListener::bind(parsed)
         .map(drop)
         .map_err(|e| e.to_string())
-}
-
-fn catch_sighup() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build();
-    // Registering a tokio listener installs a process-wide handler that stays after the
-    // listener and this runtime are gone; the reloader listens for real later.
-    if let Ok(rt) = runtime {
-        let _ = rt.block_on(async {
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        });
-    }
 }
 
 fn echo(listen: String, threads: usize) -> ExitCode {

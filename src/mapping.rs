@@ -52,8 +52,100 @@ pub enum Side {
 
 const CONTEXT_VARS: &str = "requestId, stage, routeKey, identity.sourceIp, httpMethod, path, domainName, authorizer.claims.NAME";
 
+/// A piece of a value expression: text, or the inside of `$x.y` / `${x.y}`.
+#[derive(Debug, PartialEq)]
+enum Token<'a> {
+    Text(&'a str),
+    Expr(&'a str),
+}
+
+/// Splits a value into text and expressions. A lone `$` (or `$word` that names no
+/// source) is text.
+fn tokens(text: &str) -> Result<Vec<Token<'_>>, String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        if pos > 0 {
+            out.push(Token::Text(&rest[..pos]));
+        }
+        let after = &rest[pos + 1..];
+        let (expr, next) = if let Some(inner) = after.strip_prefix('{') {
+            let end = inner
+                .find('}')
+                .ok_or_else(|| format!("unclosed '${{' in {text:?}"))?;
+            (&inner[..end], &inner[end + 1..])
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+                .unwrap_or(after.len());
+            let expr = after[..end].trim_end_matches('.');
+            (expr, &after[expr.len()..])
+        };
+        let is_var = ["request.", "context.", "stageVariables.", "response."]
+            .iter()
+            .any(|p| expr.starts_with(p));
+        if is_var {
+            out.push(Token::Expr(expr));
+            rest = next;
+        } else {
+            out.push(Token::Text("$"));
+            rest = after;
+        }
+    }
+    if !rest.is_empty() {
+        out.push(Token::Text(rest));
+    }
+    Ok(out)
+}
+
+/// A name a value reads that something else must define.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    /// `$stageVariables.NAME`: each stage serving the mapping must define it.
+    StageVariable(String),
+    /// `$request.path.NAME`: each route using the mapping must have `{NAME}`.
+    PathVariable(String),
+}
+
+/// The stage and path variables `value` reads, for the checks at load (values that do
+/// not parse are reported by `compile`).
+pub fn references(value: &str) -> Vec<Reference> {
+    tokens(value)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| match t {
+            Token::Expr(e) => {
+                if let Some(n) = e.strip_prefix("stageVariables.") {
+                    Some(Reference::StageVariable(n.to_string()))
+                } else {
+                    e.strip_prefix("request.path.")
+                        .map(|n| Reference::PathVariable(n.to_string()))
+                }
+            }
+            Token::Text(_) => None,
+        })
+        .collect()
+}
+
+/// Every reference in `RequestParameters` (`key`) or `ResponseParameters` (`status.key`),
+/// with the field it sits in. The values of `remove:` keys are never read.
+pub fn mapping_references<'m>(
+    entries: impl IntoIterator<Item = (String, &'m String, &'m String)>,
+) -> Vec<(String, Reference)> {
+    entries
+        .into_iter()
+        .filter(|(_, key, _)| !key.starts_with("remove:"))
+        .flat_map(|(field, _, value)| {
+            references(value)
+                .into_iter()
+                .map(move |r| (field.clone(), r))
+        })
+        .collect()
+}
+
 impl Template {
-    /// Parses `text`. Stage variables are substituted now (they are fixed per stage).
+    /// Parses `text`. Stage variables are substituted now (they are fixed per stage; one
+    /// a stage does not define is reported by the stage checks and reads as "").
     pub fn parse(
         text: &str,
         side: Side,
@@ -61,42 +153,21 @@ impl Template {
     ) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut lit = String::new();
-        let mut rest = text;
-        while let Some(pos) = rest.find('$') {
-            lit.push_str(&rest[..pos]);
-            let after = &rest[pos + 1..];
-            let (expr, next) = if let Some(inner) = after.strip_prefix('{') {
-                let end = inner
-                    .find('}')
-                    .ok_or_else(|| format!("unclosed '${{' in {text:?}"))?;
-                (&inner[..end], &inner[end + 1..])
-            } else {
-                let end = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-                    .unwrap_or(after.len());
-                let expr = after[..end].trim_end_matches('.');
-                (expr, &after[expr.len()..])
-            };
-            let is_var = ["request.", "context.", "stageVariables.", "response."]
-                .iter()
-                .any(|p| expr.starts_with(p));
-            if !is_var {
-                // A lone '$' (or '$word' that names no source) is literal text.
-                lit.push('$');
-                rest = after;
-                continue;
-            }
-            if let Some(name) = expr.strip_prefix("stageVariables.") {
-                lit.push_str(stage_vars.get(name).map(String::as_str).unwrap_or(""));
-            } else {
-                if !lit.is_empty() {
-                    parts.push(Part::Lit(std::mem::take(&mut lit)));
+        for token in tokens(text)? {
+            match token {
+                Token::Text(t) => lit.push_str(t),
+                Token::Expr(expr) => {
+                    if let Some(name) = expr.strip_prefix("stageVariables.") {
+                        lit.push_str(stage_vars.get(name).map(String::as_str).unwrap_or(""));
+                    } else {
+                        if !lit.is_empty() {
+                            parts.push(Part::Lit(std::mem::take(&mut lit)));
+                        }
+                        parts.push(Part::Var(parse_var(expr, side)?));
+                    }
                 }
-                parts.push(Part::Var(parse_var(expr, side)?));
             }
-            rest = next;
         }
-        lit.push_str(rest);
         if !lit.is_empty() {
             parts.push(Part::Lit(lit));
         }
@@ -382,6 +453,25 @@ fn parse_key(key: &str) -> Result<(Action, &str), String> {
     Ok((action, target))
 }
 
+/// The config error for mapping a reserved header, if `key` does: the gateway or HTTP
+/// itself owns these, so the fix is another name.
+fn reserved_header_error(file: &str, at: &str, key: &str) -> Option<ConfigError> {
+    let name = key.split_once(':')?.1.strip_prefix("header.")?;
+    if !is_reserved_header(name) {
+        return None;
+    }
+    let base = name
+        .strip_prefix("x-")
+        .or_else(|| name.strip_prefix("X-"))
+        .unwrap_or(name);
+    Some(ConfigError::new(
+        file,
+        at,
+        format!("header {name:?} is reserved: the gateway or HTTP itself sets it"),
+        format!("remove it, or map to another header name such as X-App-{base}"),
+    ))
+}
+
 fn header_target(target: &str) -> Result<Option<Header>, String> {
     let Some(name) = target.strip_prefix("header.") else {
         return Ok(None);
@@ -414,6 +504,10 @@ impl RequestMapping {
         let mut ops = Vec::new();
         for (key, value) in map {
             let at = format!("{field}.{key}");
+            if let Some(e) = reserved_header_error(file, &at, key) {
+                errors.push(e);
+                continue;
+            }
             let op = (|| -> Result<RequestOp, String> {
                 let (action, target) = parse_key(key)?;
                 let template = if action == Action::Remove {
@@ -493,6 +587,10 @@ impl ResponseMapping {
             let mut ops = Vec::new();
             for (key, value) in entries {
                 let at = format!("{field}.{status}.{key}");
+                if let Some(e) = reserved_header_error(file, &at, key) {
+                    errors.push(e);
+                    continue;
+                }
                 let op = (|| -> Result<ResponseOp, String> {
                     let (action, target) = parse_key(key)?;
                     let template = if action == Action::Remove {
@@ -718,6 +816,74 @@ mod tests {
             .0
             .iter()
             .all(|e| e.file == "integrations/i.json" && e.field.starts_with("RequestParameters.")));
+    }
+
+    #[test]
+    fn reserved_header_errors_say_what_to_do() {
+        let mut errors = ConfigErrors::default();
+        let map: BTreeMap<String, String> = [(
+            "overwrite:header.X-Forwarded-For".to_string(),
+            "x".to_string(),
+        )]
+        .into();
+        RequestMapping::compile(
+            "f",
+            "RequestParameters",
+            &map,
+            &no_stage_vars(),
+            &mut errors,
+        );
+        let e = &errors.0[0];
+        assert!(e.problem.contains("reserved"), "{e}");
+        assert!(e.fix.contains("X-App-Forwarded-For"), "{e}");
+        let mut errors = ConfigErrors::default();
+        let map: BTreeMap<String, BTreeMap<String, String>> = [(
+            "200".to_string(),
+            [("append:header.Via".to_string(), "x".to_string())].into(),
+        )]
+        .into();
+        ResponseMapping::compile(
+            "f",
+            "ResponseParameters",
+            &map,
+            &no_stage_vars(),
+            &mut errors,
+        );
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!(
+            errors.0[0].field,
+            "ResponseParameters.200.append:header.Via"
+        );
+        assert!(errors.0[0].fix.contains("X-App-Via"), "{errors}");
+    }
+
+    #[test]
+    fn references_name_stage_and_path_variables() {
+        assert_eq!(
+            references(
+                "a-$stageVariables.env/${request.path.id}/$request.path-${context.stage} $5"
+            ),
+            vec![
+                Reference::StageVariable("env".into()),
+                Reference::PathVariable("id".into()),
+            ]
+        );
+        let map: BTreeMap<String, String> = [
+            (
+                "overwrite:header.A".to_string(),
+                "$request.path.x".to_string(),
+            ),
+            ("remove:header.B".to_string(), "$request.path.y".to_string()),
+        ]
+        .into();
+        let refs = mapping_references(map.iter().map(|(k, v)| (k.clone(), k, v)));
+        assert_eq!(
+            refs,
+            vec![(
+                "overwrite:header.A".to_string(),
+                Reference::PathVariable("x".into())
+            )]
+        );
     }
 
     #[test]

@@ -11,6 +11,31 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Set by SIGHUP, taken by the reloader. A `Notify` keeps one pending permit, so a signal
+/// that arrives before the reloader runs (during start-up) is a reload, not lost.
+static RELOAD_REQUESTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Listens for SIGHUP from now on, on a thread of its own (the default action of SIGHUP
+/// ends the process). Call first thing in `main`.
+pub fn listen_for_sighup() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    // Registered here, before returning, so no SIGHUP after this call can be missed.
+    let mut hup = runtime.block_on(async { signal(SignalKind::hangup()) })?;
+    std::thread::Builder::new()
+        .name("sighup".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                while hup.recv().await.is_some() {
+                    RELOAD_REQUESTED.notify_one();
+                }
+            })
+        })?;
+    Ok(())
+}
+
 /// The table every request reads; a reload swaps it without touching requests in flight
 /// (each request holds its own `Arc` to the table it started with).
 pub type SharedTable = Arc<ArcSwap<Table>>;
@@ -67,19 +92,10 @@ impl Reloader {
 #[async_trait]
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        use tokio::signal::unix::{signal, SignalKind};
-        // Install the handler first: an early SIGHUP must not kill the process.
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                log::error!("cannot listen for SIGHUP, reload disabled: {e}");
-                return;
-            }
-        };
         prefetch_keys(&self.table.load_full()).await;
         loop {
             tokio::select! {
-                _ = hup.recv() => { self.reload().await; }
+                _ = RELOAD_REQUESTED.notified() => { self.reload().await; }
                 _ = shutdown.changed() => break,
             }
         }

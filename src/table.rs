@@ -5,12 +5,12 @@ use crate::config::{
     closest, Config, ConfigError, ConfigErrors, GatewayConf, IntegrationConf, PoliciesConf,
     Resource, RouteConf, StageConf,
 };
-use crate::mapping::{RequestMapping, ResponseMapping};
+use crate::mapping::{mapping_references, Reference, RequestMapping, ResponseMapping};
 use crate::policy::ipfilter::{parse_nets, IpFilter};
 use crate::policy::jwt::JwtAuthorizer;
 use crate::policy::ratelimit::{self, KeySource, Store};
 use crate::policy::throttle::{self, TokenBucket};
-use crate::routing::{RouteKey, Router};
+use crate::routing::{BuildError, RouteKey, Router};
 use crate::upstream::Target;
 use http::Method;
 use ipnet::IpNet;
@@ -138,7 +138,8 @@ impl Table {
     /// Validates and compiles a whole configuration, reporting every error. `previous` is
     /// the table being replaced on reload: its rate-limit store is kept when unchanged.
     pub fn compile(config: &Config, previous: Option<&Table>) -> Result<Table, ConfigErrors> {
-        let mut errors = ConfigErrors::default();
+        // What loading found first; the checks below run on every file that parsed.
+        let mut errors = ConfigErrors(config.errors.clone());
         let settings = compile_settings(&config.gateway, &mut errors);
         let store_conf = config.gateway.rate_limit_store.clone();
         let store = match previous {
@@ -212,7 +213,19 @@ impl Table {
             };
             vec![("(implied $default stage)", &implied_default)]
         };
-        let route_ids: Vec<&str> = config.routes.iter().map(|r| r.id.as_str()).collect();
+        // Every route file by id, with its RouteKey (`None`: the file did not parse).
+        let route_keys: BTreeMap<&str, Option<&str>> = config
+            .routes
+            .iter()
+            .map(|r| (r.id.as_str(), Some(r.conf.route_key.as_str())))
+            .chain(
+                config
+                    .unparsed
+                    .iter()
+                    .filter_map(|u| u.strip_prefix("routes/"))
+                    .map(|id| (id, None)),
+            )
+            .collect();
 
         let mut named = HashMap::new();
         let mut default_stage = None;
@@ -232,12 +245,13 @@ impl Table {
                     )
                 })
                 .unwrap_or_default();
+            check_policy_stage_variables(config, file, stage, &mut errors);
             let Some(compiled) = compile_stage(
                 file,
                 stage,
                 &routes,
                 &integrations,
-                &route_ids,
+                &route_keys,
                 &api_policies,
                 &authorizers,
                 &config.dir,
@@ -409,6 +423,17 @@ fn validate_integration(r: &Resource<IntegrationConf>, errors: &mut ConfigErrors
             ));
         }
     }
+    // Checked once here; `compile_integration` fills in each stage's variables and reports
+    // only what depends on them.
+    let uri = &c.integration_uri;
+    let checked = if uri.contains("${stageVariables.") {
+        with_sample_stage_vars(uri).and_then(|sample| Target::check(&sample))
+    } else {
+        Target::parse(uri, Duration::from_millis(DEFAULT_TIMEOUT_MS)).map(|_| ())
+    };
+    if let Err(e) = checked {
+        errors.push(ConfigError::new(f, "IntegrationUri", e.problem, e.fix));
+    }
     // Mappings are compiled again per stage (stage variables); their errors are reported once here.
     let no_vars = BTreeMap::new();
     RequestMapping::compile(
@@ -454,7 +479,8 @@ fn validate_routes<'c>(
     errors: &mut ConfigErrors,
 ) -> HashMap<&'c str, CheckedRoute<'c>> {
     let mut out = HashMap::new();
-    let mut seen_keys: HashMap<String, &str> = HashMap::new();
+    // Route identity (method and path shape) -> (file, key as written).
+    let mut seen_keys: HashMap<String, (&str, &str)> = HashMap::new();
     for r in &config.routes {
         let f = r.file.as_str();
         let c = &r.conf;
@@ -470,17 +496,30 @@ fn validate_routes<'c>(
                 None
             }
         };
-        // Same key in two files (also `{id}` vs `{petId}` at the same place).
-        let normalized = normalize_key(&c.route_key);
-        if let Some(other) = seen_keys.get(&normalized) {
-            errors.push(ConfigError::new(
-                f,
-                "RouteKey",
-                format!("{:?} duplicates the route in {other}", c.route_key),
-                "remove one of the two routes or change its path",
-            ));
-        } else {
-            seen_keys.insert(normalized, f);
+        // Same method and path in two files (also `{id}` vs `{petId}` at the same place):
+        // the second one is left out, so the stages do not report it again.
+        let mut duplicate = false;
+        if let Some(k) = &key {
+            if let Some((other, other_key)) = seen_keys.get(&k.identity()) {
+                let (problem, fix) = if *k == RouteKey::Default {
+                    (
+                        format!("a second $default route (the first is in {other})"),
+                        format!("remove {f} or {other}"),
+                    )
+                } else {
+                    (
+                        format!(
+                            "{:?} is the same route as {other_key:?} in {other} (variable names aside)",
+                            c.route_key
+                        ),
+                        format!("remove {f} or {other}, or change the method or path of one"),
+                    )
+                };
+                errors.push(ConfigError::new(f, "RouteKey", problem, fix));
+                duplicate = true;
+            } else {
+                seen_keys.insert(k.identity(), (f, c.route_key.as_str()));
+            }
         }
         let integration = match c.target.as_deref() {
             None => {
@@ -494,6 +533,8 @@ fn validate_routes<'c>(
             }
             Some(t) => match reference(t, "integrations") {
                 Some(id) if integrations.contains_key(id) => Some(id),
+                // Its own file's error says what is wrong.
+                Some(id) if config.unparsed.contains(&format!("integrations/{id}")) => None,
                 Some(id) => {
                     let hint = closest(id, integrations.keys().copied())
                         .map(|s| format!("did you mean integrations/{s}?"))
@@ -542,7 +583,9 @@ fn validate_routes<'c>(
             )),
             ("JWT", Some(id)) => {
                 let id = reference(id, "authorizers").unwrap_or(id);
-                if !authorizer_ids.contains(&id) {
+                if !authorizer_ids.contains(&id)
+                    && !config.unparsed.contains(&format!("authorizers/{id}"))
+                {
                     errors.push(ConfigError::new(
                         f,
                         "AuthorizerId",
@@ -564,9 +607,9 @@ fn validate_routes<'c>(
         if let (Some(key), Some(integration)) = (key, integration) {
             if let Some(i) = integrations.get(integration) {
                 // Variables the IntegrationUri needs must exist in the route key.
-                let vars = route_vars(&key);
+                let vars: Vec<&str> = key.variables().collect();
                 for v in uri_vars(&i.conf.integration_uri) {
-                    if !vars.contains(&v) {
+                    if !vars.contains(&v.as_str()) {
                         errors.push(ConfigError::new(
                             f,
                             "Target",
@@ -575,53 +618,159 @@ fn validate_routes<'c>(
                         ));
                     }
                 }
-            }
-            out.insert(
-                r.id.as_str(),
-                CheckedRoute {
-                    res: r,
-                    key,
-                    integration,
-                },
-            );
-        }
-    }
-    out
-}
-
-fn normalize_key(key: &str) -> String {
-    let mut out = String::new();
-    let mut depth = false;
-    for ch in key.chars() {
-        match ch {
-            '{' => {
-                depth = true;
-                out.push('{');
-            }
-            '}' => {
-                depth = false;
-                out.push('}');
-            }
-            '+' if depth => out.push('+'),
-            _ if depth => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn route_vars(key: &RouteKey) -> Vec<String> {
-    match key {
-        RouteKey::Default => Vec::new(),
-        RouteKey::Path { segments, .. } => segments
-            .iter()
-            .filter_map(|s| match s {
-                crate::routing::Segment::Var(n) | crate::routing::Segment::Greedy(n) => {
-                    Some(n.clone())
+                // So must those its mappings read (an integration may serve several routes:
+                // each is checked).
+                for (field, name) in
+                    path_references(&i.conf.request_parameters, &i.conf.response_parameters, "")
+                {
+                    if !vars.contains(&name.as_str()) {
+                        errors.push(ConfigError::new(
+                            &i.file,
+                            field,
+                            format!(
+                                "reads $request.path.{name}, but route key {:?} of {f} has no {{{name}}}",
+                                c.route_key
+                            ),
+                            format!("add {{{name}}} to that route's path, or read another value"),
+                        ));
+                    }
                 }
-                crate::routing::Segment::Literal(_) => None,
-            })
-            .collect(),
+            }
+            if let Some(p) = &c.policies {
+                let vars: Vec<&str> = key.variables().collect();
+                for (field, name) in
+                    path_references(&p.request_parameters, &p.response_parameters, "Policies.")
+                {
+                    if !vars.contains(&name.as_str()) {
+                        errors.push(ConfigError::new(
+                            f,
+                            field,
+                            format!(
+                                "reads $request.path.{name}, but route key {:?} has no {{{name}}}",
+                                c.route_key
+                            ),
+                            format!("add {{{name}}} to the route path, or read another value"),
+                        ));
+                    }
+                }
+            }
+            if !duplicate {
+                out.insert(
+                    r.id.as_str(),
+                    CheckedRoute {
+                        res: r,
+                        key,
+                        integration,
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Each `(field, reference)` in a pair of `RequestParameters` and `ResponseParameters`,
+/// fields spelled as in the file (`prefix` for a `Policies` block).
+fn mapping_refs(
+    request: &BTreeMap<String, String>,
+    response: &BTreeMap<String, BTreeMap<String, String>>,
+    prefix: &str,
+) -> Vec<(String, Reference)> {
+    let request = request
+        .iter()
+        .map(|(k, v)| (format!("{prefix}RequestParameters.{k}"), k, v));
+    let response = response.iter().flat_map(|(status, entries)| {
+        entries
+            .iter()
+            .map(move |(k, v)| (format!("{prefix}ResponseParameters.{status}.{k}"), k, v))
+    });
+    mapping_references(request.chain(response))
+}
+
+/// `$request.path.NAME` reads of a mapping pair, as `(field, NAME)`.
+fn path_references(
+    request: &BTreeMap<String, String>,
+    response: &BTreeMap<String, BTreeMap<String, String>>,
+    prefix: &str,
+) -> Vec<(String, String)> {
+    mapping_refs(request, response, prefix)
+        .into_iter()
+        .filter_map(|(field, r)| match r {
+            Reference::PathVariable(n) => Some((field, n)),
+            Reference::StageVariable(_) => None,
+        })
+        .collect()
+}
+
+/// Reports each `$stageVariables.NAME` a mapping pair reads that the stage in
+/// `stage_file` does not define (it would read as "").
+fn check_stage_references(
+    file: &str,
+    request: &BTreeMap<String, String>,
+    response: &BTreeMap<String, BTreeMap<String, String>>,
+    prefix: &str,
+    stage_file: &str,
+    vars: &BTreeMap<String, String>,
+    errors: &mut ConfigErrors,
+) {
+    for (field, r) in mapping_refs(request, response, prefix) {
+        if let Reference::StageVariable(name) = r {
+            if !vars.contains_key(&name) {
+                let (problem, fix) = undefined_stage_variable(&name, stage_file);
+                errors.push(ConfigError::new(file, field, problem, fix));
+            }
+        }
+    }
+}
+
+/// The words for a stage variable that a stage lacks.
+fn undefined_stage_variable(name: &str, stage_file: &str) -> (String, String) {
+    if stage_file.starts_with('(') {
+        (
+            format!("reads stage variable {name:?}, but there is no stage to define it ({stage_file} has none)"),
+            format!("add a stages/ file with \"StageVariables\": {{\"{name}\": \"...\"}}"),
+        )
+    } else {
+        (
+            format!("reads stage variable {name:?}, which {stage_file} does not define"),
+            format!("add \"{name}\" to StageVariables in {stage_file}, or stop reading it"),
+        )
+    }
+}
+
+/// Stage variables read by the api's, this stage's and its routes' policy mappings must be
+/// defined by the stage: they are compiled per stage, where a missing one reads as "".
+fn check_policy_stage_variables(
+    config: &Config,
+    stage_file: &str,
+    stage: &StageConf,
+    errors: &mut ConfigErrors,
+) {
+    let vars = &stage.stage_variables;
+    let mut scopes: Vec<(&str, &PoliciesConf)> = Vec::new();
+    scopes.extend(config.api.policies.as_ref().map(|p| ("api.json", p)));
+    scopes.extend(stage.policies.as_ref().map(|p| (stage_file, p)));
+    for r in &config.routes {
+        let served = match &stage.routes {
+            None => true,
+            Some(list) => list
+                .iter()
+                .any(|item| reference(item, "routes").unwrap_or(item) == r.id),
+        };
+        if let (true, Some(p)) = (served, &r.conf.policies) {
+            scopes.push((&r.file, p));
+        }
+    }
+    for (file, p) in scopes {
+        check_stage_references(
+            file,
+            &p.request_parameters,
+            &p.response_parameters,
+            "Policies.",
+            stage_file,
+            vars,
+            errors,
+        );
     }
 }
 
@@ -646,23 +795,43 @@ fn uri_vars(uri: &str) -> Vec<String> {
     out
 }
 
-/// `${stageVariables.x}` in an IntegrationUri, substituted for one stage.
-fn substitute_stage_vars(uri: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+/// `${stageVariables.x}` in an IntegrationUri, substituted for the stage in `stage_file`.
+fn substitute_stage_vars(
+    uri: &str,
+    vars: &BTreeMap<String, String>,
+    stage_file: &str,
+) -> Result<String, (String, String)> {
     let mut out = String::with_capacity(uri.len());
     let mut rest = uri;
     while let Some(start) = rest.find("${stageVariables.") {
         out.push_str(&rest[..start]);
         let after = &rest[start + "${stageVariables.".len()..];
-        let end = after.find('}').ok_or("unclosed ${stageVariables.")?;
+        let end = after.find('}').ok_or((
+            "unclosed ${stageVariables.".to_string(),
+            "close it: ${stageVariables.NAME}".to_string(),
+        ))?;
         let name = &after[..end];
         let value = vars
             .get(name)
-            .ok_or_else(|| format!("stage variable {name:?} is not defined in this stage"))?;
+            .ok_or_else(|| undefined_stage_variable(name, stage_file))?;
         out.push_str(value);
         rest = &after[end + 1..];
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The IntegrationUri with a sample value in each stage variable, to check its syntax
+/// before any stage's values are known.
+fn with_sample_stage_vars(uri: &str) -> Result<String, crate::upstream::UriError> {
+    let sample = uri
+        .split("${stageVariables.")
+        .skip(1)
+        .map(|s| s.split('}').next().unwrap_or(""))
+        .map(|name| (name.to_string(), "1".to_string()))
+        .collect();
+    substitute_stage_vars(uri, &sample, "")
+        .map_err(|(problem, fix)| crate::upstream::UriError { problem, fix })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -671,7 +840,7 @@ fn compile_stage(
     stage: &StageConf,
     routes: &HashMap<&str, CheckedRoute<'_>>,
     integrations: &HashMap<&str, &Resource<IntegrationConf>>,
-    route_ids: &[&str],
+    route_keys: &BTreeMap<&str, Option<&str>>,
     api: &Policies,
     authorizers: &HashMap<String, (crate::config::AuthorizerConf, Arc<JwtAuthorizer>)>,
     conf_dir: &std::path::Path,
@@ -726,56 +895,69 @@ fn compile_stage(
         throttle::validate(file, &format!("RouteSettings.{key}"), rs, errors);
     }
 
-    // Which routes this stage serves.
-    let mut chosen: Vec<&CheckedRoute<'_>> = Vec::new();
-    match &stage.routes {
-        None => {
-            let mut all: Vec<_> = routes.values().collect();
-            all.sort_by(|a, b| a.res.id.cmp(&b.res.id));
-            chosen = all;
-        }
+    // Which routes this stage serves: ids of route files, parsed or not.
+    let listed: Vec<&str> = match &stage.routes {
+        None => route_keys.keys().copied().collect(),
         Some(list) => {
+            let mut listed = Vec::new();
             for item in list {
                 let id = reference(item, "routes").unwrap_or(item);
-                match routes.get(id) {
-                    Some(r) => chosen.push(r),
-                    None if route_ids.contains(&id) => {} // the route has its own errors
-                    None => {
-                        let hint = closest(id, route_ids.iter().copied())
-                            .map(|s| format!("did you mean routes/{s}?"))
-                            .unwrap_or_else(|| {
-                                format!("create routes/{id}.json or remove it from Routes")
-                            });
-                        errors.push(ConfigError::new(
-                            file,
-                            "Routes",
-                            format!("{item:?}: no route {id:?} exists"),
-                            hint,
-                        ));
-                    }
+                if !route_keys.contains_key(id) {
+                    let hint = closest(id, route_keys.keys().copied())
+                        .map(|s| format!("did you mean routes/{s}?"))
+                        .unwrap_or_else(|| {
+                            format!("create routes/{id}.json or remove it from Routes")
+                        });
+                    errors.push(ConfigError::new(
+                        file,
+                        "Routes",
+                        format!("{item:?}: no route {id:?} exists"),
+                        hint,
+                    ));
+                } else if listed.contains(&id) {
+                    errors.push(ConfigError::new(
+                        file,
+                        "Routes",
+                        format!("{item:?} is listed twice"),
+                        "list each route once",
+                    ));
+                } else {
+                    listed.push(id);
                 }
             }
+            listed
         }
-    }
-    for key in stage.route_settings.keys() {
-        if !chosen.iter().any(|r| &r.res.conf.route_key == key) {
-            errors.push(ConfigError::new(
-                file,
-                format!("RouteSettings.{key}"),
-                "no route of this stage has that route key",
-                "key RouteSettings by a RouteKey this stage serves",
-            ));
+    };
+    // Routes with errors of their own are left out (their files' errors say why).
+    let chosen: Vec<&CheckedRoute<'_>> = listed.iter().filter_map(|id| routes.get(id)).collect();
+    // A route file that did not parse has no known key: then a key may be its.
+    if listed
+        .iter()
+        .all(|id| route_keys.get(id).is_some_and(Option::is_some))
+    {
+        for key in stage.route_settings.keys() {
+            if !listed
+                .iter()
+                .any(|id| route_keys.get(id) == Some(&Some(key.as_str())))
+            {
+                errors.push(ConfigError::new(
+                    file,
+                    format!("RouteSettings.{key}"),
+                    "no route of this stage has that route key",
+                    "key RouteSettings by a RouteKey this stage serves",
+                ));
+            }
         }
     }
 
     let mut compiled_integrations: HashMap<&str, Arc<Integration>> = HashMap::new();
     let mut entries = Vec::new();
-    for r in chosen {
+    for r in &chosen {
         let integration = match compiled_integrations.get(r.integration) {
             Some(i) => i.clone(),
             None => {
                 let res = integrations.get(r.integration)?;
-                let i = Arc::new(compile_integration(res, vars, errors)?);
+                let i = Arc::new(compile_integration(res, file, vars, errors)?);
                 compiled_integrations.insert(r.integration, i.clone());
                 i
             }
@@ -866,14 +1048,32 @@ fn compile_stage(
         };
         entries.push((r.key.clone(), Arc::new(route)));
     }
+    // Duplicates were left out by `validate_routes`, so this only fails on a bug; the
+    // error still names the files.
     let router = match Router::build(entries) {
         Ok(r) => r,
-        Err(e) => {
+        Err(BuildError::Duplicate { first, second }) => {
+            let (a, b) = (chosen[first].res, chosen[second].res);
             errors.push(ConfigError::new(
-                file,
-                "Routes",
-                format!("two routes of this stage collide: {e}"),
-                "routes that differ only in variable names are the same route",
+                &b.file,
+                "RouteKey",
+                format!(
+                    "{:?} is the same route as {:?} in {} (variable names aside)",
+                    b.conf.route_key, a.conf.route_key, a.file
+                ),
+                format!(
+                    "remove {} or {}, or change the method or path of one",
+                    a.file, b.file
+                ),
+            ));
+            return None;
+        }
+        Err(BuildError::Unsupported { route, reason }) => {
+            errors.push(ConfigError::new(
+                &chosen[route].res.file,
+                "RouteKey",
+                format!("cannot be served: {reason}"),
+                "please report this; meanwhile change the path",
             ));
             return None;
         }
@@ -891,32 +1091,55 @@ fn compile_stage(
     })
 }
 
+/// Compiles an integration for the stage in `stage_file`. Whatever does not depend on the
+/// stage was reported by `validate_integration`; only stage variables are checked here.
 fn compile_integration(
     res: &Resource<IntegrationConf>,
+    stage_file: &str,
     vars: &BTreeMap<String, String>,
     errors: &mut ConfigErrors,
 ) -> Option<Integration> {
     let c = &res.conf;
     let f = res.file.as_str();
     let timeout = Duration::from_millis(c.timeout_in_millis.unwrap_or(DEFAULT_TIMEOUT_MS));
-    let target = substitute_stage_vars(&c.integration_uri, vars)
-        .and_then(|uri| Target::parse(&uri, timeout));
+    let uri = &c.integration_uri;
+    // A URI without stage variables, or one that fails anyway, was reported once already.
+    let stage_dependent = uri.contains("${stageVariables.")
+        && with_sample_stage_vars(uri)
+            .and_then(|s| Target::check(&s))
+            .is_ok();
+    let target = substitute_stage_vars(uri, vars, stage_file).and_then(|uri| {
+        Target::parse(&uri, timeout).map_err(|e| {
+            (
+                format!("with the stage variables of {stage_file}: {}", e.problem),
+                e.fix,
+            )
+        })
+    });
     let target = match target {
         Ok(t) => t,
-        Err(e) => {
-            errors.push(ConfigError::new(
-                f,
-                "IntegrationUri",
-                e,
-                "use a full URL like \"http://127.0.0.1:9000/base/{proxy}\"",
-            ));
+        Err((problem, fix)) => {
+            if stage_dependent {
+                errors.push(ConfigError::new(f, "IntegrationUri", problem, fix));
+            }
             return None;
         }
     };
+    check_stage_references(
+        f,
+        &c.request_parameters,
+        &c.response_parameters,
+        "",
+        stage_file,
+        vars,
+        errors,
+    );
     let method = match c.integration_method.as_deref() {
         None | Some("ANY") => None,
         Some(m) => Method::from_bytes(m.as_bytes()).ok(),
     };
+    // Mapping errors were reported by `validate_integration`.
+    let mut reported = ConfigErrors::default();
     Some(Integration {
         id: res.id.clone(),
         target,
@@ -926,14 +1149,14 @@ fn compile_integration(
             "RequestParameters",
             &c.request_parameters,
             vars,
-            errors,
+            &mut reported,
         ),
         response: ResponseMapping::compile(
             f,
             "ResponseParameters",
             &c.response_parameters,
             vars,
-            errors,
+            &mut reported,
         ),
     })
 }
@@ -942,16 +1165,158 @@ fn compile_integration(
 mod tests {
     use super::*;
 
+    /// A configuration from `(file, JSON)` pairs, as `config::load` would give it.
+    fn config(files: &[(&str, &str)]) -> Config {
+        let mut c = Config::default();
+        for (rel, text) in files {
+            let (kind, name) = rel.split_once('/').unwrap();
+            let (id, file) = (name.trim_end_matches(".json").to_string(), rel.to_string());
+            match kind {
+                "routes" => c.routes.push(Resource {
+                    id,
+                    file,
+                    conf: serde_json::from_str(text).unwrap(),
+                }),
+                "integrations" => c.integrations.push(Resource {
+                    id,
+                    file,
+                    conf: serde_json::from_str(text).unwrap(),
+                }),
+                _ => {
+                    c.has_stages_dir = true;
+                    c.stages.push(Resource {
+                        id,
+                        file,
+                        conf: serde_json::from_str(text).unwrap(),
+                    })
+                }
+            }
+        }
+        c
+    }
+
+    fn errors(files: &[(&str, &str)]) -> Vec<String> {
+        match Table::compile(&config(files), None) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const UP: &str = r#""IntegrationType":"HTTP_PROXY","IntegrationUri":"http://127.0.0.1:9""#;
+
+    #[test]
+    fn path_variables_of_a_mapping_are_checked_for_every_route_using_it() {
+        let i = format!(
+            r#"{{{UP},"RequestParameters":{{"overwrite:header.X-Id":"$request.path.id"}}}}"#
+        );
+        let e = errors(&[
+            ("integrations/i.json", &i),
+            (
+                "routes/a.json",
+                r#"{"RouteKey":"GET /a/{id}","Target":"integrations/i"}"#,
+            ),
+            (
+                "routes/b.json",
+                r#"{"RouteKey":"GET /b","Target":"integrations/i"}"#,
+            ),
+            (
+                "routes/c.json",
+                r#"{"RouteKey":"GET /c/{x}","Target":"integrations/i","Policies":{"RequestParameters":{"overwrite:header.X-Y":"$request.path.y"}}}"#,
+            ),
+        ]);
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(e[0].starts_with("integrations/i.json: RequestParameters.overwrite:header.X-Id: reads $request.path.id, but route key \"GET /b\" of routes/b.json"), "{e:#?}");
+        assert!(e[1].contains("routes/c.json"), "{e:#?}");
+        assert!(
+            e[2].starts_with("routes/c.json: Policies.RequestParameters.overwrite:header.X-Y"),
+            "{e:#?}"
+        );
+    }
+
+    #[test]
+    fn stage_variables_of_mappings_are_checked_per_stage_and_other_errors_once() {
+        let i = format!(
+            r#"{{{UP},"RequestParameters":{{"overwrite:header.X-Env":"${{stageVariables.env}}","overwrite:header.Host":"h"}}}}"#
+        );
+        let e = errors(&[
+            ("integrations/i.json", &i),
+            (
+                "routes/a.json",
+                r#"{"RouteKey":"GET /a","Target":"integrations/i","Policies":{"RequestParameters":{"overwrite:header.X-R":"$stageVariables.r"}}}"#,
+            ),
+            (
+                "stages/p.json",
+                r#"{"Name":"p","StageVariables":{"env":"prod","r":"1"}}"#,
+            ),
+            ("stages/q.json", r#"{"Name":"q"}"#),
+            ("stages/u.json", r#"{"Name":"u"}"#),
+        ]);
+        let reserved: Vec<_> = e.iter().filter(|l| l.contains("header.Host")).collect();
+        assert_eq!(reserved.len(), 1, "{e:#?}");
+        for stage in ["stages/q.json", "stages/u.json"] {
+            for field in [
+                "integrations/i.json: RequestParameters.overwrite:header.X-Env",
+                "routes/a.json: Policies.RequestParameters.overwrite:header.X-R",
+            ] {
+                let n = e
+                    .iter()
+                    .filter(|l| l.starts_with(field) && l.contains(stage))
+                    .count();
+                assert_eq!(n, 1, "{field} in {stage}: {e:#?}");
+            }
+        }
+        assert_eq!(e.len(), 5, "{e:#?}");
+    }
+
+    #[test]
+    fn duplicate_routes_are_reported_once_naming_both_files() {
+        let i = format!("{{{UP}}}");
+        let e = errors(&[
+            ("integrations/i.json", &i),
+            (
+                "routes/a.json",
+                r#"{"RouteKey":"GET /p/{id}","Target":"integrations/i"}"#,
+            ),
+            (
+                "routes/b.json",
+                r#"{"RouteKey":"GET /p/{name}","Target":"integrations/i"}"#,
+            ),
+            (
+                "routes/c.json",
+                r#"{"RouteKey":"ANY /p/{name}","Target":"integrations/i"}"#,
+            ),
+            (
+                "stages/s.json",
+                r#"{"Name":"s","Routes":["routes/a","routes/b","routes/c"]}"#,
+            ),
+        ]);
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(e[0].starts_with("routes/b.json: RouteKey"), "{e:#?}");
+        assert!(e[0].contains("routes/a.json"), "{e:#?}");
+    }
+
+    #[test]
+    fn route_settings_of_a_route_with_errors_are_not_reported_as_unknown() {
+        let e = errors(&[
+            (
+                "routes/a.json",
+                r#"{"RouteKey":"GET /a","Target":"integrations/gone"}"#,
+            ),
+            (
+                "stages/s.json",
+                r#"{"Name":"s","RouteSettings":{"GET /a":{"ThrottlingBurstLimit":1},"GET /b":{"ThrottlingBurstLimit":1}}}"#,
+            ),
+        ]);
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(e[0].starts_with("routes/a.json: Target"), "{e:#?}");
+        assert!(
+            e[1].starts_with("stages/s.json: RouteSettings.GET /b"),
+            "{e:#?}"
+        );
+    }
+
     #[test]
     fn helpers() {
-        assert_eq!(
-            normalize_key("GET /pets/{id}"),
-            normalize_key("GET /pets/{petId}")
-        );
-        assert_ne!(
-            normalize_key("GET /pets/{id}"),
-            normalize_key("GET /pets/{id+}")
-        );
         assert_eq!(
             uri_vars("http://h/${stageVariables.x}/{id}/{proxy+}"),
             vec!["id", "proxy"]
@@ -959,9 +1324,19 @@ mod tests {
         let vars: BTreeMap<String, String> =
             [("host".to_string(), "127.0.0.1:9".to_string())].into();
         assert_eq!(
-            substitute_stage_vars("http://${stageVariables.host}/a", &vars).unwrap(),
+            substitute_stage_vars("http://${stageVariables.host}/a", &vars, "stages/s.json")
+                .unwrap(),
             "http://127.0.0.1:9/a"
         );
-        assert!(substitute_stage_vars("http://${stageVariables.nope}/a", &vars).is_err());
+        let (problem, fix) =
+            substitute_stage_vars("http://${stageVariables.nope}/a", &vars, "stages/s.json")
+                .unwrap_err();
+        assert!(problem.contains("stages/s.json"), "{problem}");
+        assert!(fix.contains("StageVariables in stages/s.json"), "{fix}");
+        assert_eq!(
+            with_sample_stage_vars("http://${stageVariables.h}:${stageVariables.p}/x").unwrap(),
+            "http://1:1/x"
+        );
+        assert!(with_sample_stage_vars("http://${stageVariables.h/x").is_err());
     }
 }

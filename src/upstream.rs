@@ -29,38 +29,142 @@ impl std::fmt::Debug for Target {
     }
 }
 
+/// What is wrong with an IntegrationUri, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UriError {
+    pub problem: String,
+    pub fix: String,
+}
+
+fn bad(problem: impl Into<String>, fix: impl Into<String>) -> UriError {
+    UriError {
+        problem: problem.into(),
+        fix: fix.into(),
+    }
+}
+
+const EXAMPLE: &str = "use a full URL like \"http://127.0.0.1:9000/base/{proxy}\"";
+
+/// An IntegrationUri split and checked, not yet resolved.
+struct Parts<'a> {
+    tls: bool,
+    authority: &'a str,
+    host: &'a str,
+    port: u16,
+    path: Vec<PathPart>,
+    query: Option<String>,
+}
+
+/// Checks everything about `uri` but the host's address: what a request will be sent to
+/// must be a valid URL once the path variables are filled in, or every request would
+/// fail at run time (and be blamed on the client).
+fn split(uri: &str) -> Result<Parts<'_>, UriError> {
+    let (tls, rest) = if let Some(r) = uri.strip_prefix("http://") {
+        (false, r)
+    } else if let Some(r) = uri.strip_prefix("https://") {
+        (true, r)
+    } else {
+        return Err(bad(
+            format!("{uri:?} must start with http:// or https://"),
+            EXAMPLE,
+        ));
+    };
+    if tls {
+        return Err(bad(
+            "https:// integrations are not supported yet: this build has no TLS client",
+            "use http://",
+        ));
+    }
+    if let Some(i) = uri.find('#') {
+        return Err(bad(
+            format!(
+                "{uri:?} has a fragment ({:?}), which is never sent to a backend",
+                &uri[i..]
+            ),
+            "remove it (or write %23 if a '#' belongs in the path)",
+        ));
+    }
+    if let Some(c) = uri.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(bad(
+            format!("{uri:?} contains {c:?}, which a URL cannot hold as is"),
+            "percent-encode it (a space is %20)",
+        ));
+    }
+    let split = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path_and_query) = rest.split_at(split);
+    if authority.is_empty() || authority.contains(['{', '}', '@']) {
+        return Err(bad(
+            format!("{uri:?} needs a plain host[:port] (no variables or credentials in the host)"),
+            "write the backend's host, or a ${stageVariables.NAME} that holds it",
+        ));
+    }
+    let (host, port) = split_host_port(authority)?;
+    let port = port.unwrap_or(if tls { 443 } else { 80 });
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string()).filter(|q| !q.is_empty())),
+        None => (path_and_query, None),
+    };
+    let path = parse_path(if path.is_empty() { "/" } else { path })?;
+    // The request line as it will be built, with a sample value in each variable.
+    let mut sample = format!("http://{authority}");
+    for part in &path {
+        match part {
+            PathPart::Lit(s) => sample.push_str(s),
+            PathPart::Var(_) => sample.push('x'),
+        }
+    }
+    if let Some(q) = &query {
+        sample.push('?');
+        sample.push_str(q);
+    }
+    if let Err(e) = sample.parse::<http::Uri>() {
+        return Err(bad(
+            format!("{uri:?} is not a valid URL ({e})"),
+            "percent-encode special characters in the path and query",
+        ));
+    }
+    Ok(Parts {
+        tls,
+        authority,
+        host,
+        port,
+        path,
+        query,
+    })
+}
+
 impl Target {
+    /// Checks `uri` without resolving its host: for a URI whose stage variables are not
+    /// known yet, with each `${stageVariables.x}` replaced by a sample value.
+    pub fn check(uri: &str) -> Result<(), UriError> {
+        split(uri).map(|_| ())
+    }
+
     /// Parses and resolves `uri`. DNS is resolved here, once per config load.
-    pub fn parse(uri: &str, timeout: Duration) -> Result<Target, String> {
-        let (tls, rest) = if let Some(r) = uri.strip_prefix("http://") {
-            (false, r)
-        } else if let Some(r) = uri.strip_prefix("https://") {
-            (true, r)
-        } else {
-            return Err(format!("{uri:?} must start with http:// or https://"));
-        };
-        if tls {
-            return Err("https:// integrations are not supported yet: this build has no TLS client; use http://".into());
-        }
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path_and_query) = rest.split_at(split);
-        if authority.is_empty() || authority.contains(['{', '}', '@']) {
-            return Err(format!(
-                "{uri:?} needs a plain host[:port] (no variables or credentials in the host)"
-            ));
-        }
-        let (host, port) = split_host_port(authority)?;
-        let port = port.unwrap_or(if tls { 443 } else { 80 });
+    pub fn parse(uri: &str, timeout: Duration) -> Result<Target, UriError> {
+        let Parts {
+            tls,
+            authority,
+            host,
+            port,
+            path,
+            query,
+        } = split(uri)?;
         let addr: SocketAddr = (host.trim_start_matches('[').trim_end_matches(']'), port)
             .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve host {host:?}: {e}"))?
+            .map_err(|e| {
+                bad(
+                    format!("cannot resolve host {host:?}: {e}"),
+                    "check the host name, or use an IP address",
+                )
+            })?
             .next()
-            .ok_or_else(|| format!("host {host:?} has no address"))?;
-        let (path, query) = match path_and_query.split_once('?') {
-            Some((p, q)) => (p, Some(q.to_string()).filter(|q| !q.is_empty())),
-            None => (path_and_query, None),
-        };
-        let path = parse_path(if path.is_empty() { "/" } else { path })?;
+            .ok_or_else(|| {
+                bad(
+                    format!("host {host:?} has no address"),
+                    "check the host name, or use an IP address",
+                )
+            })?;
 
         let mut peer = HttpPeer::new(addr, tls, host.to_string());
         peer.options.connection_timeout = Some(timeout);
@@ -113,7 +217,7 @@ impl Target {
     }
 }
 
-fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), String> {
+fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), UriError> {
     let (host, port) = if authority.starts_with('[') {
         match authority.find(']') {
             Some(end) => {
@@ -121,7 +225,12 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), String> {
                 let rest = &authority[end + 1..];
                 (host, rest.strip_prefix(':'))
             }
-            None => return Err(format!("bad IPv6 host {authority:?}")),
+            None => {
+                return Err(bad(
+                    format!("bad IPv6 host {authority:?}"),
+                    "write it in brackets, like http://[::1]:9000",
+                ))
+            }
         }
     } else {
         match authority.rsplit_once(':') {
@@ -130,28 +239,51 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), String> {
         }
     };
     let port = match port {
-        Some(p) => Some(p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?),
+        Some("0") => {
+            return Err(bad(
+                "port 0 is not a port a backend can listen on",
+                "write the backend's port, or leave it out for 80",
+            ))
+        }
+        Some(p) => Some(p.parse::<u16>().map_err(|_| {
+            bad(
+                format!("bad port {p:?}"),
+                "write a port from 1 to 65535, or leave it out for 80",
+            )
+        })?),
         None => None,
     };
     Ok((host, port))
 }
 
-fn parse_path(path: &str) -> Result<Vec<PathPart>, String> {
+fn parse_path(path: &str) -> Result<Vec<PathPart>, UriError> {
     let mut parts = Vec::new();
     let mut rest = path;
     while let Some(start) = rest.find('{') {
         if start > 0 {
             parts.push(PathPart::Lit(rest[..start].to_string()));
         }
-        let end = rest[start..]
-            .find('}')
-            .ok_or_else(|| format!("unclosed '{{' in path {path:?}"))?;
+        let end = rest[start..].find('}').ok_or_else(|| {
+            bad(
+                format!("unclosed '{{' in path {path:?}"),
+                "close it: {name}, or write %7B for a literal '{'",
+            )
+        })?;
         let name = rest[start + 1..start + end].trim_end_matches('+');
         if name.is_empty() {
-            return Err(format!("empty variable in path {path:?}"));
+            return Err(bad(
+                format!("empty variable in path {path:?}"),
+                "name the route's path variable, like {id}",
+            ));
         }
         parts.push(PathPart::Var(name.to_string()));
         rest = &rest[start + end + 1..];
+    }
+    if rest.contains('}') {
+        return Err(bad(
+            format!("stray '}}' in path {path:?}"),
+            "remove it, or write %7D for a literal '}'",
+        ));
     }
     if !rest.is_empty() {
         parts.push(PathPart::Lit(rest.to_string()));
@@ -198,8 +330,27 @@ mod tests {
             "http://{host}/x",
             "http://h:99999/",
             "http://h/{",
+            "http://h/a b",
+            "http://h/a#frag",
+            "http://h:0/",
+            "http://h/caf\u{e9}",
+            "http://h/a<b",
+            "http://h/x?a b",
+            "http://h/a}",
         ] {
+            assert!(Target::check(uri).is_err(), "{uri}");
             assert!(Target::parse(uri, Duration::from_secs(1)).is_err(), "{uri}");
         }
+        let e = Target::check("http://h/a#frag").unwrap_err();
+        assert!(
+            e.problem.contains("fragment") && e.fix.contains("remove"),
+            "{e:?}"
+        );
+        let e = Target::check("http://h:0/").unwrap_err();
+        assert!(e.problem.contains("port 0"), "{e:?}");
+        let e = Target::check("http://h/a b").unwrap_err();
+        assert!(e.fix.contains("%20"), "{e:?}");
+        // Variables are checked as the values they will hold.
+        assert!(Target::check("http://h/a/{proxy+}/b?x=1").is_ok());
     }
 }

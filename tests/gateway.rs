@@ -117,7 +117,7 @@ fn check_prints_every_error_with_file_field_and_fix() {
         "routes/c.json: Target",
         "routes/d.json: AuthorizerId",
         "routes/e.json: RouteKey",
-        "duplicates",
+        "same route as",
         "stages/s.json: Routes",
         "fix:",
     ] {
@@ -136,6 +136,181 @@ fn check_prints_every_error_with_file_field_and_fix() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("routes/c.json: Target"));
+}
+
+/// Every kind of mistake at once: each error is printed exactly once, naming its file and
+/// field, and mistakes in one file do not hide those in others.
+#[test]
+fn check_reports_every_error_exactly_once() {
+    let up = "http://127.0.0.1:9";
+    let dir = ConfDir::new(&[
+        ("gateway.json", r#"{"Listen":"nope","Threads":0}"#.into()),
+        ("api.json", r#"{"Nmae":"x"}"#.into()),
+        ("authorizers/z.json", "{not json".into()),
+        (
+            "integrations/i.json",
+            integration(
+                up,
+                r#""TimeoutInMillis":49,"PayloadFormatVersion":2.0,"RequestParameters":{"overwrite:header.Host":"x","overwrite:header.X-A":"$stageVariables.nope","overwrite:header.X-B":"$request.path.nope"}"#,
+            ),
+        ),
+        ("integrations/j.json", integration(&format!("{up}/a b"), "")),
+        ("integrations/k.json", integration(&format!("{up}/a#frag"), "")),
+        ("integrations/l.json", integration("http://127.0.0.1:0/", "")),
+        (
+            "integrations/m.json",
+            integration(
+                up,
+                r#""TimeoutInMilis":100,"RequestParameters":{"overwrite:header.X":5}"#,
+            ),
+        ),
+        (
+            "integrations/u.json",
+            integration("http://${stageVariables.host}/x", ""),
+        ),
+        ("routes/a.json", route("get /x", "i", "")),
+        ("routes/b.json", route("GET /{proxy+}/x", "i", "")),
+        ("routes/c.json", route("GET /dup/{id}", "i", "")),
+        ("routes/d.json", route("GET /dup/{name}", "j", "")),
+        ("routes/e.json", route("GET /e", "nope", "")),
+        ("routes/f.json", route("GET /caf\u{e9}", "j", "")),
+        ("routes/g.json", route("GET /{a}/{a}", "j", "")),
+        ("routes/h.json", route("GET /h", "m", "")),
+        ("routes/n.json", r#"{"RouteKey":5,"Target":"integrations/j"}"#.into()),
+        ("routes/v.json", route("GET /v", "u", "")),
+        ("routes/k.json", route("GET /k", "k", "")),
+        ("routes/l.json", route("GET /l", "l", "")),
+        (
+            "routes/z.json",
+            route(
+                "GET /z",
+                "j",
+                r#""AuthorizationType":"JWT","AuthorizerId":"z""#,
+            ),
+        ),
+        (
+            "stages/s.json",
+            r#"{"Name":"s","Routes":["routes/c","routes/c","routes/zzz","routes/h","routes/v","routes/d","routes/n"]}"#.into(),
+        ),
+        (
+            "stages/t.json",
+            r#"{"Name":"t","RouteSettings":{"GET /a":{"ThrottlingBurstLimt":1}}}"#.into(),
+        ),
+    ]);
+    let out = Command::new(BIN)
+        .args(["check", "--conf"])
+        .arg(&dir.path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("  ")).collect();
+    // (start of the line: file and field, words the line must hold)
+    let expected: &[(&str, &str)] = &[
+        ("gateway.json: Threads", "fix:"),
+        ("gateway.json: Listen", "HOST:PORT"),
+        ("api.json: Nmae: unknown field", "did you mean `Name`?"),
+        ("authorizers/z.json: invalid JSON", "fix the JSON syntax"),
+        ("integrations/i.json: TimeoutInMillis", "50 to 30000"),
+        ("integrations/i.json: PayloadFormatVersion", "\"2.0\""),
+        (
+            "integrations/i.json: RequestParameters.overwrite:header.Host",
+            "X-App-Host",
+        ),
+        (
+            "integrations/i.json: RequestParameters.overwrite:header.X-A",
+            "StageVariables in stages/s.json",
+        ),
+        (
+            "integrations/i.json: RequestParameters.overwrite:header.X-B",
+            "routes/c.json has no {nope}",
+        ),
+        ("integrations/j.json: IntegrationUri", "%20"),
+        ("integrations/k.json: IntegrationUri", "fragment"),
+        ("integrations/l.json: IntegrationUri", "port 0"),
+        (
+            "integrations/m.json: TimeoutInMilis: unknown field",
+            "`TimeoutInMillis`",
+        ),
+        (
+            "integrations/m.json: RequestParameters.\"overwrite:header.X\"",
+            "JSON string",
+        ),
+        (
+            "integrations/u.json: IntegrationUri",
+            "StageVariables in stages/s.json",
+        ),
+        ("routes/a.json: RouteKey", "upper case"),
+        ("routes/b.json: RouteKey", "last segment"),
+        (
+            "routes/d.json: RouteKey",
+            "same route as \"GET /dup/{id}\" in routes/c.json",
+        ),
+        ("routes/e.json: Target", "integrations/nope"),
+        ("routes/f.json: RouteKey", "could never match"),
+        ("routes/g.json: RouteKey", "twice"),
+        ("routes/n.json: RouteKey: invalid type", "JSON string"),
+        (
+            "stages/s.json: Routes: \"routes/c\" is listed twice",
+            "list each route once",
+        ),
+        ("stages/s.json: Routes: \"routes/zzz\"", "no route"),
+        (
+            "stages/t.json: RouteSettings.\"GET /a\".ThrottlingBurstLimt",
+            "did you mean `ThrottlingBurstLimit`?",
+        ),
+    ];
+    for (start, words) in expected {
+        let hits: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.trim_start().starts_with(start))
+            .collect();
+        assert_eq!(
+            hits.len(),
+            1,
+            "{start:?} should be reported once in:\n{text}"
+        );
+        assert!(
+            hits[0].contains(words),
+            "{start:?} lacks {words:?} in:\n{text}"
+        );
+    }
+    assert_eq!(
+        lines.len(),
+        expected.len(),
+        "unexpected extra errors in:\n{text}"
+    );
+    // Files that did not parse are not reported again where they are referenced.
+    assert!(!text.contains("routes/h.json"), "{text}");
+    assert!(!text.contains("routes/z.json"), "{text}");
+}
+
+#[test]
+fn routes_any_aws_mix_of_greedy_and_variable_paths() {
+    let b = Backend::start(Behaviour::Echo);
+    let dir = ConfDir::new(&[
+        (
+            "integrations/one.json",
+            integration(&format!("{}/one", b.url()), ""),
+        ),
+        (
+            "integrations/two.json",
+            integration(&format!("{}/two", b.url()), ""),
+        ),
+        ("routes/one.json", route("GET /a/{id}/{proxy+}", "one", "")),
+        ("routes/two.json", route("ANY /a/{proxy+}", "two", "")),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    for (method, path, want) in [
+        ("GET", "/a/x", "/two"),
+        ("POST", "/a/x", "/two"),
+        ("GET", "/a/x/y", "/one"),
+        ("POST", "/a/x/y", "/two"),
+    ] {
+        let r = request(gw.port, method, path, &[], b"");
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.text());
+        assert_eq!(b.requests().pop().unwrap().target, want, "{method} {path}");
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The configuration files as written, in AWS apigatewayv2 field names.
 //! Nothing here is interpreted: `compile` turns these into the runtime table.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 
 /// `gateway.json`: process-level settings.
@@ -138,6 +138,7 @@ pub struct IntegrationConf {
     pub integration_uri: String,
     pub integration_method: Option<String>,
     pub timeout_in_millis: Option<u64>,
+    #[serde(default, deserialize_with = "version")]
     pub payload_format_version: Option<String>,
     #[serde(default)]
     pub request_parameters: BTreeMap<String, String>,
@@ -145,6 +146,38 @@ pub struct IntegrationConf {
     pub response_parameters: BTreeMap<String, BTreeMap<String, String>>,
     pub connection_type: Option<String>,
     pub description: Option<String>,
+}
+
+/// A version written as AWS exports it (`"1.0"`) or as a JSON number (`1.0`), as text
+/// (`"1.0"`): a hand-written config easily leaves the quotes out.
+fn version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct Version;
+    impl serde::de::Visitor<'_> for Version {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a version such as \"1.0\"")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(if v.fract() == 0.0 {
+                format!("{v:.1}")
+            } else {
+                v.to_string()
+            }))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(format!("{v}.0")))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(format!("{v}.0")))
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Version)
 }
 
 /// `authorizers/*.json`.

@@ -13,11 +13,24 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_apigate");
 
+/// A port for a process the test starts (gateway, metrics, Redis). Taken below the kernel's
+/// ephemeral range (32768+ on Linux), where the in-test backends' `bind(0)` ports and outgoing
+/// connections live: a port released here can never be handed to one of those before the
+/// process binds it. A counter keeps the tests of one binary apart; the process id spreads
+/// binaries.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    const FIRST: usize = 20_000;
+    const SPAN: usize = 12_000;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let offset = (std::process::id() as usize).wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (offset + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// Waits until something accepts connections on `port` (a readiness check, not a sleep).
@@ -218,7 +231,15 @@ pub fn metric_value(text: &str, series: &str) -> Option<f64> {
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        let status = self.child.wait();
+        if std::thread::panicking() {
+            // The test failed: what the gateway said is the first thing to read.
+            eprintln!(
+                "--- gateway on :{} ({status:?}) said:\n{}--- end of gateway output",
+                self.port,
+                self.output()
+            );
+        }
         let _ = std::fs::remove_file(&self.log);
     }
 }
