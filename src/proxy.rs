@@ -133,6 +133,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // RFC 9112 9.3.2: requests a client pipelines are answered in order (Pingora's
+        // default drops every one after the first).
+        session.as_downstream_mut().set_pipelining_enabled(true);
         IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
         metrics().in_flight.inc();
         ctx.counted = true;

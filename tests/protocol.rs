@@ -263,3 +263,19 @@ fn timeout_bounds_the_whole_wait_for_a_trickling_backend() {
     let gw = Gateway::start(&dir.path);
     assert_json_error(&gw.get("/r"), 503, "Service Unavailable", "trickle");
 }
+
+#[test]
+fn pipelined_requests_are_all_answered_in_order() {
+    let b = Backend::start(Behaviour::Echo);
+    let (_dir, gw) = gateway_for(&b);
+    let mut c = Conn::open(gw.port);
+    c.send_raw(
+        b"GET /u/one HTTP/1.1\r\nHost: g\r\n\r\nGET /nope HTTP/1.1\r\nHost: g\r\n\r\nGET /u/three HTTP/1.1\r\nHost: g\r\n\r\n",
+    );
+    let first = c.read_response(false);
+    let second = c.read_response(false);
+    let third = c.read_response(false);
+    assert_eq!((first.status, second.status, third.status), (200, 404, 200));
+    assert!(first.text().contains("/svc/one"), "{}", first.text());
+    assert!(third.text().contains("/svc/three"), "{}", third.text());
+}
