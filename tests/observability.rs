@@ -70,6 +70,25 @@ fn counts_histograms_and_rejections_after_known_traffic() {
         ),
         5.0
     );
+    // The gateway's own share: one observation per request a backend answered; the 403,
+    // 404 and the timed-out request are not in it.
+    assert_eq!(
+        value(
+            &text,
+            &format!("apigate_gateway_overhead_seconds_count{{{route}}}")
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"apigate_gateway_overhead_seconds_count{route="POST /pets",stage="$default"}"#
+        ),
+        0.0
+    );
+    assert!(text.contains(&format!(
+        r#"apigate_gateway_overhead_seconds_bucket{{{route},le="0.00001"}}"#
+    )));
     // Sub-millisecond buckets exist.
     assert!(text.contains(&format!(
         r#"apigate_request_duration_seconds_bucket{{{route},le="0.00025"}}"#
