@@ -171,7 +171,9 @@ impl Target {
         peer.options.total_connection_timeout = Some(timeout);
         peer.options.read_timeout = Some(timeout);
         peer.options.write_timeout = Some(timeout);
-        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        // No proxy-side idle timer: Pingora registers one per request (each release to the
+        // pool). Pooled connections are still dropped when the backend closes them.
+        peer.options.idle_timeout = None;
         Ok(Target {
             peer,
             host_header: authority.to_string(),
