@@ -2,10 +2,12 @@
 """Gateway vs nginx on one machine, in one run, alternating rounds.
 
 Starts a one-worker nginx backend answering a 30-byte JSON, then drives the same load with
-wrk through: nginx as a reverse proxy (one worker, keepalive upstream), apigate plain, and
-apigate with a JWT authorizer + IP filter + header mapping on the route (one thread each).
-Prints req/s, p50/p99 latency and proxy CPU per request, as medians over the rounds and as
-ratios against nginx. Loopback only; every wrk run is bounded by --duration.
+wrk through: nginx as a reverse proxy (one worker, keepalive upstream), the bare Pingora floor
+(examples/pingora_floor.rs: apigate's runtime settings, a fixed peer, nothing else), apigate
+plain, and apigate with a JWT authorizer + IP filter + header mapping on the route (one thread
+each). Prints req/s, p50/p99 latency and proxy CPU per request (user + system), as medians
+over the rounds and as ratios against nginx. The floor separates what Pingora costs from what
+apigate adds. Loopback only; every wrk run is bounded by --duration.
 
     python3 loadtest/compare.py [--rounds 3] [--duration 10] [--connections 64]
 """
@@ -27,6 +29,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "apigate")
+FLOOR = os.path.join(ROOT, "target", "release", "examples", "pingora_floor")
 BODY = '{"ok":true,"msg":"hello, api"}'  # 30 bytes
 assert len(BODY) == 30
 SECRET = b"compare-script-secret-0123456789"
@@ -64,16 +67,18 @@ def token():
 
 
 def cpu_seconds(pids):
+    """(user, system) CPU seconds used so far by `pids`."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    user = system = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime
+            user += int(fields[11])
+            system += int(fields[12])
         except OSError:
             pass
-    return total / tick
+    return user / tick, system / tick
 
 
 def children(pid):
@@ -160,8 +165,8 @@ def main():
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing: run loadtest/compare.sh (it installs nginx-light and wrk)")
-    if not os.path.exists(BIN):
-        sys.exit("build first: cargo build --release")
+    if not (os.path.exists(BIN) and os.path.exists(FLOOR)):
+        sys.exit("build first: cargo build --release && cargo build --release --example pingora_floor")
 
     # Two cores: the proxy under test gets CPU 1, the backend and wrk share CPU 0.
     pin_proxy = ["taskset", "-c", "1"] if shutil.which("taskset") and os.cpu_count() >= 2 else []
@@ -179,6 +184,12 @@ def main():
         wait_port(nginx_port, nginx)
 
         targets = [("nginx proxy", nginx_port, children(nginx.pid) or [nginx.pid], [])]
+        floor_port = free_port()
+        floor = subprocess.Popen(pin_proxy + [FLOOR, f"127.0.0.1:{floor_port}", f"127.0.0.1:{backend}"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(floor)
+        wait_port(floor_port, floor)
+        targets.append(("pingora floor", floor_port, [floor.pid], []))
         for name, policies in (("apigate", False), ("apigate+policies", True)):
             cd = os.path.join(d, name.replace("+", "-"))
             write_conf(cd, backend, policies)
@@ -196,18 +207,22 @@ def main():
         results = {t[0]: [] for t in targets}
         for r in range(args.rounds):
             for name, port, pids, headers in targets:
-                c0 = cpu_seconds(pids)
+                u0, s0 = cpu_seconds(pids)
                 reqs, rps, p50, p99 = wrk(port, args.duration, args.connections, headers, pin_other)
-                cpu_us = (cpu_seconds(pids) - c0) / reqs * 1e6
-                results[name].append((rps, p50, p99, cpu_us))
-                print(f"round {r + 1} {name:18} {rps:10.0f} req/s  p50 {p50:7.0f} us  p99 {p99:7.0f} us  cpu {cpu_us:5.1f} us/req", flush=True)
+                u1, s1 = cpu_seconds(pids)
+                user_us, sys_us = (u1 - u0) / reqs * 1e6, (s1 - s0) / reqs * 1e6
+                results[name].append((rps, p50, p99, user_us + sys_us, user_us, sys_us))
+                print(f"round {r + 1} {name:18} {rps:10.0f} req/s  p50 {p50:7.0f} us  p99 {p99:7.0f} us  "
+                      f"cpu {user_us + sys_us:5.1f} us/req (user {user_us:4.1f} sys {sys_us:4.1f})", flush=True)
 
-        med = {n: [statistics.median(x[i] for x in v) for i in range(4)] for n, v in results.items()}
+        med = {n: [statistics.median(x[i] for x in v) for i in range(6)] for n, v in results.items()}
         base = med["nginx proxy"]
         print(f"\nmedians of {args.rounds} rounds, wrk -t1 -c{args.connections} -d{args.duration}s, one worker each:")
-        print(f"{'':18} {'req/s':>10} {'p50 us':>8} {'p99 us':>8} {'cpu us/req':>11} | {'req/s':>6} {'p50':>6} {'p99':>6} {'cpu/req':>7}  (ratio to nginx)")
-        for n, (rps, p50, p99, cpu) in med.items():
-            print(f"{n:18} {rps:10.0f} {p50:8.0f} {p99:8.0f} {cpu:11.1f} | {rps / base[0]:6.2f} {p50 / base[1]:6.2f} {p99 / base[2]:6.2f} {cpu / base[3]:7.2f}")
+        print(f"{'':18} {'req/s':>10} {'p50 us':>8} {'p99 us':>8} {'cpu us/req':>11} {'user':>6} {'sys':>6} | "
+              f"{'req/s':>6} {'p50':>6} {'p99':>6} {'cpu/req':>7}  (ratio to nginx)")
+        for n, (rps, p50, p99, cpu, user, system) in med.items():
+            print(f"{n:18} {rps:10.0f} {p50:8.0f} {p99:8.0f} {cpu:11.1f} {user:6.1f} {system:6.1f} | "
+                  f"{rps / base[0]:6.2f} {p50 / base[1]:6.2f} {p99 / base[2]:6.2f} {cpu / base[3]:7.2f}")
     finally:
         for p in procs:
             if p.poll() is None:

@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh nginx-light wrk
 cargo build --release
+cargo build --release --example pingora_floor
 exec python3 loadtest/compare.py "$@"

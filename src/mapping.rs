@@ -385,7 +385,9 @@ pub enum Action {
 /// A header name as configured (case kept for HTTP/1 backends) and validated.
 #[derive(Debug, Clone)]
 pub struct Header {
-    pub spelled: String,
+    /// As the operator wrote it (Pingora keeps header case); `Bytes` so that each request
+    /// clones a reference count, not the text.
+    pub spelled: bytes::Bytes,
     pub name: HeaderName,
 }
 
@@ -482,7 +484,7 @@ fn header_target(target: &str) -> Result<Option<Header>, String> {
     let parsed = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| format!("{name:?} is not a valid header name"))?;
     Ok(Some(Header {
-        spelled: name.to_string(),
+        spelled: bytes::Bytes::copy_from_slice(name.as_bytes()),
         name: parsed,
     }))
 }
@@ -654,8 +656,8 @@ impl ResponseMapping {
 
 /// Request and response headers receive mapped values the same way.
 pub trait HeaderSink {
-    fn set(&mut self, name: String, value: http::HeaderValue) -> pingora_error::Result<()>;
-    fn add(&mut self, name: String, value: http::HeaderValue) -> pingora_error::Result<()>;
+    fn set(&mut self, name: bytes::Bytes, value: http::HeaderValue) -> pingora_error::Result<()>;
+    fn add(&mut self, name: bytes::Bytes, value: http::HeaderValue) -> pingora_error::Result<()>;
     fn unset(&mut self, name: &HeaderName);
 }
 
@@ -665,10 +667,18 @@ pub const VALID_STATUS: std::ops::RangeInclusive<u16> = 200..=599;
 macro_rules! header_sink {
     ($t:ty) => {
         impl HeaderSink for $t {
-            fn set(&mut self, name: String, value: http::HeaderValue) -> pingora_error::Result<()> {
+            fn set(
+                &mut self,
+                name: bytes::Bytes,
+                value: http::HeaderValue,
+            ) -> pingora_error::Result<()> {
                 self.insert_header(name, value)
             }
-            fn add(&mut self, name: String, value: http::HeaderValue) -> pingora_error::Result<()> {
+            fn add(
+                &mut self,
+                name: bytes::Bytes,
+                value: http::HeaderValue,
+            ) -> pingora_error::Result<()> {
                 self.append_header(name, value).map(|_| ())
             }
             fn unset(&mut self, name: &HeaderName) {

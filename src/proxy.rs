@@ -654,22 +654,25 @@ fn push_forwarded_host(out: &mut String, host: &str) {
 }
 
 /// Hop-by-hop headers of the backend's answer (RFC 9110 7.6.1) stay between it and the
-/// gateway; Pingora writes the client connection's own framing headers. One pass over the
-/// names the backend sent: most answers have none to drop, and a removal costs two map edits.
+/// gateway; Pingora writes the client connection's own framing headers. Most answers carry
+/// none (at most `Connection: keep-alive`), and then this allocates nothing and edits nothing.
 fn strip_hop_by_hop(resp: &mut ResponseHeader) {
+    // Names a backend lists in `Connection` beyond the usual keep-alive/close.
     let listed: Vec<http::HeaderName> = resp
         .headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| http::HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .filter(|name| *name != header::TRANSFER_ENCODING && *name != header::CONTENT_LENGTH)
+        .map(str::trim)
+        .filter(|n| !n.eq_ignore_ascii_case("keep-alive") && !n.eq_ignore_ascii_case("close"))
+        .filter_map(|n| http::HeaderName::from_bytes(n.as_bytes()).ok())
+        .filter(|n| *n != header::TRANSFER_ENCODING && *n != header::CONTENT_LENGTH)
         .collect();
     let doomed: Vec<http::HeaderName> = resp
         .headers
         .keys()
-        .filter(|k| HOP_BY_HOP.contains(&k.as_str()) || listed.contains(k))
+        .filter(|k| is_hop_by_hop(k) || listed.contains(k))
         .cloned()
         .collect();
     for name in doomed {
@@ -677,14 +680,15 @@ fn strip_hop_by_hop(resp: &mut ResponseHeader) {
     }
 }
 
-const HOP_BY_HOP: [&str; 6] = [
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-];
+/// The fixed hop-by-hop set, besides `Connection` and the framing headers Pingora manages.
+fn is_hop_by_hop(name: &http::HeaderName) -> bool {
+    *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::UPGRADE
+        || *name == header::PROXY_AUTHENTICATE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
 
 /// Status recorded for a request whose client left before any answer (nginx's convention).
 const CLIENT_CLOSED: u16 = 499;
@@ -946,26 +950,33 @@ fn identity<'r>(
     req: &'r RequestHeader,
     source: &IdentitySource,
 ) -> std::result::Result<Option<std::borrow::Cow<'r, str>>, AuthReject> {
-    let mut values: Box<dyn Iterator<Item = std::borrow::Cow<'r, str>>> = match source {
-        IdentitySource::Header(name) => Box::new(
-            req.headers
-                .get_all(name)
-                .into_iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes())),
-        ),
-        IdentitySource::QueryString(q) => Box::new(
-            crate::mapping::query_pairs(req.uri.query().unwrap_or(""))
-                .filter(move |(k, _)| k == q.as_str())
-                .map(|(_, v)| v),
-        ),
+    let reject = |why: &str| AuthReject::Unauthorized {
+        www_authenticate: format!("Bearer error=\"invalid_request\", error_description=\"{why}\""),
     };
-    let first = values.next();
-    if first.is_some() && values.next().is_some() {
-        return Err(AuthReject::Unauthorized {
-            www_authenticate: "Bearer error=\"invalid_request\", error_description=\"more than one token was sent\"".into(),
-        });
+    match source {
+        IdentitySource::Header(name) => {
+            let mut values = req.headers.get_all(name).iter();
+            let first = values.next();
+            if values.next().is_some() {
+                return Err(reject("more than one token was sent"));
+            }
+            // A token is visible ASCII; anything else cannot be one.
+            first
+                .map(|v| v.to_str().map(std::borrow::Cow::Borrowed))
+                .transpose()
+                .map_err(|_| reject("the token is not readable text"))
+        }
+        IdentitySource::QueryString(q) => {
+            let mut values = crate::mapping::query_pairs(req.uri.query().unwrap_or(""))
+                .filter(|(k, _)| k == q.as_str())
+                .map(|(_, v)| v);
+            let first = values.next();
+            if values.next().is_some() {
+                return Err(reject("more than one token was sent"));
+            }
+            Ok(first)
+        }
     }
-    Ok(first)
 }
 
 fn content_length(req: &RequestHeader) -> Option<u64> {
