@@ -216,13 +216,18 @@ def main():
                       f"cpu {user_us + sys_us:5.1f} us/req (user {user_us:4.1f} sys {sys_us:4.1f})", flush=True)
 
         med = {n: [statistics.median(x[i] for x in v) for i in range(6)] for n, v in results.items()}
-        base = med["nginx proxy"]
+        # Ratios are taken within each round (its runs are back to back, so they share the
+        # machine's mood), then the median over rounds: steadier than a ratio of medians.
+        nginx = results["nginx proxy"]
+        ratio = {n: [statistics.median(v[r][i] / nginx[r][i] for r in range(len(v))) for i in range(4)]
+                 for n, v in results.items()}
         print(f"\nmedians of {args.rounds} rounds, wrk -t1 -c{args.connections} -d{args.duration}s, one worker each:")
         print(f"{'':18} {'req/s':>10} {'p50 us':>8} {'p99 us':>8} {'cpu us/req':>11} {'user':>6} {'sys':>6} | "
-              f"{'req/s':>6} {'p50':>6} {'p99':>6} {'cpu/req':>7}  (ratio to nginx)")
+              f"{'req/s':>6} {'p50':>6} {'p99':>6} {'cpu/req':>7}  (ratio to nginx, median of per-round ratios)")
         for n, (rps, p50, p99, cpu, user, system) in med.items():
+            r = ratio[n]
             print(f"{n:18} {rps:10.0f} {p50:8.0f} {p99:8.0f} {cpu:11.1f} {user:6.1f} {system:6.1f} | "
-                  f"{rps / base[0]:6.2f} {p50 / base[1]:6.2f} {p99 / base[2]:6.2f} {cpu / base[3]:7.2f}")
+                  f"{r[0]:6.2f} {r[1]:6.2f} {r[2]:6.2f} {r[3]:7.2f}")
     finally:
         for p in procs:
             if p.poll() is None:
