@@ -763,13 +763,7 @@ impl Gateway {
             .filter(|l| matches!(l.key, KeySource::Claim(_)) == claim_keys);
         while let Some(limit) = limits.next() {
             let decision = {
-                let headers = &session.req_header().headers;
-                let key = ratelimit::key_bytes(
-                    &limit.key,
-                    headers,
-                    &ctx.client_ip_str,
-                    ctx.claims.as_deref(),
-                );
+                let key = limit_key(session, ctx, limit);
                 table
                     .store
                     .hit(&limit.scope, &key, limit.calls, limit.period_secs)
@@ -834,17 +828,25 @@ async fn peek_one(
     limit: &crate::table::RateLimit,
     table: &Table,
 ) -> Decision {
-    let headers = &session.req_header().headers;
-    let key = ratelimit::key_bytes(
-        &limit.key,
-        headers,
-        &ctx.client_ip_str,
-        ctx.claims.as_deref(),
-    );
+    let key = limit_key(session, ctx, limit);
     table
         .store
         .peek(&limit.scope, &key, limit.calls, limit.period_secs)
         .await
+}
+
+/// The value this request is counted under for `limit` (borrowed from the request).
+fn limit_key<'a>(
+    session: &'a Session,
+    ctx: &'a Ctx,
+    limit: &crate::table::RateLimit,
+) -> std::borrow::Cow<'a, [u8]> {
+    ratelimit::key_bytes(
+        &limit.key,
+        &session.req_header().headers,
+        &ctx.client_ip_str,
+        ctx.claims.as_deref(),
+    )
 }
 
 /// AWS's answer for a failed proxy attempt: the status, or 0 when the client is gone.
