@@ -489,6 +489,46 @@ fn header_target(target: &str) -> Result<Option<Header>, String> {
     }))
 }
 
+/// Compiles one mapping object (`"action:target": "value"` entries): reserved headers and
+/// malformed keys or values are reported at `{field}.{key}`; `make` turns the parsed action,
+/// target and value into the side's operation, or says why the target is wrong.
+fn compile_entries<Op>(
+    file: &str,
+    field: &str,
+    entries: &BTreeMap<String, String>,
+    side: Side,
+    stage_vars: &BTreeMap<String, String>,
+    errors: &mut ConfigErrors,
+    make: impl Fn(Action, &str, Template) -> Result<Op, String>,
+) -> Vec<Op> {
+    let mut ops = Vec::new();
+    for (key, value) in entries {
+        let at = format!("{field}.{key}");
+        if let Some(e) = reserved_header_error(file, &at, key) {
+            errors.push(e);
+            continue;
+        }
+        let op = parse_key(key).and_then(|(action, target)| {
+            let template = if action == Action::Remove {
+                Template::default()
+            } else {
+                Template::parse(value, side, stage_vars)?
+            };
+            make(action, target, template)
+        });
+        match op {
+            Ok(op) => ops.push(op),
+            Err(e) => errors.push(ConfigError::new(
+                file,
+                at,
+                e,
+                "see GATEWAY.md section 5 for the mapping syntax",
+            )),
+        }
+    }
+    ops
+}
+
 /// Compiled `RequestParameters`.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMapping {
@@ -503,20 +543,14 @@ impl RequestMapping {
         stage_vars: &BTreeMap<String, String>,
         errors: &mut ConfigErrors,
     ) -> RequestMapping {
-        let mut ops = Vec::new();
-        for (key, value) in map {
-            let at = format!("{field}.{key}");
-            if let Some(e) = reserved_header_error(file, &at, key) {
-                errors.push(e);
-                continue;
-            }
-            let op = (|| -> Result<RequestOp, String> {
-                let (action, target) = parse_key(key)?;
-                let template = if action == Action::Remove {
-                    Template::default()
-                } else {
-                    Template::parse(value, Side::Request, stage_vars)?
-                };
+        let ops = compile_entries(
+            file,
+            field,
+            map,
+            Side::Request,
+            stage_vars,
+            errors,
+            |action, target, template| {
                 if let Some(h) = header_target(target)? {
                     return Ok(RequestOp::Header(action, h, template));
                 }
@@ -535,17 +569,8 @@ impl RequestMapping {
                 Err(format!(
                     "unknown target {target:?}; use header.NAME, querystring.NAME or path"
                 ))
-            })();
-            match op {
-                Ok(op) => ops.push(op),
-                Err(e) => errors.push(ConfigError::new(
-                    file,
-                    at,
-                    e,
-                    "see GATEWAY.md section 5 for the mapping syntax",
-                )),
-            }
-        }
+            },
+        );
         RequestMapping { ops }
     }
 
@@ -586,20 +611,14 @@ impl ResponseMapping {
                     continue;
                 }
             };
-            let mut ops = Vec::new();
-            for (key, value) in entries {
-                let at = format!("{field}.{status}.{key}");
-                if let Some(e) = reserved_header_error(file, &at, key) {
-                    errors.push(e);
-                    continue;
-                }
-                let op = (|| -> Result<ResponseOp, String> {
-                    let (action, target) = parse_key(key)?;
-                    let template = if action == Action::Remove {
-                        Template::default()
-                    } else {
-                        Template::parse(value, Side::Response, stage_vars)?
-                    };
+            let ops = compile_entries(
+                file,
+                &format!("{field}.{status}"),
+                entries,
+                Side::Response,
+                stage_vars,
+                errors,
+                |action, target, template| {
                     if target == "statuscode" {
                         if action != Action::Overwrite {
                             return Err(
@@ -625,17 +644,8 @@ impl ResponseMapping {
                     Err(format!(
                         "unknown target {target:?}; use header.NAME or statuscode"
                     ))
-                })();
-                match op {
-                    Ok(op) => ops.push(op),
-                    Err(e) => errors.push(ConfigError::new(
-                        file,
-                        at,
-                        e,
-                        "see GATEWAY.md section 5 for the mapping syntax",
-                    )),
-                }
-            }
+                },
+            );
             by_status.push((code, ops));
         }
         ResponseMapping { by_status }
