@@ -1,0 +1,133 @@
+//! What the whole api shares, compiled once per table: process settings, the rate-limit
+//! store, CORS, `api.json`'s policies and the authorizers. The store and authorizers of the
+//! table being replaced are kept when unchanged, so a reload loses no counters or keys.
+
+use super::policies::PolicyBlock;
+use super::{Settings, Table, DEFAULT_MAX_BODY};
+use crate::config::{
+    AuthorizerConf, Config, ConfigError, ConfigErrors, GatewayConf, RateLimitStoreConf,
+};
+use crate::policy::cors::Cors;
+use crate::policy::ipfilter::parse_nets;
+use crate::policy::jwt::JwtAuthorizer;
+use crate::policy::ratelimit::Store;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub(super) struct ApiWide<'c> {
+    pub settings: Settings,
+    /// `None` when it could not be built (reported).
+    pub store: Option<Arc<Store>>,
+    pub store_conf: Option<RateLimitStoreConf>,
+    pub cors: Option<Cors>,
+    /// `api.json`'s Policies: its IP filter is the table's, the rest applies per stage.
+    pub policies: Option<PolicyBlock<'c>>,
+    /// By id, with the configuration each was built from.
+    pub authorizers: HashMap<String, (AuthorizerConf, Arc<JwtAuthorizer>)>,
+}
+
+impl<'c> ApiWide<'c> {
+    /// Compiles them in this order, reporting errors. `previous`: the table being replaced.
+    pub fn compile(
+        config: &'c Config,
+        previous: Option<&Table>,
+        errors: &mut ConfigErrors,
+    ) -> Self {
+        let settings = compile_settings(&config.gateway, errors);
+        let store_conf = config.gateway.rate_limit_store.clone();
+        let store = match previous {
+            // A local store keeps its counters across any reload; a Redis store is rebuilt
+            // when the api's Name, and so its key namespace, changes.
+            Some(p)
+                if p.store_conf == store_conf
+                    && (p.store.kind() == "local" || p.api_name == config.api.name) =>
+            {
+                Some(p.store.clone())
+            }
+            _ => Store::from_conf(store_conf.as_ref(), config.api.name.as_deref(), errors),
+        };
+        let cors = config
+            .api
+            .cors_configuration
+            .as_ref()
+            .and_then(|c| Cors::compile(c, errors));
+        let policies = config
+            .api
+            .policies
+            .as_ref()
+            .map(|p| PolicyBlock::compile("api.json", p, errors));
+        let authorizers = compile_authorizers(config, previous, errors);
+        ApiWide {
+            settings,
+            store,
+            store_conf,
+            cors,
+            policies,
+            authorizers,
+        }
+    }
+}
+
+fn compile_authorizers(
+    config: &Config,
+    previous: Option<&Table>,
+    errors: &mut ConfigErrors,
+) -> HashMap<String, (AuthorizerConf, Arc<JwtAuthorizer>)> {
+    let mut authorizers = HashMap::new();
+    for a in &config.authorizers {
+        // An unchanged authorizer keeps its keys and verified tokens; one reading a
+        // JwksFile is rebuilt, so a reload picks up a rotated or revoked key in the file.
+        let reused = previous
+            .and_then(|p| p.authorizers.get(&a.id))
+            .filter(|(conf, _)| *conf == a.conf && a.conf.jwks_file.is_none())
+            .map(|(_, auth)| auth.clone());
+        let compiled = reused.or_else(|| {
+            JwtAuthorizer::compile(&a.file, &a.id, &a.conf, &config.dir, errors).map(Arc::new)
+        });
+        if let Some(auth) = compiled {
+            authorizers.insert(a.id.clone(), (a.conf.clone(), auth));
+        }
+    }
+    authorizers
+}
+
+fn compile_settings(g: &GatewayConf, errors: &mut ConfigErrors) -> Settings {
+    let trusted = parse_nets("gateway.json", "TrustedProxies", &g.trusted_proxies, errors)
+        .unwrap_or_default();
+    if g.threads == Some(0) {
+        errors.push(ConfigError::new(
+            "gateway.json",
+            "Threads",
+            "must be at least 1",
+            "set Threads to 1 or more",
+        ));
+    }
+    if g.max_body_bytes == Some(0) {
+        errors.push(ConfigError::new(
+            "gateway.json",
+            "MaxBodyBytes",
+            "must be positive",
+            "remove it for AWS's 10 MiB",
+        ));
+    }
+    for (field, addr) in [("Listen", &g.listen), ("MetricsListen", &g.metrics_listen)] {
+        if let Some(a) = addr {
+            if a.parse::<std::net::SocketAddr>().is_err() {
+                errors.push(ConfigError::new(
+                    "gateway.json",
+                    field,
+                    format!("{a:?} is not HOST:PORT"),
+                    "use e.g. \"127.0.0.1:8080\"",
+                ));
+            }
+        }
+    }
+    Settings {
+        listen: g.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into()),
+        metrics_listen: g.metrics_listen.clone(),
+        threads: g.threads.unwrap_or(1).max(1),
+        max_body_bytes: g.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
+        trusted_proxies: trusted,
+        keepalive_pool_size: g.upstream_keepalive_pool_size.unwrap_or(128),
+    }
+}

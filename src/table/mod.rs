@@ -1,0 +1,182 @@
+//! The runtime table: a configuration validated and compiled once, then shared read-only
+//! by every request until a reload publishes a new one.
+//!
+//! Building one takes three steps: what the whole api shares (`api`), every integration
+//! and route file checked once against the others (`validate`), then each stage compiled
+//! from those checked inputs (`compile`). What does not depend on a stage is compiled in
+//! the first two steps and reused by every stage (`policies`); `stage_vars` checks and
+//! substitutes stage variables.
+
+mod api;
+mod compile;
+mod policies;
+mod stage_vars;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use crate::config::{Config, ConfigErrors};
+use crate::mapping::{RequestMapping, ResponseMapping};
+use crate::policy::ipfilter::IpFilter;
+use crate::policy::jwt::JwtAuthorizer;
+use crate::policy::ratelimit::{KeySource, Store};
+use crate::policy::throttle::TokenBucket;
+use crate::routing::Router;
+use crate::upstream::Target;
+use http::Method;
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+
+/// Process settings from `gateway.json` (flags override some at start-up).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub metrics_listen: Option<String>,
+    pub threads: usize,
+    pub max_body_bytes: u64,
+    pub trusted_proxies: Vec<IpNet>,
+    pub keepalive_pool_size: usize,
+}
+
+/// A `RateLimit` policy: `calls` per `period` for each value of `key`, counted under
+/// `scope` (so an api-wide limit is shared by all routes).
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    pub scope: Arc<str>,
+    pub calls: u64,
+    pub period_secs: u64,
+    pub key: KeySource,
+}
+
+/// Policies of one scope (api, stage or route), compiled.
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    pub ip_filter: Option<IpFilter>,
+    pub rate_limit: Option<RateLimit>,
+    pub request: RequestMapping,
+    pub response: ResponseMapping,
+}
+
+/// An integration compiled for one stage (stage variables substituted).
+#[derive(Debug)]
+pub struct Integration {
+    pub id: String,
+    pub target: Target,
+    /// `None`: the client's method (`ANY`).
+    pub method: Option<Method>,
+    pub request: RequestMapping,
+    pub response: ResponseMapping,
+}
+
+/// A route as one stage serves it.
+#[derive(Debug)]
+pub struct Route {
+    /// The route key template: `GET /pets/{id}` or `$default` (metrics and `$context.routeKey`).
+    pub key: Arc<str>,
+    pub is_default: bool,
+    pub integration: Arc<Integration>,
+    /// The route's own IP filter (api and stage filters run before route selection).
+    pub ip_filter: Option<IpFilter>,
+    /// AWS stage throttling for this route (`None`: unlimited); shared with the table this
+    /// one replaced when the settings are unchanged, so a reload does not refill buckets.
+    pub throttle: Option<Arc<TokenBucket>>,
+    pub rate_limits: Vec<RateLimit>,
+    pub request_maps: Vec<RequestMapping>,
+    pub response_maps: Vec<ResponseMapping>,
+    pub authorizer: Option<Arc<JwtAuthorizer>>,
+    pub scopes: Vec<String>,
+    pub metrics: crate::metrics::RouteMetrics,
+}
+
+pub struct Stage {
+    pub name: Arc<str>,
+    /// The stage's own IP filter, checked before its routes are selected.
+    pub ip_filter: Option<IpFilter>,
+    pub router: Router<Arc<Route>>,
+    pub access_log: Option<Arc<crate::accesslog::AccessLog>>,
+}
+
+pub struct Table {
+    pub settings: Settings,
+    /// Rate-limit counters; kept across reloads while `RateLimitStore` is unchanged.
+    pub store: Arc<Store>,
+    store_conf: Option<crate::config::RateLimitStoreConf>,
+    /// `api.json`'s Name: it namespaces the keys of a Redis store.
+    api_name: Option<String>,
+    /// By id, with the configuration each was built from (to keep caches across reloads).
+    pub authorizers: HashMap<String, (crate::config::AuthorizerConf, Arc<JwtAuthorizer>)>,
+    pub cors: Option<crate::policy::cors::Cors>,
+    /// `api.json`'s IP filter, checked before stage and route selection: a forbidden client
+    /// learns nothing about which routes exist.
+    pub api_ip_filter: Option<IpFilter>,
+    named: HashMap<String, Stage>,
+    default_stage: Option<Stage>,
+}
+
+impl Table {
+    /// Picks the stage: a first path segment naming a stage wins, else `$default`.
+    /// Returns the stage and the path it routes (stage prefix removed).
+    pub fn stage_for<'p>(&self, path: &'p str) -> Option<(&Stage, &'p str)> {
+        if !self.named.is_empty() {
+            let rest = path.strip_prefix('/').unwrap_or(path);
+            let (first, tail) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, "/"),
+            };
+            if let Some(stage) = self.named.get(first) {
+                return Some((stage, tail));
+            }
+        }
+        self.default_stage.as_ref().map(|s| (s, path))
+    }
+
+    fn stage_named(&self, name: &str) -> Option<&Stage> {
+        match name {
+            "$default" => self.default_stage.as_ref(),
+            _ => self.named.get(name),
+        }
+    }
+
+    pub fn stages(&self) -> impl Iterator<Item = &Stage> {
+        self.named.values().chain(self.default_stage.iter())
+    }
+
+    /// Validates and compiles a whole configuration, reporting every error. `previous` is
+    /// the table being replaced on reload: its rate-limit store, authorizers and throttle
+    /// buckets are kept when unchanged.
+    pub fn compile(config: &Config, previous: Option<&Table>) -> Result<Table, ConfigErrors> {
+        // What loading found first; the checks below run on every file that parsed.
+        let mut errors = ConfigErrors(config.errors.clone());
+        // In this order so that errors read gateway.json, api.json, authorizers/,
+        // integrations/, routes/, then stages/.
+        let shared = api::ApiWide::compile(config, previous, &mut errors);
+        let checked = validate::Checked::new(config, &mut errors);
+        let compiler = compile::Compiler {
+            config,
+            api: &shared,
+            checked: &checked,
+            previous,
+        };
+        let (named, default_stage) = compiler.stages(&mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let Some(store) = shared.store else {
+            return Err(errors);
+        };
+        Ok(Table {
+            settings: shared.settings,
+            authorizers: shared.authorizers,
+            store,
+            store_conf: shared.store_conf,
+            api_name: config.api.name.clone(),
+            cors: shared.cors,
+            api_ip_filter: shared.policies.and_then(|p| p.ip_filter),
+            named,
+            default_stage,
+        })
+    }
+}
