@@ -1,0 +1,71 @@
+//! The single-file bundle: one JSON object with the layout's files as sections
+//! (`{"gateway": {..}, "api": {..}, "routes": {"id": {..}}, ...}`). Each entry becomes the
+//! file it stands for (`routes/id.json`), so parsing and every error message treat it
+//! exactly as the layout.
+
+use super::{ConfigError, ConfigErrors, Files, KINDS};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Reads the bundle at `path` into its files. `None` when it cannot be used at all.
+pub(super) fn read_bundle(path: &Path, errors: &mut ConfigErrors) -> Option<Files> {
+    let name = path.display().to_string();
+    let raw = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(ConfigError::new(name, "", format!("cannot read: {e}"), ""));
+            return None;
+        }
+    };
+    let value: serde_json::Value = match serde_json::from_str(&raw) {
+        Ok(v) => v,
+        Err(e) => {
+            errors.push(ConfigError::new(
+                name,
+                "",
+                format!("invalid JSON: {e}"),
+                "fix the syntax",
+            ));
+            return None;
+        }
+    };
+    let Some(obj) = value.as_object() else {
+        errors.push(ConfigError::new(
+            name,
+            "",
+            "a bundle must be a JSON object",
+            "",
+        ));
+        return None;
+    };
+    let mut text = BTreeMap::new();
+    let mut has_stages_dir = false;
+    for (key, v) in obj {
+        match key.as_str() {
+            "gateway" | "api" => {
+                text.insert(format!("{key}.json"), v.to_string());
+            }
+            kind if KINDS.contains(&kind) => {
+                has_stages_dir |= kind == "stages";
+                let Some(items) = v.as_object() else {
+                    errors.push(ConfigError::new(&name, key, "must map ids to objects", ""));
+                    continue;
+                };
+                for (id, item) in items {
+                    text.insert(format!("{kind}/{id}.json"), item.to_string());
+                }
+            }
+            other => errors.push(ConfigError::new(
+                &name,
+                other,
+                "unknown section",
+                "use gateway, api, stages, routes, integrations or authorizers",
+            )),
+        }
+    }
+    Some(Files {
+        text,
+        has_stages_dir,
+        unreadable: Vec::new(),
+    })
+}
