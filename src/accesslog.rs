@@ -402,6 +402,21 @@ mod tests {
     }
 
     #[test]
+    fn claim_names_end_at_a_colon_as_in_mappings() {
+        let claims: Claims =
+            serde_json::from_str(r#"{"cognito:groups":"admins","custom-id":"7"}"#).unwrap();
+        let f = AccessLogFormat::compile(
+            "s",
+            Some("$context.authorizer.claims.cognito:groups $context.authorizer.claims.custom-id $context.stage-$context.requestId"),
+            &mut ConfigErrors::default(),
+        )
+        .unwrap();
+        let mut line = String::new();
+        f.render(&vars("/", Some(&claims)), &mut line);
+        assert_eq!(line, "-:groups 7 $default-id1");
+    }
+
+    #[test]
     fn clf_dates() {
         let mut s = String::new();
         clf_time(UNIX_EPOCH + Duration::from_secs(1_795_348_800), &mut s);

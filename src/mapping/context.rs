@@ -147,18 +147,16 @@ impl Scope {
 }
 
 /// The name at the start of `after`, the text that follows `$context.` in a value or a log
-/// format. Names are ASCII letters, digits, `_` and `.`; a trailing `.` is punctuation. Claim
-/// names may also hold `-` and `:` (`cognito:groups`); other names end there, so
-/// `$context.stage-$context.requestId` reads as two variables.
+/// format: the one rule both use. Names are ASCII letters, digits, `_` and `.`; a trailing `.`
+/// is punctuation. Claim names may also hold `-`, AWS's remaining name character (its mapping
+/// expressions are `[a-zA-Z0-9._$-]`, and it refuses `$context.authorizer.claims.custom:x`),
+/// so `:` ends them; a mapping reads such a claim as `${context.authorizer.claims.custom:x}`.
+/// No other name has a `-`, so there it ends the name: `$context.stage-$context.requestId`
+/// reads as two variables.
 pub fn lex(after: &str) -> &str {
     let claim = after.starts_with(CLAIMS_PREFIX);
     let end = after
-        .find(|c: char| {
-            !(c.is_ascii_alphanumeric()
-                || c == '.'
-                || c == '_'
-                || (claim && (c == '-' || c == ':')))
-        })
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_' || (claim && c == '-')))
         .unwrap_or(after.len());
     after[..end].trim_end_matches('.')
 }

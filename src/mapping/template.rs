@@ -1,7 +1,7 @@
 //! Value templates: static text mixed with `$request.*`, `$context.*`, `$stageVariables.*` and
 //! `$response.*` reads (each also as `${...}`), parsed once at config load.
 
-use super::context::{ContextVar, Scope};
+use super::context::{self, ContextVar, Scope};
 use super::vars::Vars;
 use http::header::HeaderName;
 use std::collections::BTreeMap;
@@ -60,9 +60,13 @@ fn tokens(text: &str) -> Result<Vec<Token<'_>>, String> {
                 .ok_or_else(|| format!("unclosed '${{' in {text:?}"))?;
             (&inner[..end], &inner[end + 1..])
         } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-                .unwrap_or(after.len());
+            let end = match after.strip_prefix("context.") {
+                // Where a `$context` name ends is the vocabulary's rule, shared with access logs.
+                Some(name) => "context.".len() + context::lex(name).len(),
+                None => after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+                    .unwrap_or(after.len()),
+            };
             let expr = after[..end].trim_end_matches('.');
             (expr, &after[expr.len()..])
         };

@@ -233,3 +233,44 @@ fn every_scope_spelling_names_a_context_variable() {
         "{e}"
     );
 }
+
+#[test]
+fn context_names_end_where_the_shared_lexer_says() {
+    assert_eq!(
+        context::lex("authorizer.claims.cognito:groups"),
+        "authorizer.claims.cognito"
+    );
+    assert_eq!(
+        context::lex("authorizer.claims.custom-id. x"),
+        "authorizer.claims.custom-id"
+    );
+    assert_eq!(context::lex("stage-$context.requestId"), "stage");
+    let req = RequestHeader::build("GET", b"/", None).unwrap();
+    let claims: Claims =
+        serde_json::from_str(r#"{"cognito":"c","cognito:groups":"admins","custom-id":"7"}"#)
+            .unwrap();
+    let mut v = vars_for(&req, &[]);
+    v.claims = Some(&claims);
+    let eval = |text: &str| {
+        Template::parse(text, Side::Request, &no_stage_vars())
+            .unwrap()
+            .eval(&v, false)
+    };
+    // ':' is not a name character (AWS); the braced form reads any claim name.
+    assert_eq!(
+        eval("$context.authorizer.claims.cognito:groups"),
+        "c:groups"
+    );
+    assert_eq!(
+        eval("${context.authorizer.claims.cognito:groups}"),
+        "admins"
+    );
+    assert_eq!(eval("$context.authorizer.claims.custom-id"), "7");
+    // '-' ends other names, as in access logs (this was an unknown-variable error).
+    assert_eq!(eval("$context.stage-$context.requestId"), "v0-rid");
+    let e = Template::parse("$context.nope-x", Side::Request, &no_stage_vars()).unwrap_err();
+    assert!(
+        e.starts_with("unknown context variable $context.nope;"),
+        "{e}"
+    );
+}
