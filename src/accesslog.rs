@@ -1,10 +1,12 @@
-//! Access logs per stage (`AccessLogSettings`), in AWS's `$context.*` variables.
+//! Access logs per stage (`AccessLogSettings`), in AWS's `$context.*` variables (named and
+//! lexed by `mapping::context`, rendered here).
 //!
 //! The format is parsed once at config load. Each request renders one line and hands it to a
 //! writer thread through a bounded channel: the request path never blocks on stdout; when the
 //! writer falls behind, lines are dropped and counted (`apigate_access_log_dropped_total`).
 
 use crate::config::{AccessLogConf, ConfigError, ConfigErrors};
+use crate::mapping::context::{self, ContextVar, Scope};
 use crate::mapping::Claims;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -21,59 +23,9 @@ pub const DEFAULT_FORMAT: &str = r#"{"requestId":"$context.requestId","ip":"$con
 const QUEUE: usize = 16_384;
 
 #[derive(Debug, Clone, PartialEq)]
-enum Var {
-    RequestId,
-    RouteKey,
-    Status,
-    HttpMethod,
-    Path,
-    Protocol,
-    SourceIp,
-    UserAgent,
-    ResponseLength,
-    ResponseLatency,
-    IntegrationLatency,
-    IntegrationStatus,
-    IntegrationError,
-    RequestTime,
-    RequestTimeEpoch,
-    Stage,
-    DomainName,
-    ErrorMessage,
-    AuthorizerError,
-    Claim(String),
-}
-
-const VARS: &[(&str, Var)] = &[
-    ("requestId", Var::RequestId),
-    ("extendedRequestId", Var::RequestId),
-    ("routeKey", Var::RouteKey),
-    ("status", Var::Status),
-    ("httpMethod", Var::HttpMethod),
-    ("path", Var::Path),
-    ("protocol", Var::Protocol),
-    ("identity.sourceIp", Var::SourceIp),
-    ("identity.userAgent", Var::UserAgent),
-    ("responseLength", Var::ResponseLength),
-    ("responseLatency", Var::ResponseLatency),
-    ("integrationLatency", Var::IntegrationLatency),
-    ("integration.latency", Var::IntegrationLatency),
-    ("integrationStatus", Var::IntegrationStatus),
-    ("integration.status", Var::IntegrationStatus),
-    ("integrationErrorMessage", Var::IntegrationError),
-    ("integration.error", Var::IntegrationError),
-    ("requestTime", Var::RequestTime),
-    ("requestTimeEpoch", Var::RequestTimeEpoch),
-    ("stage", Var::Stage),
-    ("domainName", Var::DomainName),
-    ("error.message", Var::ErrorMessage),
-    ("authorizer.error", Var::AuthorizerError),
-];
-
-#[derive(Debug, Clone, PartialEq)]
 enum Part {
     Lit(String),
-    Var(Var),
+    Var(ContextVar),
 }
 
 /// A parsed `Format`.
@@ -119,26 +71,8 @@ impl AccessLogFormat {
         while let Some(pos) = rest.find("$context.") {
             lit.push_str(&rest[..pos]);
             let after = &rest[pos + "$context.".len()..];
-            // Claim names may hold '-' and ':' (`cognito:groups`); other variables end at
-            // them, so `$context.stage-$context.requestId` reads as two variables.
-            let claim = after.starts_with("authorizer.claims.");
-            let end = after
-                .find(|c: char| {
-                    !(c.is_ascii_alphanumeric()
-                        || c == '.'
-                        || c == '_'
-                        || (claim && (c == '-' || c == ':')))
-                })
-                .unwrap_or(after.len());
-            let name = after[..end].trim_end_matches('.');
-            let var = if let Some(claim) = name.strip_prefix("authorizer.claims.") {
-                Some(Var::Claim(claim.to_string()))
-            } else {
-                VARS.iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| v.clone())
-            };
-            match var {
+            let name = context::lex(after);
+            match Scope::ACCESS_LOG.parse(name) {
                 Some(v) => {
                     if !lit.is_empty() {
                         parts.push(Part::Lit(std::mem::take(&mut lit)));
@@ -147,12 +81,10 @@ impl AccessLogFormat {
                 }
                 None => {
                     ok = false;
-                    let known: Vec<&str> = VARS.iter().map(|(n, _)| *n).collect();
+                    let known = Scope::ACCESS_LOG.names();
                     let hint = crate::config::closest(name, known.iter().copied())
                         .map(|s| format!("did you mean $context.{s}?"))
-                        .unwrap_or_else(|| {
-                            format!("supported: {}, authorizer.claims.NAME", known.join(", "))
-                        });
+                        .unwrap_or_else(|| format!("supported: {}", Scope::ACCESS_LOG.supported()));
                     errors.push(ConfigError::new(
                         file,
                         "AccessLogSettings.Format",
@@ -183,37 +115,37 @@ impl AccessLogFormat {
                 Part::Var(var) => var,
             };
             match var {
-                Var::RequestId => escape(v.request_id, out),
-                Var::RouteKey => escape(v.route_key, out),
-                Var::Status => {
+                ContextVar::RequestId => escape(v.request_id, out),
+                ContextVar::RouteKey => escape(v.route_key, out),
+                ContextVar::Status => {
                     let _ = write!(out, "{}", v.status);
                 }
-                Var::HttpMethod => escape(v.method, out),
-                Var::Path => escape(v.path, out),
-                Var::Protocol => escape(v.protocol, out),
-                Var::SourceIp => escape(v.source_ip, out),
-                Var::UserAgent => escape(v.user_agent.unwrap_or("-"), out),
-                Var::ResponseLength => {
+                ContextVar::HttpMethod => escape(v.method, out),
+                ContextVar::Path => escape(v.path, out),
+                ContextVar::Protocol => escape(v.protocol, out),
+                ContextVar::SourceIp => escape(v.source_ip, out),
+                ContextVar::UserAgent => escape(v.user_agent.unwrap_or("-"), out),
+                ContextVar::ResponseLength => {
                     let _ = write!(out, "{}", v.response_length);
                 }
-                Var::ResponseLatency => {
+                ContextVar::ResponseLatency => {
                     let _ = write!(out, "{}", v.response_latency_ms);
                 }
-                Var::IntegrationLatency => match v.integration_latency_ms {
+                ContextVar::IntegrationLatency => match v.integration_latency_ms {
                     Some(ms) => {
                         let _ = write!(out, "{ms}");
                     }
                     None => out.push('-'),
                 },
-                Var::IntegrationStatus => match v.integration_status {
+                ContextVar::IntegrationStatus => match v.integration_status {
                     Some(s) => {
                         let _ = write!(out, "{s}");
                     }
                     None => out.push('-'),
                 },
-                Var::IntegrationError => escape(v.integration_error.unwrap_or("-"), out),
-                Var::ErrorMessage => escape(v.error_message.unwrap_or("-"), out),
-                Var::AuthorizerError => escape(
+                ContextVar::IntegrationError => escape(v.integration_error.unwrap_or("-"), out),
+                ContextVar::ErrorMessage => escape(v.error_message.unwrap_or("-"), out),
+                ContextVar::AuthorizerError => escape(
                     if v.status == 401 || v.status == 403 {
                         v.error_message.unwrap_or("-")
                     } else {
@@ -221,8 +153,8 @@ impl AccessLogFormat {
                     },
                     out,
                 ),
-                Var::RequestTime => clf_time(v.request_time, out),
-                Var::RequestTimeEpoch => {
+                ContextVar::RequestTime => clf_time(v.request_time, out),
+                ContextVar::RequestTimeEpoch => {
                     let ms = v
                         .request_time
                         .duration_since(UNIX_EPOCH)
@@ -230,9 +162,9 @@ impl AccessLogFormat {
                         .unwrap_or(0);
                     let _ = write!(out, "{ms}");
                 }
-                Var::Stage => escape(v.stage, out),
-                Var::DomainName => escape(v.domain_name, out),
-                Var::Claim(name) => match v.claims.and_then(|c| c.get(name)) {
+                ContextVar::Stage => escape(v.stage, out),
+                ContextVar::DomainName => escape(v.domain_name, out),
+                ContextVar::Claim(name) => match v.claims.and_then(|c| c.get(name)) {
                     Some(serde_json::Value::String(s)) => escape(s, out),
                     Some(other) => escape(&other.to_string(), out),
                     None => out.push('-'),
@@ -467,6 +399,21 @@ mod tests {
         );
         assert_eq!(errors.0[0].field, "AccessLogSettings.Format");
         assert!(errors.0[0].fix.contains("requestId"), "{}", errors.0[0]);
+    }
+
+    #[test]
+    fn claim_names_end_at_a_colon_as_in_mappings() {
+        let claims: Claims =
+            serde_json::from_str(r#"{"cognito:groups":"admins","custom-id":"7"}"#).unwrap();
+        let f = AccessLogFormat::compile(
+            "s",
+            Some("$context.authorizer.claims.cognito:groups $context.authorizer.claims.custom-id $context.stage-$context.requestId"),
+            &mut ConfigErrors::default(),
+        )
+        .unwrap();
+        let mut line = String::new();
+        f.render(&vars("/", Some(&claims)), &mut line);
+        assert_eq!(line, "-:groups 7 $default-id1");
     }
 
     #[test]
