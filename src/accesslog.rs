@@ -7,7 +7,7 @@
 
 use crate::config::{AccessLogConf, ConfigError, ConfigErrors};
 use crate::mapping::context::{self, ContextVar, Scope};
-use crate::mapping::Claims;
+use crate::policy::jwt::Claims;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::Write;

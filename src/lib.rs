@@ -1,17 +1,32 @@
 //! apigate: a local stand-in for AWS API Gateway (HTTP APIs), built on Pingora.
 //!
-//! Data flows one way: configuration files (`config`) are validated and compiled into an
-//! immutable runtime table (`table`, with `routing` and `mapping`), published atomically
-//! (`reload`), and read per request by the Pingora proxy (`proxy`) and its policies (`policy`).
+//! Data flows one way, and the modules follow it:
+//!
+//! 1. `config`: each external format (the directory layout, the bundle) is read and
+//!    lowered into one format-independent model (`config::model`).
+//! 2. `table`: the model is validated across files and compiled once into an immutable
+//!    table (stages, `routing` tries, `mapping`s, policies, integrations), published
+//!    atomically by `reload` and replaced whole on SIGHUP.
+//! 3. `proxy`: Pingora's hooks. Per request a typed context (`proxy::Ctx`) holds the table
+//!    the request started with; `request_path` refuses targets that cannot be routed, the
+//!    stage and route are selected, and the route's `policy::chain` admits the request or
+//!    returns a `rejection`.
+//! 4. `integration`: the admitted request is handed to the route's integration kind
+//!    (HTTP_PROXY today), whose answer `mapping` may rewrite on the way back.
+//! 5. `metrics` and `accesslog` record the outcome; `lifecycle` counts requests in flight
+//!    and drains them on SIGTERM.
 
 pub mod accesslog;
 pub mod config;
 pub mod echo;
+pub mod integration;
+pub mod lifecycle;
 pub mod mapping;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod rejection;
 pub mod reload;
+pub mod request_path;
 pub mod routing;
 pub mod table;
-pub mod upstream;

@@ -172,12 +172,12 @@ fn serve(
         },
     ));
 
-    reload::exit_when_drained(server.watch_execution_phase(), || {
+    apigate::lifecycle::exit_when_drained(server.watch_execution_phase(), || {
         apigate::accesslog::flush(std::time::Duration::from_secs(1))
     });
     log::info!("apigate listening on http://{listen}");
     server.run(RunArgs {
-        shutdown_signal: Box::new(reload::DrainOnSignal),
+        shutdown_signal: Box::new(apigate::lifecycle::DrainOnSignal),
     });
     ExitCode::SUCCESS
 }
@@ -211,7 +211,7 @@ fn echo(listen: String, threads: usize) -> ExitCode {
     server.add_service(service);
     log::info!("echo backend on http://{listen}");
     server.run(RunArgs {
-        shutdown_signal: Box::new(reload::DrainOnSignal),
+        shutdown_signal: Box::new(apigate::lifecycle::DrainOnSignal),
     });
     ExitCode::SUCCESS
 }

@@ -3,6 +3,7 @@
 //! client-controlled values: stage names, route key templates, a fixed method set, status
 //! codes and fixed reasons only.
 
+use crate::rejection::Reason;
 use async_trait::async_trait;
 use http::Method;
 use parking_lot::RwLock;
@@ -26,48 +27,6 @@ const OVERHEAD_BUCKETS: [f64; 14] = [
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
     0.1, 1.0,
 ];
-
-/// Why the gateway answered a request itself (or failed it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    NotFound,
-    Unauthorized,
-    Forbidden,
-    Throttled,
-    RateLimited,
-    Timeout,
-    BadGateway,
-    TooLarge,
-    BadRequest,
-}
-
-impl Rejection {
-    pub const ALL: [Rejection; 9] = [
-        Rejection::NotFound,
-        Rejection::Unauthorized,
-        Rejection::Forbidden,
-        Rejection::Throttled,
-        Rejection::RateLimited,
-        Rejection::Timeout,
-        Rejection::BadGateway,
-        Rejection::TooLarge,
-        Rejection::BadRequest,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rejection::NotFound => "not_found",
-            Rejection::Unauthorized => "unauthorized",
-            Rejection::Forbidden => "forbidden",
-            Rejection::Throttled => "throttled",
-            Rejection::RateLimited => "rate_limited",
-            Rejection::Timeout => "timeout",
-            Rejection::BadGateway => "bad_gateway",
-            Rejection::TooLarge => "too_large",
-            Rejection::BadRequest => "bad_request",
-        }
-    }
-}
 
 pub struct Metrics {
     registry: Registry,
@@ -138,7 +97,7 @@ impl Metrics {
             "Requests the gateway answered itself or failed, by reason.",
             &["reason"],
         );
-        let rejections = Rejection::ALL
+        let rejections = Reason::ALL
             .iter()
             .map(|x| rejections_vec.with_label_values(&[x.as_str()]))
             .collect();
@@ -254,7 +213,7 @@ impl Metrics {
         }
     }
 
-    pub fn rejection(&self, reason: Rejection) {
+    pub fn rejection(&self, reason: Reason) {
         if let Some(c) = self.rejections.get(reason as usize) {
             c.inc();
         }
@@ -449,7 +408,7 @@ mod tests {
             5,
             0,
         );
-        metrics().rejection(Rejection::Throttled);
+        metrics().rejection(Reason::Throttled);
         let text = metrics().render();
         assert!(text.contains(r#"apigate_requests_total{method="GET",route="GET /pets/{id}",stage="unit",status="200"} 1"#), "{text}");
         assert!(text.contains(r#"method="OTHER""#));
@@ -515,7 +474,7 @@ mod dashboard_tests {
             1,
             1,
         );
-        m.rejection(Rejection::NotFound);
+        m.rejection(Reason::NotFound);
         m.upstream_connection(true);
         m.upstream_connect_failures.inc();
         m.reload(true);

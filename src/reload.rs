@@ -1,15 +1,13 @@
-//! Loading a configuration, publishing it atomically, SIGHUP reloads and the SIGTERM drain.
+//! Loading a configuration, publishing it atomically, and SIGHUP reloads.
 
 use crate::config;
 use crate::table::Table;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use pingora_core::server::{ExecutionPhase, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Set by SIGHUP, taken by the reloader. A `Notify` keeps one pending permit, so a signal
 /// that arrives before the reloader runs (during start-up) is a reload, not lost.
@@ -107,50 +105,4 @@ async fn prefetch_keys(table: &Table) {
     for (_, auth) in table.authorizers.values() {
         auth.prefetch().await;
     }
-}
-
-/// SIGTERM and SIGINT both drain (the contract); SIGQUIT keeps Pingora's graceful upgrade.
-pub struct DrainOnSignal;
-
-#[async_trait]
-impl ShutdownSignalWatch for DrainOnSignal {
-    async fn recv(&self) -> ShutdownSignal {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::quit()),
-        ) else {
-            log::error!("cannot install signal handlers");
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => ShutdownSignal::GracefulTerminate,
-            _ = int.recv() => ShutdownSignal::GracefulTerminate,
-            _ = quit.recv() => ShutdownSignal::GracefulUpgrade,
-        }
-    }
-}
-
-/// Pingora waits a fixed grace period after SIGTERM; this ends the process as soon as the
-/// last in-flight request has finished instead (listeners are already closed by then).
-pub fn exit_when_drained(
-    mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
-    on_exit: impl Fn() + Send + 'static,
-) {
-    std::thread::spawn(move || loop {
-        match phases.blocking_recv() {
-            Ok(ExecutionPhase::GracefulTerminate) | Ok(ExecutionPhase::ShutdownGracePeriod) => {
-                while crate::proxy::IN_FLIGHT.load(Ordering::Acquire) > 0 {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                on_exit();
-                log::info!("drained, exiting");
-                std::process::exit(0);
-            }
-            Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(_) => return,
-        }
-    });
 }

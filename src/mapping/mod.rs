@@ -24,4 +24,4 @@ pub use template::{mapping_references, references, Reference, Side, Template, Va
 pub use vars::{query_pairs, Vars};
 
 /// Verified JWT claims, as given to `$context.authorizer.claims.NAME`.
-pub type Claims = serde_json::Map<String, serde_json::Value>;
+pub use crate::policy::jwt::Claims;

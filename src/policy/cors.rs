@@ -110,6 +110,23 @@ impl Cors {
         HeaderValue::from_str(origin).ok()
     }
 
+    /// The preflight answer when `req` is one (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`); preflights are answered before routing and
+    /// authorization (AWS).
+    pub fn preflight_for(&self, req: &http::request::Parts) -> Option<HeaderList> {
+        if req.method != http::Method::OPTIONS {
+            return None;
+        }
+        let get = |name| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let origin = get(http::header::ORIGIN)?;
+        let method = get(http::header::ACCESS_CONTROL_REQUEST_METHOD)?;
+        Some(self.preflight(
+            origin,
+            method,
+            get(http::header::ACCESS_CONTROL_REQUEST_HEADERS),
+        ))
+    }
+
     /// The answer to a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`).
     pub fn preflight(
         &self,

@@ -1,4 +1,5 @@
 //! Access and traffic policies, each compiled once at config load.
+pub mod chain;
 pub mod cors;
 pub mod ipfilter;
 pub mod jwt;

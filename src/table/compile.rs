@@ -11,10 +11,12 @@ use super::stage_vars::{
 use super::validate::{reference, Checked, CheckedIntegration, CheckedRoute, CheckedTarget};
 use super::{Integration, Policies, Route, Stage, Table};
 use crate::config::{closest, Config, ConfigError, ConfigErrors, StageConf};
+use crate::integration::http_proxy::{HttpProxy, Target};
+use crate::integration::Kind;
+use crate::policy::chain::RoutePolicies;
 use crate::policy::ratelimit::KeySource;
 use crate::policy::throttle::{self, TokenBucket};
 use crate::routing::{BuildError, RouteKey, Router};
-use crate::upstream::Target;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -95,7 +97,7 @@ impl Compiler<'_, '_> {
                 p.router
                     .routes()
                     .iter()
-                    .filter_map(|r| Some((&*r.key, r.throttle.as_ref()?)))
+                    .filter_map(|r| Some((&*r.key, r.policies.throttle.as_ref()?)))
                     .collect()
             })
             .unwrap_or_default();
@@ -277,9 +279,13 @@ impl Compiler<'_, '_> {
         Route {
             key: Arc::from(conf.route_key.as_str()),
             is_default: matches!(r.key, RouteKey::Default),
-            ip_filter: own.ip_filter.clone(),
-            throttle,
-            rate_limits: scopes.iter().filter_map(|p| p.rate_limit.clone()).collect(),
+            policies: RoutePolicies {
+                ip_filter: own.ip_filter.clone(),
+                throttle,
+                rate_limits: scopes.iter().filter_map(|p| p.rate_limit.clone()).collect(),
+                authorizer,
+                scopes: conf.authorization_scopes.clone(),
+            },
             request_maps: scopes
                 .iter()
                 .map(|p| p.request.clone())
@@ -293,8 +299,6 @@ impl Compiler<'_, '_> {
                 .filter(|m| !m.is_empty())
                 .collect(),
             metrics: crate::metrics::metrics().route(&stage.conf.name, &conf.route_key),
-            authorizer,
-            scopes: conf.authorization_scopes.clone(),
             integration,
         }
     }
@@ -432,8 +436,10 @@ fn compile_integration(
     let (request, response) = i.mappings.for_stage(vars);
     Some(Integration {
         id: i.res.id.clone(),
-        target,
-        method: i.method.clone(),
+        kind: Kind::HttpProxy(HttpProxy {
+            target,
+            method: i.method.clone(),
+        }),
         request,
         response,
     })

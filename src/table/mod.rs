@@ -17,13 +17,11 @@ mod validate;
 
 use crate::config::{Config, ConfigErrors};
 use crate::mapping::{RequestMapping, ResponseMapping};
+use crate::policy::chain::RoutePolicies;
 use crate::policy::ipfilter::IpFilter;
 use crate::policy::jwt::JwtAuthorizer;
 use crate::policy::ratelimit::{KeySource, Store};
-use crate::policy::throttle::TokenBucket;
 use crate::routing::Router;
-use crate::upstream::Target;
-use http::Method;
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,9 +62,7 @@ pub struct Policies {
 #[derive(Debug)]
 pub struct Integration {
     pub id: String,
-    pub target: Target,
-    /// `None`: the client's method (`ANY`).
-    pub method: Option<Method>,
+    pub kind: crate::integration::Kind,
     pub request: RequestMapping,
     pub response: ResponseMapping,
 }
@@ -78,16 +74,11 @@ pub struct Route {
     pub key: Arc<str>,
     pub is_default: bool,
     pub integration: Arc<Integration>,
-    /// The route's own IP filter (api and stage filters run before route selection).
-    pub ip_filter: Option<IpFilter>,
-    /// AWS stage throttling for this route (`None`: unlimited); shared with the table this
-    /// one replaced when the settings are unchanged, so a reload does not refill buckets.
-    pub throttle: Option<Arc<TokenBucket>>,
-    pub rate_limits: Vec<RateLimit>,
+    /// IP filter, throttling, rate limits and authorizer, run per request by the chain.
+    pub policies: RoutePolicies,
+    /// Api, stage, route and integration mappings, outermost first (empty ones left out).
     pub request_maps: Vec<RequestMapping>,
     pub response_maps: Vec<ResponseMapping>,
-    pub authorizer: Option<Arc<JwtAuthorizer>>,
-    pub scopes: Vec<String>,
     pub metrics: crate::metrics::RouteMetrics,
 }
 

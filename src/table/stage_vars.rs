@@ -108,7 +108,9 @@ pub(super) fn substitute_stage_vars(
 
 /// The IntegrationUri with a sample value in each stage variable, to check its syntax
 /// before any stage's values are known.
-pub(super) fn with_sample_stage_vars(uri: &str) -> Result<String, crate::upstream::UriError> {
+pub(super) fn with_sample_stage_vars(
+    uri: &str,
+) -> Result<String, crate::integration::http_proxy::UriError> {
     let sample = uri
         .split("${stageVariables.")
         .skip(1)
@@ -116,5 +118,5 @@ pub(super) fn with_sample_stage_vars(uri: &str) -> Result<String, crate::upstrea
         .map(|name| (name.to_string(), "1".to_string()))
         .collect();
     substitute_stage_vars(uri, &sample, "")
-        .map_err(|(problem, fix)| crate::upstream::UriError { problem, fix })
+        .map_err(|(problem, fix)| crate::integration::http_proxy::UriError { problem, fix })
 }

@@ -8,9 +8,9 @@ use super::stage_vars::with_sample_stage_vars;
 use crate::config::{
     closest, Config, ConfigError, ConfigErrors, IntegrationConf, Resource, RouteConf,
 };
+use crate::integration::http_proxy::Target;
 use crate::mapping::Reference;
 use crate::routing::RouteKey;
-use crate::upstream::Target;
 use http::Method;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

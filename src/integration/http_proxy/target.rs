@@ -1,4 +1,4 @@
-//! HTTP_PROXY integration targets: the IntegrationUri parsed once (stage variables already
+//! An HTTP_PROXY integration's IntegrationUri, parsed once (stage variables already
 //! substituted, host resolved) into a prototype Pingora peer and a path template.
 
 use pingora_core::upstreams::peer::HttpPeer;

@@ -1,0 +1,135 @@
+//! What a proxy adds to the request it forwards (`X-Forwarded-*`, `Forwarded`, `Via`) and
+//! what stays between hops (hop-by-hop headers, RFC 9110 7.6.1).
+
+use http::header;
+use pingora_core::Result;
+use pingora_http::{RequestHeader, ResponseHeader};
+use std::net::IpAddr;
+
+/// Pre-parsed: a `&str` name is parsed (and lowercased) on every lookup.
+static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
+/// Who sent the request, for the forwarding headers.
+pub struct Forwarding<'a> {
+    /// The client (the peer, or read through trusted proxies).
+    pub client_ip: IpAddr,
+    pub client_ip_str: &'a str,
+    /// The TCP peer, appended to `X-Forwarded-For` (the client unless it is a trusted proxy).
+    pub peer: Option<IpAddr>,
+    /// The gateway's own port the request came in on.
+    pub listen_port: u16,
+}
+
+impl Forwarding<'_> {
+    /// AWS sends `Forwarded`; `X-Forwarded-*` as most proxies do; `Via` per RFC 9110 7.6.3.
+    pub fn write(&self, client: &RequestHeader, up: &mut RequestHeader) -> Result<()> {
+        let original_host = client
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let peer_ip = match self.peer {
+            Some(ip) if ip == self.client_ip => self.client_ip_str.to_string(),
+            Some(ip) => ip.to_string(),
+            None => String::new(),
+        };
+        // Repeated X-Forwarded-For fields are one list (RFC 9110 5.3): keep every hop.
+        let mut xff = String::with_capacity(peer_ip.len() + 32);
+        for prev in client.headers.get_all(&X_FORWARDED_FOR) {
+            let prev = prev.to_str().unwrap_or("").trim();
+            if !prev.is_empty() {
+                xff.push_str(prev);
+                xff.push_str(", ");
+            }
+        }
+        xff.push_str(&peer_ip);
+        let mut forwarded = String::with_capacity(64);
+        forwarded.push_str("for=");
+        if self.client_ip.is_ipv6() {
+            forwarded.push_str("\"[");
+            forwarded.push_str(self.client_ip_str);
+            forwarded.push_str("]\"");
+        } else {
+            forwarded.push_str(self.client_ip_str);
+        }
+        push_forwarded_host(&mut forwarded, original_host);
+        forwarded.push_str(";proto=http");
+        // Each proxy adds itself to Via (AWS adds "HTTP/1.1 AmazonAPIGateway").
+        let via = match client
+            .headers
+            .get(header::VIA)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(prev) if !prev.trim().is_empty() => format!("{prev}, 1.1 apigate"),
+            _ => "1.1 apigate".to_string(),
+        };
+        up.insert_header("X-Forwarded-For", xff)?;
+        up.insert_header("X-Forwarded-Proto", "http")?;
+        up.insert_header(
+            "X-Forwarded-Port",
+            http::HeaderValue::from(self.listen_port),
+        )?;
+        up.insert_header("Forwarded", forwarded)?;
+        up.insert_header(header::VIA, via)?;
+        // AWS HTTP APIs do not tunnel: a backend's 101 would turn the exchange into a raw
+        // stream outside the body limit and timeouts.
+        up.remove_header(&header::UPGRADE);
+        Ok(())
+    }
+}
+
+/// `;host=` of `Forwarded` (RFC 7239): a bare token when the Host is one, a quoted-string
+/// when it holds a port or an IPv6 literal, nothing when it is not a host at all. The client
+/// writes Host, so it must never be able to add elements of its own.
+fn push_forwarded_host(out: &mut String, host: &str) {
+    let host_char =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']');
+    if host.is_empty() || !host.bytes().all(host_char) {
+        return;
+    }
+    out.push_str(";host=");
+    if host.contains([':', '[']) {
+        out.push('"');
+        out.push_str(host);
+        out.push('"');
+    } else {
+        out.push_str(host);
+    }
+}
+
+/// Hop-by-hop headers of the backend's answer stay between it and the gateway; Pingora
+/// writes the client connection's own framing headers. Most answers carry none (at most
+/// `Connection: keep-alive`), and then this allocates nothing and edits nothing.
+pub fn strip_hop_by_hop(resp: &mut ResponseHeader) {
+    // Names a backend lists in `Connection` beyond the usual keep-alive/close.
+    let listed: Vec<http::HeaderName> = resp
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| !n.eq_ignore_ascii_case("keep-alive") && !n.eq_ignore_ascii_case("close"))
+        .filter_map(|n| http::HeaderName::from_bytes(n.as_bytes()).ok())
+        .filter(|n| *n != header::TRANSFER_ENCODING && *n != header::CONTENT_LENGTH)
+        .collect();
+    let doomed: Vec<http::HeaderName> = resp
+        .headers
+        .keys()
+        .filter(|k| is_hop_by_hop(k) || listed.contains(k))
+        .cloned()
+        .collect();
+    for name in doomed {
+        resp.remove_header(&name);
+    }
+}
+
+/// The fixed hop-by-hop set, besides `Connection` and the framing headers Pingora manages.
+fn is_hop_by_hop(name: &http::HeaderName) -> bool {
+    *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::UPGRADE
+        || *name == header::PROXY_AUTHENTICATE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}

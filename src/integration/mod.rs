@@ -1,0 +1,14 @@
+//! Integrations: what a route hands its admitted requests to. A closed set of kinds, each
+//! compiled at load; today HTTP_PROXY. AWS_PROXY (Lambda) and AGGREGATE are siblings to
+//! come: a kind that is not a plain proxy answers from `request_filter` itself.
+
+pub mod http_proxy;
+
+pub use http_proxy::HttpProxy;
+
+/// The kinds of integration, as `IntegrationType` names them.
+#[derive(Debug)]
+pub enum Kind {
+    /// `HTTP_PROXY`: the request is forwarded to a URL, the answer streamed back.
+    HttpProxy(HttpProxy),
+}

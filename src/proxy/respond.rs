@@ -1,0 +1,127 @@
+//! Answers the gateway writes itself (rejections, preflights) and the headers every answer
+//! carries, the backend's included.
+
+use super::context::Ctx;
+use crate::policy::cors::HeaderList;
+use crate::rejection::Rejection;
+use bytes::Bytes;
+use http::header;
+use pingora_core::{Error, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::Session;
+
+/// Answers the request with `rejection` and ends it (`Ok(true)` for `request_filter`).
+pub(super) async fn reject(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    rejection: Rejection,
+) -> Result<bool> {
+    // A body we will not read would desynchronise the connection: close it instead.
+    let req = session.req_header();
+    if content_length(req).is_some_and(|l| l > 0)
+        || req.headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        session.set_keepalive(None);
+    }
+    ctx.rejection = Some(rejection);
+    write_rejection(session, ctx).await?;
+    Ok(true)
+}
+
+/// Writes `ctx.rejection` as AWS does: the status and `{"message": ...}`.
+pub(super) async fn write_rejection(session: &mut Session, ctx: &Ctx) -> Result<()> {
+    let Some(rejection) = &ctx.rejection else {
+        return Ok(());
+    };
+    let body = Bytes::from(rejection.body());
+    let mut resp = ResponseHeader::build(rejection.status(), Some(5))?;
+    resp.insert_header(header::CONTENT_TYPE, "application/json")?;
+    resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    if let Rejection::Unauthorized(challenge) = rejection {
+        resp.insert_header(header::WWW_AUTHENTICATE, &**challenge)?;
+    }
+    gateway_headers(&mut resp, session, ctx)?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// What every answer carries, the backend's and the gateway's own: the request id, the
+/// rate-limit state, and CORS headers for an allowed origin (the gateway owns CORS, so the
+/// backend's own `access-control-*` headers are dropped first).
+pub(super) fn gateway_headers(
+    resp: &mut ResponseHeader,
+    session: &Session,
+    ctx: &Ctx,
+) -> Result<()> {
+    resp.insert_header("apigw-requestid", ctx.request_id.as_str())?;
+    if let Some(d) = &ctx.policy.rate {
+        for (k, v) in d.headers() {
+            resp.insert_header(k, v)?;
+        }
+    }
+    if let Some(cors) = &ctx.table.cors {
+        while let Some(k) = resp
+            .headers
+            .keys()
+            .find(|k| k.as_str().starts_with("access-control-"))
+            .cloned()
+        {
+            resp.remove_header(&k);
+        }
+        let origin = session
+            .req_header()
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok());
+        for (k, v) in cors.response_headers(origin) {
+            resp.append_header(k, v)?;
+        }
+    }
+    Ok(())
+}
+
+/// The answer to a CORS preflight.
+pub(super) async fn preflight(session: &mut Session, ctx: &Ctx, headers: HeaderList) -> Result<()> {
+    let mut resp = ResponseHeader::build(204, Some(headers.len() + 2))?;
+    resp.insert_header("apigw-requestid", ctx.request_id.as_str())?;
+    for (k, v) in headers {
+        resp.append_header(k, v)?;
+    }
+    session.write_response_header(Box::new(resp), true).await
+}
+
+pub(super) fn content_length(req: &RequestHeader) -> Option<u64> {
+    req.headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// AWS's answer for a failed proxy attempt: the status, or 0 when the client is gone.
+pub(super) fn classify(e: &Error) -> u16 {
+    use pingora_core::ErrorSource;
+    match e.etype() {
+        ErrorType::HTTPStatus(c) if (400..=599).contains(c) => *c,
+        ErrorType::HTTPStatus(_) => 400,
+        _ => match e.esource() {
+            ErrorSource::Upstream => match e.etype() {
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                    503
+                }
+                _ => 502,
+            },
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => 0,
+                ErrorType::ReadTimedout | ErrorType::WriteTimedout => 408,
+                _ => 400,
+            },
+            _ => 500,
+        },
+    }
+}

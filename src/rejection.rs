@@ -1,0 +1,169 @@
+//! Every answer the gateway gives in place of the backend's: its status, its AWS-style
+//! `{"message": ...}` body and the reason it is counted under. Policies return one, the proxy
+//! writes it; nothing else decides what a refusal looks like.
+
+/// Why the gateway answered a request itself, or failed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// 400: a request the gateway cannot route or forward (see `request_path`).
+    BadRequest,
+    /// 401, with the `www-authenticate` value the authorizer chose.
+    Unauthorized(Box<str>),
+    /// 403: an IP filter, or a valid token without the route's scopes.
+    Forbidden,
+    /// 404: no stage or route matches (AWS answers 404, never 405).
+    NotFound,
+    /// 408: the client was too slow sending its request.
+    ClientTimeout,
+    /// 413: the body is over `MaxBodyBytes`.
+    TooLarge,
+    /// 429 from the stage's token bucket (AWS throttling).
+    Throttled,
+    /// 429 from a `RateLimit` policy; the answer carries `Retry-After`.
+    RateLimited,
+    /// 502: the backend refused, reset or answered something that is not HTTP.
+    BadGateway,
+    /// 503: the backend did not answer within `TimeoutInMillis`.
+    Timeout,
+    /// Any other status an error carried (Pingora's own); counted under no reason.
+    Other(u16),
+}
+
+/// The metric label of a rejection: a fixed set, so clients cannot create series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    NotFound,
+    Unauthorized,
+    Forbidden,
+    Throttled,
+    RateLimited,
+    Timeout,
+    BadGateway,
+    TooLarge,
+    BadRequest,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 9] = [
+        Reason::NotFound,
+        Reason::Unauthorized,
+        Reason::Forbidden,
+        Reason::Throttled,
+        Reason::RateLimited,
+        Reason::Timeout,
+        Reason::BadGateway,
+        Reason::TooLarge,
+        Reason::BadRequest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NotFound => "not_found",
+            Reason::Unauthorized => "unauthorized",
+            Reason::Forbidden => "forbidden",
+            Reason::Throttled => "throttled",
+            Reason::RateLimited => "rate_limited",
+            Reason::Timeout => "timeout",
+            Reason::BadGateway => "bad_gateway",
+            Reason::TooLarge => "too_large",
+            Reason::BadRequest => "bad_request",
+        }
+    }
+}
+
+impl Rejection {
+    pub fn status(&self) -> u16 {
+        match self {
+            Rejection::BadRequest => 400,
+            Rejection::Unauthorized(_) => 401,
+            Rejection::Forbidden => 403,
+            Rejection::NotFound => 404,
+            Rejection::ClientTimeout => 408,
+            Rejection::TooLarge => 413,
+            Rejection::Throttled | Rejection::RateLimited => 429,
+            Rejection::BadGateway => 502,
+            Rejection::Timeout => 503,
+            Rejection::Other(status) => *status,
+        }
+    }
+
+    /// AWS's message for the status (`$context.error.message`, and the JSON body).
+    pub fn message(&self) -> &'static str {
+        match self.status() {
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            408 => "Request Timeout",
+            413 => "Request Entity Too Large",
+            429 => "Too Many Requests",
+            502 => "Bad Gateway",
+            503 => "Service Unavailable",
+            _ => "Internal Server Error",
+        }
+    }
+
+    /// The JSON body AWS sends with the status.
+    pub fn body(&self) -> String {
+        format!("{{\"message\":\"{}\"}}", self.message())
+    }
+
+    pub fn reason(&self) -> Option<Reason> {
+        Some(match self {
+            Rejection::BadRequest | Rejection::ClientTimeout => Reason::BadRequest,
+            Rejection::Unauthorized(_) => Reason::Unauthorized,
+            Rejection::Forbidden => Reason::Forbidden,
+            Rejection::NotFound => Reason::NotFound,
+            Rejection::TooLarge => Reason::TooLarge,
+            Rejection::Throttled => Reason::Throttled,
+            Rejection::RateLimited => Reason::RateLimited,
+            Rejection::BadGateway => Reason::BadGateway,
+            Rejection::Timeout => Reason::Timeout,
+            Rejection::Other(_) => return None,
+        })
+    }
+
+    /// Whether the failure was the integration's (`$context.integrationErrorMessage`).
+    pub fn is_integration_error(&self) -> bool {
+        matches!(self, Rejection::BadGateway | Rejection::Timeout)
+    }
+
+    /// The rejection for an error status that reached the proxy from elsewhere
+    /// (a Pingora error, a body filter).
+    pub fn from_status(status: u16) -> Rejection {
+        match status {
+            400 => Rejection::BadRequest,
+            408 => Rejection::ClientTimeout,
+            413 => Rejection::TooLarge,
+            502 => Rejection::BadGateway,
+            503 => Rejection::Timeout,
+            other => Rejection::Other(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_messages_and_reasons_agree() {
+        assert_eq!(Rejection::RateLimited.status(), 429);
+        assert_eq!(Rejection::Throttled.reason(), Some(Reason::Throttled));
+        assert_eq!(
+            Rejection::Unauthorized("Bearer".into()).body(),
+            r#"{"message":"Unauthorized"}"#
+        );
+        assert_eq!(Rejection::ClientTimeout.reason(), Some(Reason::BadRequest));
+        assert_eq!(Rejection::Other(500).message(), "Internal Server Error");
+        for s in [400, 408, 413, 502, 503] {
+            assert_eq!(Rejection::from_status(s).status(), s);
+        }
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(
+                *r as usize, i,
+                "ALL is in declaration order (metrics index it)"
+            );
+        }
+    }
+}
