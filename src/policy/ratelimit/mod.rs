@@ -28,7 +28,8 @@
 //!   Redis.
 //!
 //! Both stores take the raw key bytes and build [`Decision`]s through the constructors
-//! here, so every store reports a window the same way.
+//! here, so every store reports a window the same way. Tests that need a live Redis are
+//! in `tests/redis_store.rs` and `tests/limits.rs`.
 
 use crate::config::{closest, ConfigError, ConfigErrors, RateLimitStoreConf};
 use http::HeaderValue;
