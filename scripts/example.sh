@@ -3,31 +3,34 @@
 # and prints what to try. Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 bash scripts/setup.sh
 cargo build --release
 BIN=target/release/apigate
+# Both processes still print to this terminal; a copy of their output is kept so that a
+# process that never comes up can be diagnosed.
+for port in 9000 8080 9464; do need_free_port 127.0.0.1 $port; done
+LOGS=$(mktemp -d -t apigate-example.XXXXXX)
 
-"$BIN" echo --listen 127.0.0.1:9000 &
+"$BIN" echo --listen 127.0.0.1:9000 > >(tee "$LOGS/echo.log") 2>&1 &
 ECHO_PID=$!
-trap 'kill $ECHO_PID 2>/dev/null || true' EXIT
+trap 'kill $ECHO_PID 2>/dev/null || true; rm -rf "$LOGS"' EXIT
 
-"$BIN" serve --conf conf/example &
+"$BIN" serve --conf conf/example > >(tee "$LOGS/gateway.log") 2>&1 &
 GW_PID=$!
-trap 'kill $GW_PID $ECHO_PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  if curl -s -o /dev/null http://127.0.0.1:8080/; then break; fi
-  sleep 0.1
-done
+trap 'kill $GW_PID $ECHO_PID 2>/dev/null || true; rm -rf "$LOGS"' EXIT
+wait_for_port 127.0.0.1 9000 "$ECHO_PID" 10 "$LOGS/echo.log"
+wait_for_port 127.0.0.1 8080 "$GW_PID" 10 "$LOGS/gateway.log"
 
-cat <<'MSG'
+cat <<MSG
 
 apigate is serving conf/example at http://127.0.0.1:8080 (metrics: http://127.0.0.1:9464/metrics)
 backed by the bundled echo backend at http://127.0.0.1:9000. Try:
 
   curl -i http://127.0.0.1:8080/v0/users/42?expand=orgs     # stage v0, greedy route
-  curl -i http://127.0.0.1:8080/organizations/acme           # $default stage
+  curl -i http://127.0.0.1:8080/organizations/acme           # \$default stage
   curl -i http://127.0.0.1:8080/nope                         # AWS's 404
-  kill -HUP <gateway pid>                                    # reload conf/example
+$(printf '  %-59s# reload conf/example' "kill -HUP $GW_PID")
 
 Ctrl-C stops the gateway and the backend.
 MSG

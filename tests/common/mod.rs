@@ -615,28 +615,97 @@ pub fn headers_map(v: &serde_json::Value) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-/// A real `redis-server` on a loopback port (Debian's package; scripts/test.sh installs it).
+/// A real `redis-server` on a loopback port (Debian's package; scripts/test.sh installs it),
+/// killed when dropped. The one Redis harness of the tests.
+///
+/// Ports: [`free_port`] only probes a port, so another process (a test of another binary or
+/// of another checkout on the same machine) can take it before redis-server binds it. So a
+/// start that fails to bind is retried on another port, and a server counts as ready only
+/// when it answers PING *and* `INFO server` names our child's process id (a PONG from
+/// someone else's Redis on that port is not ours). Readiness is polled, never slept for.
 pub struct Redis {
     child: Option<Child>,
     pub port: u16,
+    /// redis-server's own output (why it exited, when it does).
+    log: PathBuf,
 }
 
 impl Redis {
+    /// Starts on a free port and returns once it answers.
     pub fn start() -> Redis {
-        let mut r = Redis {
+        const ATTEMPTS: usize = 10;
+        let mut tried = Vec::new();
+        for _ in 0..ATTEMPTS {
+            let mut r = Redis::on(free_port());
+            match r.launch() {
+                Ok(()) => return r,
+                Err(why) => tried.push(format!(":{} {why}", r.port)),
+            }
+        }
+        panic!(
+            "redis-server did not start in {ATTEMPTS} attempts:\n{}",
+            tried.join("\n")
+        );
+    }
+
+    /// A harness for `port` with nothing started yet.
+    fn on(port: u16) -> Redis {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let log = std::env::temp_dir().join(format!(
+            "apigate-test-redis-{}-{}.log",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        Redis {
             child: None,
-            port: free_port(),
-        };
-        r.restart();
-        r
+            port,
+            log,
+        }
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Starts (again) on the same port and waits until it answers PING.
+    /// Starts again on the same port (gateways and stores are configured with it) and waits
+    /// until it answers.
     pub fn restart(&mut self) {
+        if let Err(why) = self.launch() {
+            panic!("redis-server did not restart on :{}: {why}", self.port);
+        }
+    }
+
+    /// The server's process id (panics when stopped).
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .expect("redis-server is not running")
+            .id()
+    }
+
+    /// Sends `sig` (e.g. `STOP`, `CONT`) to the server.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts redis-server on `self.port` and waits until it answers as itself. An error
+    /// (the server exited, typically because the port was taken; another server answers;
+    /// no answer in time) leaves nothing running.
+    fn launch(&mut self) -> Result<(), String> {
+        self.stop();
+        let out = std::fs::File::create(&self.log).map_err(|e| format!("log file: {e}"))?;
+        let err = out.try_clone().map_err(|e| format!("log file: {e}"))?;
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -648,38 +717,89 @@ impl Redis {
                 "--appendonly",
                 "no",
             ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
             .spawn()
             .expect("redis-server is not installed: run scripts/test.sh, which installs it");
+        let pid = child.id();
         self.child = Some(child);
+        let outcome = self.wait_ready(pid);
+        if outcome.is_err() {
+            self.stop();
+        }
+        outcome
+    }
+
+    /// Polls until the server with process id `pid` answers on `self.port`.
+    fn wait_ready(&mut self, pid: u32) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let mut buf = [0u8; 7];
-                if s.write_all(b"PING\r\n").is_ok()
-                    && s.read_exact(&mut buf).is_ok()
-                    && &buf == b"+PONG\r\n"
-                {
-                    return;
+        loop {
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                return Err(format!("exited with {status}: {}", self.log_tail()));
+            }
+            match answering_pid(self.port) {
+                Some(p) if p == pid => return Ok(()),
+                Some(other) => {
+                    return Err(format!(
+                        "the port is another redis-server's (pid {other}): {}",
+                        self.log_tail()
+                    ))
                 }
+                None => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no answer to PING in 10 s: {}", self.log_tail()));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("redis-server did not answer PING");
     }
 
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
     }
+}
+
+/// The process id of the Redis answering PING on `port`, if one does. Plain RESP on a socket
+/// with timeouts: whatever holds the port may not be a Redis, nor answer at all (a client
+/// library's connect handshake would wait for it forever).
+fn answering_pid(port: u16) -> Option<u32> {
+    let timeout = Duration::from_secs(1);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.set_write_timeout(Some(timeout)).ok()?;
+    s.write_all(b"PING\r\nINFO server\r\n").ok()?;
+    let mut reader = BufReader::new(s);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    if line != "+PONG\r\n" {
+        return None;
+    }
+    // A bulk string: `$<length>\r\n<text>\r\n`.
+    line.clear();
+    reader.read_line(&mut line).ok()?;
+    let len: usize = line.strip_prefix('$')?.trim_end().parse().ok()?;
+    let mut info = vec![0; len];
+    reader.read_exact(&mut info).ok()?;
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
