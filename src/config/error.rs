@@ -74,7 +74,9 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .into_iter()
         .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
+        // Ties go to the alphabetically first name, so a hint drawn from a HashMap's keys
+        // is the same on every run.
+        .min_by(|a, b| a.cmp(b))
         .map(|(_, c)| c)
 }
 
@@ -103,5 +105,8 @@ mod tests {
             Some("RouteKey")
         );
         assert_eq!(closest("Zzz", ["RouteKey", "Target"]), None);
+        // Equally close names: the same answer whatever the order they come in.
+        assert_eq!(closest("usr", ["usra", "usrb"]), Some("usra"));
+        assert_eq!(closest("usr", ["usrb", "usra"]), Some("usra"));
     }
 }

@@ -6,10 +6,9 @@
 
 use super::ipfilter::IpFilter;
 use super::jwt::{self, AuthReject, Claims, JwtAuthorizer};
-use super::ratelimit::{self, Decision, KeySource, Store};
+use super::ratelimit::{self, Decision, KeySource, RateLimit, Store};
 use super::throttle::TokenBucket;
 use crate::rejection::Rejection;
-use crate::table::RateLimit;
 use std::net::IpAddr;
 use std::sync::Arc;
 

@@ -20,7 +20,7 @@ use crate::mapping::{RequestMapping, ResponseMapping};
 use crate::policy::chain::RoutePolicies;
 use crate::policy::ipfilter::IpFilter;
 use crate::policy::jwt::JwtAuthorizer;
-use crate::policy::ratelimit::{KeySource, Store};
+use crate::policy::ratelimit::{RateLimit, Store};
 use crate::routing::Router;
 use ipnet::IpNet;
 use std::collections::HashMap;
@@ -37,16 +37,6 @@ pub struct Settings {
     pub max_body_bytes: u64,
     pub trusted_proxies: Vec<IpNet>,
     pub keepalive_pool_size: usize,
-}
-
-/// A `RateLimit` policy: `calls` per `period` for each value of `key`, counted under
-/// `scope` (so an api-wide limit is shared by all routes).
-#[derive(Debug, Clone)]
-pub struct RateLimit {
-    pub scope: Arc<str>,
-    pub calls: u64,
-    pub period_secs: u64,
-    pub key: KeySource,
 }
 
 /// Policies of one scope (api, stage or route), compiled.

@@ -2,10 +2,11 @@
 //! checked and reused by every stage. Only a mapping that reads stage variables is compiled
 //! again per stage: the stage's values are part of its compiled form.
 
-use super::{Policies, RateLimit};
+use super::Policies;
 use crate::config::{ConfigErrors, PoliciesConf};
 use crate::mapping::{mapping_references, Reference, RequestMapping, ResponseMapping};
 use crate::policy::ipfilter::IpFilter;
+use crate::policy::ratelimit::RateLimit;
 use crate::policy::ratelimit::{self, KeySource};
 use std::collections::BTreeMap;
 use std::sync::Arc;

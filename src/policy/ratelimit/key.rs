@@ -3,7 +3,7 @@
 
 use super::MAX_PERIOD_SECS;
 use crate::config::{closest, ConfigError, ConfigErrors, RateLimitConf};
-use crate::mapping::Claims;
+use crate::policy::jwt::Claims;
 use std::borrow::Cow;
 
 /// The raw bytes of a policy's key for one request: the client IP; the header's values

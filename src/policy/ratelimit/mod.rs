@@ -44,6 +44,16 @@ pub use self::key::{key_bytes, validate, KeySource};
 pub use self::local::LocalStore;
 pub use self::redis::RedisStore;
 
+/// A `RateLimit` policy: `calls` per `period` for each value of `key`, counted under
+/// `scope` (so an api-wide limit is shared by all routes).
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    pub scope: Arc<str>,
+    pub calls: u64,
+    pub period_secs: u64,
+    pub key: KeySource,
+}
+
 /// Longest window a policy may ask for (one day).
 pub const MAX_PERIOD_SECS: u64 = 86_400;
 /// Default bound on the number of windows a [`LocalStore`] keeps.
