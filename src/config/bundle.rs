@@ -3,17 +3,18 @@
 //! file it stands for (`routes/id.json`), so parsing and every error message treat it
 //! exactly as the layout.
 
-use super::{ConfigError, ConfigErrors, Files, KINDS};
+use super::layout::cannot_read;
+use super::{read, ConfigError, ConfigErrors, Files, KINDS};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Reads the bundle at `path` into its files. `None` when it cannot be used at all.
 pub(super) fn read_bundle(path: &Path, errors: &mut ConfigErrors) -> Option<Files> {
     let name = path.display().to_string();
-    let raw = match std::fs::read_to_string(path) {
+    let raw = match read::read_text(path) {
         Ok(t) => t,
         Err(e) => {
-            errors.push(ConfigError::new(name, "", format!("cannot read: {e}"), ""));
+            errors.push(cannot_read(&name, &e));
             return None;
         }
     };
