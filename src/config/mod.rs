@@ -11,6 +11,8 @@ mod error;
 mod layout;
 mod model;
 mod parse;
+#[cfg(test)]
+mod props;
 pub mod read;
 #[cfg(test)]
 mod tests;
