@@ -11,10 +11,10 @@ use crate::policy::jwt::Claims;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// AWS's suggested JSON format, used when `AccessLogSettings` gives no `Format`.
@@ -247,21 +247,94 @@ impl Writer {
 static WRITERS: LazyLock<Mutex<HashMap<String, Arc<Writer>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-fn writer_for(destination: &str, conf_dir: &Path) -> std::io::Result<Arc<Writer>> {
+/// Where a stage's lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Destination {
+    Stdout,
+    Stderr,
+    /// Resolved against the conf dir.
+    File(PathBuf),
+}
+
+impl Destination {
+    /// Checks `DestinationArn` without touching the file system beyond looking: `check`
+    /// must not create the file. A relative path may not leave the conf dir (`..`): a
+    /// configuration copied from elsewhere must not write outside its own directory
+    /// unnoticed; a file elsewhere is written as an absolute path, on purpose.
+    fn parse(arn: &str, conf_dir: &Path) -> Result<Destination, (String, &'static str)> {
+        match arn {
+            "stdout" => return Ok(Destination::Stdout),
+            "stderr" => return Ok(Destination::Stderr),
+            "" => return Err(("is empty".into(), FIX)),
+            _ => {}
+        }
+        const FIX: &str =
+            "use \"stdout\", \"stderr\", a file path inside the conf dir, or an absolute path";
+        let rel = Path::new(arn);
+        if rel.is_relative() && rel.components().any(|c| c == Component::ParentDir) {
+            return Err((format!("{arn:?} leaves the configuration directory"), FIX));
+        }
+        let path = conf_dir.join(rel);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            Ok(m) => {
+                let kind = crate::config::read::irregular_kind(&m).unwrap_or("not a file");
+                return Err((
+                    format!("{} is {kind}, not a regular file", path.display()),
+                    FIX,
+                ));
+            }
+            Err(_) => {
+                let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+                if !parent.is_none_or(Path::is_dir) {
+                    return Err((
+                        format!("{} is not a directory", parent.unwrap_or(&path).display()),
+                        "create the directory, or log to another path",
+                    ));
+                }
+            }
+        }
+        Ok(Destination::File(path))
+    }
+
+    /// Opens the sink: append, created if absent, never blocking (a FIFO swapped in after
+    /// the check would hang the opener, open(2)), and a regular file only.
+    fn open(&self) -> std::io::Result<Box<dyn Write + Send>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        Ok(match self {
+            Destination::Stdout => Box::new(std::io::stdout()),
+            Destination::Stderr => Box::new(std::io::stderr()),
+            Destination::File(path) => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                    .open(path)?;
+                if let Some(kind) = crate::config::read::irregular_kind(&f.metadata()?) {
+                    return Err(std::io::Error::other(format!("{kind}, not a regular file")));
+                }
+                Box::new(f)
+            }
+        })
+    }
+
+    /// One writer per destination, shared across stages and reloads.
+    fn key(&self) -> String {
+        match self {
+            Destination::Stdout => "stdout".into(),
+            Destination::Stderr => "stderr".into(),
+            Destination::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+fn writer_for(destination: &Destination) -> std::io::Result<Arc<Writer>> {
     let mut writers = WRITERS.lock();
-    if let Some(w) = writers.get(destination) {
+    let key = destination.key();
+    if let Some(w) = writers.get(&key) {
         return Ok(w.clone());
     }
-    let sink: Box<dyn Write + Send> = match destination {
-        "stdout" => Box::new(std::io::stdout()),
-        "stderr" => Box::new(std::io::stderr()),
-        path => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(conf_dir.join(path))?,
-        ),
-    };
+    let sink = destination.open()?;
     let (tx, rx) = sync_channel::<String>(QUEUE);
     let pending = Arc::new(AtomicUsize::new(0));
     let done = pending.clone();
@@ -269,8 +342,24 @@ fn writer_for(destination: &str, conf_dir: &Path) -> std::io::Result<Arc<Writer>
         .name("access-log".into())
         .spawn(move || write_loop(rx, sink, done))?;
     let w = Arc::new(Writer { tx, pending });
-    writers.insert(destination.to_string(), w.clone());
+    writers.insert(key, w.clone());
     Ok(w)
+}
+
+/// A stage's writer, attached by [`AccessLog::open`] when the table is about to serve
+/// (never by `check`). Until then lines are dropped and counted.
+pub struct StageWriter {
+    destination: Destination,
+    writer: OnceLock<Arc<Writer>>,
+}
+
+impl StageWriter {
+    pub fn write_line(&self, line: String) {
+        match self.writer.get() {
+            Some(w) => w.write_line(line),
+            None => crate::metrics::metrics().access_log_dropped.inc(),
+        }
+    }
 }
 
 fn write_loop(rx: Receiver<String>, sink: Box<dyn Write + Send>, pending: Arc<AtomicUsize>) {
@@ -310,10 +399,11 @@ pub fn flush(timeout: Duration) {
 }
 
 /// A stage's access log: its format and where lines go.
-#[derive(Clone)]
 pub struct AccessLog {
     pub format: AccessLogFormat,
-    pub writer: Arc<Writer>,
+    pub writer: StageWriter,
+    /// The stage file, for errors when opening.
+    file: String,
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -323,27 +413,55 @@ impl std::fmt::Debug for AccessLog {
 }
 
 impl AccessLog {
-    /// `DestinationArn`: absent or `stdout`, `stderr`, or a file path relative to the conf dir.
+    /// `DestinationArn`: absent or `stdout`, `stderr`, or a file path (relative to the conf
+    /// dir, inside it, or absolute). Nothing is opened here: see [`AccessLog::open`].
     pub fn compile(
         file: &str,
         conf: &AccessLogConf,
         conf_dir: &Path,
         errors: &mut ConfigErrors,
     ) -> Option<AccessLog> {
-        let format = AccessLogFormat::compile(file, conf.format.as_deref(), errors)?;
-        let destination = conf.destination_arn.as_deref().unwrap_or("stdout");
-        match writer_for(destination, conf_dir) {
-            Ok(writer) => Some(AccessLog { format, writer }),
-            Err(e) => {
+        let format = AccessLogFormat::compile(file, conf.format.as_deref(), errors);
+        let arn = conf.destination_arn.as_deref().unwrap_or("stdout");
+        let destination = match Destination::parse(arn, conf_dir) {
+            Ok(d) => d,
+            Err((problem, fix)) => {
                 errors.push(ConfigError::new(
                     file,
                     "AccessLogSettings.DestinationArn",
-                    format!("cannot open {destination:?}: {e}"),
-                    "use \"stdout\", \"stderr\" or a writable file path",
+                    problem,
+                    fix,
                 ));
-                None
+                return None;
             }
+        };
+        Some(AccessLog {
+            format: format?,
+            writer: StageWriter {
+                destination,
+                writer: OnceLock::new(),
+            },
+            file: file.to_string(),
+        })
+    }
+
+    /// Opens (or joins) the destination's writer: only a table about to serve does this,
+    /// creating the file if needed.
+    pub fn open(&self) -> Result<(), ConfigError> {
+        if self.writer.writer.get().is_some() {
+            return Ok(());
         }
+        let dest = &self.writer.destination;
+        let w = writer_for(dest).map_err(|e| {
+            ConfigError::new(
+                &self.file,
+                "AccessLogSettings.DestinationArn",
+                format!("cannot open {}: {e}", dest.key()),
+                "use \"stdout\", \"stderr\" or a writable file path",
+            )
+        })?;
+        let _ = self.writer.writer.set(w);
+        Ok(())
     }
 }
 

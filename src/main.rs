@@ -84,7 +84,7 @@ fn main() -> ExitCode {
 }
 
 fn check(conf: PathBuf) -> ExitCode {
-    match reload::load_table(&conf, None) {
+    match reload::check_table(&conf, None) {
         Ok(table) => {
             let routes: usize = table.stages().map(|s| s.router.routes().len()).sum();
             println!(

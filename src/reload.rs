@@ -38,12 +38,35 @@ pub fn listen_for_sighup() -> std::io::Result<()> {
 /// (each request holds its own `Arc` to the table it started with).
 pub type SharedTable = Arc<ArcSwap<Table>>;
 
-/// Reads and compiles the configuration at `path`, with every error found. `previous` is
-/// the running table on reload (state such as rate-limit counters carries over).
-pub fn load_table(path: &Path, previous: Option<&Table>) -> Result<Table, config::ConfigErrors> {
+/// Reads and compiles the configuration at `path`, with every error found, and touches
+/// nothing: this is all `apigate check` does. `previous` is the running table on reload
+/// (state such as rate-limit counters carries over).
+pub fn check_table(path: &Path, previous: Option<&Table>) -> Result<Table, config::ConfigErrors> {
     let config = config::load(path)?;
     Table::compile(&config, previous)
 }
+
+/// [`check_table`], then opens what the table writes to (access-log files, created if
+/// absent): for a table that is about to serve.
+pub fn load_table(path: &Path, previous: Option<&Table>) -> Result<Table, config::ConfigErrors> {
+    let table = check_table(path, previous)?;
+    let mut errors = config::ConfigErrors::default();
+    for log in table.stages().filter_map(|s| s.access_log.as_ref()) {
+        if let Err(e) = log.open() {
+            errors.push(e);
+        }
+    }
+    if errors.is_empty() {
+        Ok(table)
+    } else {
+        Err(errors)
+    }
+}
+
+/// How long one reload may take. Reading files cannot block, but resolving hostnames
+/// can take long; past this the reload counts as failed, and later SIGHUPs are served
+/// (the stuck attempt's result, if it ever comes, is dropped).
+const RELOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Re-reads the configuration on SIGHUP; an invalid one is reported and the running one
 /// keeps serving.
@@ -57,9 +80,9 @@ impl Reloader {
         let path = self.path.clone();
         let previous = self.table.load_full();
         // Compiling resolves hostnames and reads files: keep it off the async workers.
-        let result = tokio::task::spawn_blocking(move || load_table(&path, Some(&previous))).await;
-        match result {
-            Ok(Ok(table)) => {
+        let load = tokio::task::spawn_blocking(move || load_table(&path, Some(&previous)));
+        let errors = match tokio::time::timeout(RELOAD_TIMEOUT, load).await {
+            Ok(Ok(Ok(table))) => {
                 let old = self.table.load();
                 if old.settings.listen != table.settings.listen
                     || old.settings.threads != table.settings.threads
@@ -72,18 +95,15 @@ impl Reloader {
                 self.table.store(Arc::new(table));
                 log::info!("configuration reloaded from {}", self.path.display());
                 crate::metrics::metrics().reload(true);
-                true
+                return true;
             }
-            Ok(Err(errors)) => {
-                log::error!("reload rejected, the running configuration keeps serving:\n{errors}");
-                crate::metrics::metrics().reload(false);
-                false
-            }
-            Err(e) => {
-                log::error!("reload failed: {e}");
-                false
-            }
-        }
+            Ok(Ok(Err(errors))) => errors.to_string(),
+            Ok(Err(e)) => format!("loading failed: {e}"),
+            Err(_) => format!("loading took longer than {RELOAD_TIMEOUT:?}"),
+        };
+        log::error!("reload rejected, the running configuration keeps serving:\n{errors}");
+        crate::metrics::metrics().reload(false);
+        false
     }
 }
 

@@ -3,21 +3,27 @@
 //! file it stands for (`routes/id.json`), so parsing and every error message treat it
 //! exactly as the layout.
 
-use super::{ConfigError, ConfigErrors, Files, KINDS};
+use super::layout::cannot_read;
+use super::{read, ConfigError, ConfigErrors, Files, KINDS};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Reads the bundle at `path` into its files. `None` when it cannot be used at all.
 pub(super) fn read_bundle(path: &Path, errors: &mut ConfigErrors) -> Option<Files> {
     let name = path.display().to_string();
-    let raw = match std::fs::read_to_string(path) {
+    let raw = match read::read_text(path) {
         Ok(t) => t,
         Err(e) => {
-            errors.push(ConfigError::new(name, "", format!("cannot read: {e}"), ""));
+            errors.push(cannot_read(&name, &e));
             return None;
         }
     };
-    let value: serde_json::Value = match serde_json::from_str(&raw) {
+    bundle_files(&name, &raw, errors)
+}
+
+/// Splits a bundle's text (from the file `name`) into the layout's files.
+pub(super) fn bundle_files(name: &str, raw: &str, errors: &mut ConfigErrors) -> Option<Files> {
+    let value: serde_json::Value = match serde_json::from_str(raw) {
         Ok(v) => v,
         Err(e) => {
             errors.push(ConfigError::new(
@@ -48,15 +54,25 @@ pub(super) fn read_bundle(path: &Path, errors: &mut ConfigErrors) -> Option<File
             kind if KINDS.contains(&kind) => {
                 has_stages_dir |= kind == "stages";
                 let Some(items) = v.as_object() else {
-                    errors.push(ConfigError::new(&name, key, "must map ids to objects", ""));
+                    errors.push(ConfigError::new(name, key, "must map ids to objects", ""));
                     continue;
                 };
                 for (id, item) in items {
+                    // An id stands for a file stem, which references name (`routes/ID`).
+                    if id.is_empty() || id.contains('/') || id.chars().any(char::is_control) {
+                        errors.push(ConfigError::new(
+                            name,
+                            format!("{key}.{}", serde_json::Value::String(id.clone())),
+                            "is not a usable id",
+                            "use an id without '/' or control characters, e.g. \"r0\"",
+                        ));
+                        continue;
+                    }
                     text.insert(format!("{kind}/{id}.json"), item.to_string());
                 }
             }
             other => errors.push(ConfigError::new(
-                &name,
+                name,
                 other,
                 "unknown section",
                 "use gateway, api, stages, routes, integrations or authorizers",

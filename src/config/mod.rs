@@ -12,6 +12,9 @@ mod layout;
 mod model;
 mod parse;
 #[cfg(test)]
+mod props;
+pub mod read;
+#[cfg(test)]
 mod tests;
 
 pub use error::{closest, ConfigError, ConfigErrors};
@@ -59,12 +62,15 @@ const KINDS: [&str; 4] = ["stages", "routes", "integrations", "authorizers"];
 /// [`Config::errors`], so that the files that are fine still get checked.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let mut errors = ConfigErrors::default();
-    let files = if path.is_dir() {
+    let meta = std::fs::metadata(path);
+    let is_dir = meta.as_ref().is_ok_and(|m| m.is_dir());
+    let files = if is_dir {
         layout::read_dir(path, &mut errors)
     } else if path.file_name().is_some_and(|n| n == "gateway.json") {
         let dir = path.parent().unwrap_or(Path::new("."));
         layout::read_dir(dir, &mut errors)
-    } else if path.is_file() {
+    } else if meta.is_ok() {
+        // A regular file is a bundle; anything else is refused by the reader, by type.
         bundle::read_bundle(path, &mut errors)
     } else {
         errors.push(ConfigError::new(
@@ -78,7 +84,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let Some(files) = files else {
         return Err(errors);
     };
-    let dir = if path.is_dir() {
+    let dir = if is_dir {
         path.to_path_buf()
     } else {
         path.parent().unwrap_or(Path::new(".")).to_path_buf()

@@ -107,6 +107,26 @@ fn reserved_header_error(file: &str, at: &str, key: &str) -> Option<ConfigError>
     ))
 }
 
+/// The config error for a header value whose static text holds a control character: CR,
+/// LF, NUL and the rest can never be sent in a field value (RFC 9110 5.5 allows only
+/// visible characters, SP and HTAB), so the header would be dropped on every request. Said
+/// at load, not discovered in production. (Stage variable values are checked per stage.)
+fn header_value_error(file: &str, at: &str, key: &str, value: &str) -> Option<ConfigError> {
+    let (action, target) = key.split_once(':')?;
+    if action == "remove" || !target.starts_with("header.") {
+        return None;
+    }
+    let c = value.chars().find(|c| c.is_control() && *c != '\t')?;
+    Some(ConfigError::new(
+        file,
+        at,
+        format!(
+            "the value holds the control character {c:?}, which a header value cannot carry (RFC 9110 section 5.5)"
+        ),
+        "remove line breaks and other control characters from the value",
+    ))
+}
+
 fn header_target(target: &str) -> Result<Option<Header>, String> {
     let Some(name) = target.strip_prefix("header.") else {
         return Ok(None);
@@ -138,6 +158,10 @@ fn compile_entries<Op>(
     for (key, value) in entries {
         let at = format!("{field}.{key}");
         if let Some(e) = reserved_header_error(file, &at, key) {
+            errors.push(e);
+            continue;
+        }
+        if let Some(e) = header_value_error(file, &at, key, value) {
             errors.push(e);
             continue;
         }

@@ -6,7 +6,8 @@
 use super::api::ApiWide;
 use super::policies::compile_stage_policies;
 use super::stage_vars::{
-    check_policy_stage_variables, check_stage_references, substitute_stage_vars,
+    check_policy_stage_variables, check_stage_references, check_stage_variable_values,
+    substitute_stage_vars,
 };
 use super::validate::{reference, Checked, CheckedIntegration, CheckedRoute, CheckedTarget};
 use super::{Integration, Policies, Route, Stage, Table};
@@ -102,6 +103,7 @@ impl Compiler<'_, '_> {
             })
             .unwrap_or_default();
         check_stage_name(file, conf, errors);
+        check_stage_variable_values(file, conf, errors);
         let vars = &conf.stage_variables;
         let own = conf
             .policies

@@ -80,6 +80,26 @@ pub(super) fn check_policy_stage_variables(
     }
 }
 
+/// A stage variable value with a control character would put CR/LF into the header or
+/// URL it is substituted into (RFC 9110 5.5), or be dropped there at run time: a config
+/// error, said once per variable.
+pub(super) fn check_stage_variable_values(
+    file: &str,
+    stage: &StageConf,
+    errors: &mut ConfigErrors,
+) {
+    for (name, value) in &stage.stage_variables {
+        if let Some(c) = value.chars().find(|c| c.is_control()) {
+            errors.push(ConfigError::new(
+                file,
+                format!("StageVariables.{name}"),
+                format!("the value holds the control character {c:?}"),
+                "remove line breaks, tabs and other control characters from the value",
+            ));
+        }
+    }
+}
+
 /// `${stageVariables.x}` in an IntegrationUri, substituted for the stage in `stage_file`.
 pub(super) fn substitute_stage_vars(
     uri: &str,

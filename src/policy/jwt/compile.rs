@@ -134,17 +134,26 @@ impl JwtAuthorizer {
             static_keys(file, "Jwks", inline, errors)
         } else if let Some(rel) = &conf.jwks_file {
             let path = conf_dir.join(rel);
-            match std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-            {
-                Ok(v) => static_keys(file, "JwksFile", &v, errors),
+            // Read as any configuration file: regular, bounded, never blocking.
+            match crate::config::read::read_text(&path) {
+                Ok(t) => match serde_json::from_str(&t) {
+                    Ok(v) => static_keys(file, "JwksFile", &v, errors),
+                    Err(e) => {
+                        errors.push(ConfigError::new(
+                            file,
+                            "JwksFile",
+                            format!("{} is not JSON: {e}", path.display()),
+                            "give a JWK Set file ({\"keys\": [...]})",
+                        ));
+                        None
+                    }
+                },
                 Err(e) => {
                     errors.push(ConfigError::new(
                         file,
                         "JwksFile",
                         format!("cannot read {}: {e}", path.display()),
-                        "give a JWK Set file path relative to the conf dir",
+                        format!("{}; the path is relative to the conf dir", e.fix()),
                     ));
                     None
                 }
