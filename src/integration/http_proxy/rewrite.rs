@@ -7,8 +7,8 @@ use crate::mapping::{Action, RequestMapping, RequestOp, Vars};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use pingora_core::{Error, ErrorType, Result};
 
-/// Characters that cannot stand in a URL path as they are (`%` stays: values are encoded).
-const PATH_UNSAFE: &AsciiSet = &CONTROLS
+/// Characters that cannot stand in a URL as they are.
+const URL_UNSAFE: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')
@@ -19,7 +19,7 @@ const PATH_UNSAFE: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}');
 /// Characters escaped in a mapped query value.
-const QUERY_UNSAFE: &AsciiSet = &PATH_UNSAFE.add(b'&').add(b'=').add(b'+').add(b'%');
+const QUERY_UNSAFE: &AsciiSet = &URL_UNSAFE.add(b'&').add(b'=').add(b'+').add(b'%');
 
 /// The URI the backend is sent. `append`: the client path a `$default` route appends.
 pub(super) fn backend_uri(
@@ -44,11 +44,20 @@ pub(super) fn backend_uri(
     }
     match overwrite_path {
         Some(t) => {
-            let v = t.eval(vars, true);
-            if !v.starts_with('/') {
-                path.push('/');
-            }
-            path.extend(utf8_percent_encode(&v, PATH_UNSAFE));
+            // A leading `/` is implied (AWS's examples write `/$request.path.proxy`);
+            // merging makes a doubled one harmless.
+            let mut mapped = String::with_capacity(64);
+            mapped.push('/');
+            t.eval_path_into(vars, &mut mapped);
+            // The same rules as a client's path: a value can add no segment (its `/` is
+            // encoded, and an encoded `/` is refused) and no dot segment.
+            let canon = crate::request_path::canonical(&mapped).map_err(|why| {
+                Error::explain(
+                    ErrorType::HTTPStatus(400),
+                    format!("overwrite:path {mapped:?}: {why}"),
+                )
+            })?;
+            path.push_str(&canon);
         }
         None => target.write_path(vars.params, append, &mut path),
     }
