@@ -460,6 +460,11 @@ impl GreedyTrie {
     }
 }
 
+/// Property tests (proptest): route keys and selection on canonical paths.
+#[cfg(test)]
+#[path = "routing/props.rs"]
+mod props;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,7 +738,7 @@ mod tests {
 
     /// The AWS rules written as plainly as possible: every route that matches gets a
     /// score, the least score wins.
-    fn reference(keys: &[RouteKey], method: &Method, path: &str) -> Option<usize> {
+    pub(super) fn reference(keys: &[RouteKey], method: &Method, path: &str) -> Option<usize> {
         let path = match path.strip_suffix('/') {
             Some(p) if !p.is_empty() => p,
             _ => path,
