@@ -166,27 +166,34 @@ fn check_decoded(decoded: &[u8]) -> Result<(), Refusal> {
 /// Whether a byte stands for itself in a canonical segment: RFC 3986 `pchar` without `%`
 /// (unreserved, sub-delims, `:`, `@`).
 pub(crate) fn is_plain(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'@'
-        )
+    CLASS[usize::from(b)] >= PLAIN
 }
+
+/// Byte classes for the one-pass check, a table lookup per byte.
+const OTHER: u8 = 0;
+const SLASH: u8 = 1;
+const PLAIN: u8 = 2;
+const DOT: u8 = 3;
+const SEMICOLON: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = match b {
+            b'/' => SLASH,
+            b'.' => DOT,
+            b';' => SEMICOLON,
+            b'-' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b','
+            | b'=' | b':' | b'@' => PLAIN,
+            _ if b.is_ascii_alphanumeric() => PLAIN,
+            _ => OTHER,
+        };
+        i += 1;
+    }
+    t
+};
 
 /// `%XX` with upper-case hex (RFC 3986 6.2.2.1).
 pub(crate) fn push_escape(b: u8, out: &mut String) {
@@ -205,39 +212,20 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// The common case, checked in one pass: only plain bytes and `/`, no empty segment but a
-/// trailing one, no dot segment (also before `;`). Escapes take the slow path.
+/// The common case, checked in one pass with one bit of state: only plain bytes and `/`,
+/// and no segment that is empty (but a trailing one) or starts with a dot. Escapes, and
+/// the rare names like `.well-known`, take the slow path, which decides.
 fn is_canonical(path: &[u8]) -> bool {
     let Some((b'/', rest)) = path.split_first() else {
         return false;
     };
-    // Per segment: its length, the length of its name (before any `;`), whether the name is
-    // only dots so far.
-    let (mut len, mut name, mut dots, mut in_params) = (0usize, 0usize, true, false);
+    let mut after_slash = true;
     for &b in rest {
-        if b == b'/' {
-            if len == 0 || is_dot_name(name, dots) {
-                return false;
-            }
-            (len, name, dots, in_params) = (0, 0, true, false);
-            continue;
-        }
-        if !is_plain(b) {
-            return false;
-        }
-        len += 1;
-        if !in_params {
-            if b == b';' {
-                in_params = true;
-            } else {
-                name += 1;
-                dots &= b == b'.';
-            }
+        match CLASS[usize::from(b)] {
+            OTHER => return false,
+            SLASH | DOT if after_slash => return false,
+            class => after_slash = class == SLASH,
         }
     }
-    !is_dot_name(name, dots)
-}
-
-fn is_dot_name(name: usize, only_dots: bool) -> bool {
-    only_dots && (1..=2).contains(&name)
+    true
 }
