@@ -174,7 +174,6 @@ const OTHER: u8 = 0;
 const SLASH: u8 = 1;
 const PLAIN: u8 = 2;
 const DOT: u8 = 3;
-const SEMICOLON: u8 = 4;
 
 static CLASS: [u8; 256] = {
     let mut t = [OTHER; 256];
@@ -184,9 +183,8 @@ static CLASS: [u8; 256] = {
         t[i] = match b {
             b'/' => SLASH,
             b'.' => DOT,
-            b';' => SEMICOLON,
             b'-' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b','
-            | b'=' | b':' | b'@' => PLAIN,
+            | b';' | b'=' | b':' | b'@' => PLAIN,
             _ if b.is_ascii_alphanumeric() => PLAIN,
             _ => OTHER,
         };
