@@ -226,6 +226,11 @@ fn conf(py: &PyServer) -> ConfDir {
             "integrations/a.json",
             integration(&format!("{u}/files/public.txt"), ""),
         ),
+        (
+            "stages/default.json",
+            r#"{"Name":"$default","AccessLogSettings":{"DestinationArn":"access.log","Format":"$context.path $context.routeKey"}}"#
+                .to_string(),
+        ),
         ("routes/default.json", route("$default", "site", "")),
         (
             "routes/admin.json",
@@ -419,6 +424,19 @@ fn legitimate_paths_still_work_and_reach_the_backend_canonical() {
     }
     let head = "GET /fetch HTTP/1.1\r\nX-File: my file.txt";
     assert_eq!(raw(gw.port, head), (200, "spaced".into()));
+    // The access log records the canonical path too.
+    let log = dir.path.join("access.log");
+    let want = "/files/public.txt GET /files/{proxy+}";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().filter(|l| *l == want).count() >= 3 {
+            assert!(!text.contains("%70ublic"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "access log: {text}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // A name with dots that is no dot segment is a name.
     assert_eq!(get(gw.port, "/files/...").0, 404);
     py.wait_seen("GET /files/... HTTP/1.1");
