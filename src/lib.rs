@@ -8,9 +8,9 @@
 //!    table (stages, `routing` tries, `mapping`s, policies, integrations), published
 //!    atomically by `reload` and replaced whole on SIGHUP.
 //! 3. `proxy`: Pingora's hooks. Per request a typed context (`proxy::Ctx`) holds the table
-//!    the request started with; `request_path` refuses targets that cannot be routed, the
-//!    stage and route are selected, and the route's `policy::chain` admits the request or
-//!    returns a `rejection`.
+//!    the request started with; `request_path` rewrites the path to its one canonical form
+//!    (or refuses it), which every later step reads; the stage and route are selected,
+//!    and the route's `policy::chain` admits the request or returns a `rejection`.
 //! 4. `integration`: the admitted request is handed to the route's integration kind
 //!    (HTTP_PROXY today), whose answer `mapping` may rewrite on the way back.
 //! 5. `metrics` and `accesslog` record the outcome; `lifecycle` counts requests in flight

@@ -37,9 +37,9 @@ pub enum RouteKey {
 /// Characters a literal segment may hold besides ASCII letters and digits: AWS's unreserved
 /// and sub-delimiter characters plus `:` and `@` (RFC 3986 `pchar` without `%`). Left out,
 /// because a route holding them could never match: space, `?` and `#` (they end the path),
-/// `%` (request paths are matched as sent, so write the character itself), `/` (separates
-/// segments) and non-ASCII letters (clients send them percent-encoded). `{` `}` only
-/// appear as a whole-segment variable.
+/// `%` (routes match the canonical request path, see `request_path`: write the character
+/// itself), `/` (separates segments) and non-ASCII letters (clients send them
+/// percent-encoded). `{` `}` only appear as a whole-segment variable.
 const LITERAL_PUNCTUATION: &str = "-._~:@!$&'()*+,;=";
 
 impl RouteKey {
@@ -124,7 +124,7 @@ impl RouteKey {
             {
                 return Err(format!(
                     "segment {seg:?} has {bad:?}; a path holds only letters, digits and {LITERAL_PUNCTUATION} \
-                     (a request path is matched as sent, so this route could never match)"
+                     (routes match the canonical request path, so this route could never match)"
                 ));
             } else {
                 segments.push(Segment::Literal(seg.to_string()));
@@ -460,6 +460,11 @@ impl GreedyTrie {
     }
 }
 
+/// Property tests (proptest): route keys and selection on canonical paths.
+#[cfg(test)]
+#[path = "routing/props.rs"]
+mod props;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,7 +738,7 @@ mod tests {
 
     /// The AWS rules written as plainly as possible: every route that matches gets a
     /// score, the least score wins.
-    fn reference(keys: &[RouteKey], method: &Method, path: &str) -> Option<usize> {
+    pub(super) fn reference(keys: &[RouteKey], method: &Method, path: &str) -> Option<usize> {
         let path = match path.strip_suffix('/') {
             Some(p) if !p.is_empty() => p,
             _ => path,

@@ -189,10 +189,47 @@ impl Template {
         }
     }
 
+    /// Appends the value as a backend path (`overwrite:path`). The template's own text
+    /// (stage variables included: the operator wrote them) keeps its `/` and escapes; the
+    /// request's path values (`$request.path`, `$request.path.NAME`, `$context.path`) are
+    /// already canonical and go in encoded, their `/` separating segments as in the request;
+    /// every other value (query, header, claim, ...) is percent-encoded whole, `/`, `\` and
+    /// `%` included, so a client's value is only ever text inside a segment. The caller
+    /// canonicalises the result (`request_path::canonical`), which refuses an encoded `/` or
+    /// `\` and any dot segment, however the values spelled it.
+    pub fn eval_path_into(&self, vars: &Vars<'_>, out: &mut String) {
+        let mut value = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Lit(s) => encode(s, |b| matches!(b, b'/' | b'%'), out),
+                Part::Var(v @ (Var::RequestPath | Var::RequestPathParam(_))) => {
+                    vars.append(v, true, out)
+                }
+                Part::Var(v @ Var::Context(ContextVar::Path)) => vars.append(v, true, out),
+                Part::Var(v) => {
+                    value.clear();
+                    vars.append(v, false, &mut value);
+                    encode(&value, |_| false, out);
+                }
+            }
+        }
+    }
+
     pub fn eval(&self, vars: &Vars<'_>, for_path: bool) -> String {
         let mut s = String::new();
         self.eval_into(vars, for_path, &mut s);
         s
+    }
+}
+
+/// Appends `text` with every byte that is no plain path character (nor `keep`) escaped.
+fn encode(text: &str, keep: impl Fn(u8) -> bool, out: &mut String) {
+    for &b in text.as_bytes() {
+        if crate::request_path::is_plain(b) || keep(b) {
+            out.push(char::from(b));
+        } else {
+            crate::request_path::push_escape(b, out);
+        }
     }
 }
 

@@ -75,16 +75,18 @@ impl ProxyHttp for Gateway {
         ctx.in_flight = Some(InFlight::start());
         let table = ctx.table.clone();
 
+        // From here on the request's path is its canonical form: routing, policies,
+        // mappings, logs and the backend all read the same one.
+        let refused = crate::request_path::canonicalise(session.req_header_mut()).err();
         let req = session.req_header();
-        let path = req.uri.path();
         // The stage is known first so that every answer, rejections included, is logged
         // in its access log.
-        let stage = table.stage_for(path);
+        let stage = table.stage_for(req.uri.path());
         if let Some((stage, _)) = stage {
             ctx.stage = Some(stage.name.clone());
             ctx.access_log = stage.access_log.clone();
         }
-        if let Some(problem) = crate::request_path::malformed(req) {
+        if let Some(problem) = refused {
             log::debug!("400 for {:?}: {problem}", req.uri);
             return reject(session, ctx, Rejection::BadRequest).await;
         }

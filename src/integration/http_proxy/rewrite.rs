@@ -7,8 +7,8 @@ use crate::mapping::{Action, RequestMapping, RequestOp, Vars};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use pingora_core::{Error, ErrorType, Result};
 
-/// Characters that cannot stand in a URL path as they are (`%` stays: values are encoded).
-const PATH_UNSAFE: &AsciiSet = &CONTROLS
+/// Characters that cannot stand in a URL as they are.
+const URL_UNSAFE: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')
@@ -19,7 +19,7 @@ const PATH_UNSAFE: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}');
 /// Characters escaped in a mapped query value.
-const QUERY_UNSAFE: &AsciiSet = &PATH_UNSAFE.add(b'&').add(b'=').add(b'+').add(b'%');
+const QUERY_UNSAFE: &AsciiSet = &URL_UNSAFE.add(b'&').add(b'=').add(b'+').add(b'%');
 
 /// The URI the backend is sent. `append`: the client path a `$default` route appends.
 pub(super) fn backend_uri(
@@ -44,11 +44,20 @@ pub(super) fn backend_uri(
     }
     match overwrite_path {
         Some(t) => {
-            let v = t.eval(vars, true);
-            if !v.starts_with('/') {
-                path.push('/');
-            }
-            path.extend(utf8_percent_encode(&v, PATH_UNSAFE));
+            // A leading `/` is implied (AWS's examples write `/$request.path.proxy`);
+            // merging makes a doubled one harmless.
+            let mut mapped = String::with_capacity(64);
+            mapped.push('/');
+            t.eval_path_into(vars, &mut mapped);
+            // The same rules as a client's path: a value can add no segment (its `/` is
+            // encoded, and an encoded `/` is refused) and no dot segment.
+            let canon = crate::request_path::canonical(&mapped).map_err(|why| {
+                Error::explain(
+                    ErrorType::HTTPStatus(400),
+                    format!("overwrite:path {mapped:?}: {why}"),
+                )
+            })?;
+            path.push_str(&canon);
         }
         None => target.write_path(vars.params, append, &mut path),
     }
@@ -118,4 +127,103 @@ fn edit_query(query: &str, maps: &[RequestMapping], vars: &Vars<'_>) -> Option<S
             .collect::<Vec<_>>()
             .join("&"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{Side, Template};
+    use pingora_http::RequestHeader;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    /// The backend path for a client request `target` (with `X-File: header`) through
+    /// `overwrite:path` = `template`, on the route `GET /svc/{proxy+}`.
+    fn mapped(template: &str, target: &str, header: &str) -> Result<String> {
+        let t = Template::parse(template, Side::Request, &Default::default()).unwrap();
+        let maps = [RequestMapping {
+            ops: vec![RequestOp::Path(t)],
+        }];
+        let target_uri = Target::parse("http://127.0.0.1:9/base", Duration::from_secs(1)).unwrap();
+        let mut req = RequestHeader::build("GET", target.as_bytes(), None).unwrap();
+        req.insert_header("X-File", header).unwrap();
+        let path = req.uri.path().to_string();
+        let proxy = path.strip_prefix("/svc/").unwrap_or("").into();
+        let params = [("proxy".into(), proxy)];
+        let vars = Vars {
+            req: &req,
+            path: &path,
+            full_path: &path,
+            params: &params,
+            request_id: "id",
+            stage: "$default",
+            route_key: "GET /svc/{proxy+}",
+            source_ip: "127.0.0.1",
+            claims: None,
+            resp: None,
+        };
+        backend_uri(&target_uri, None, &maps, &vars, None).map(|u| u.path().to_string())
+    }
+
+    #[test]
+    fn path_values_keep_their_slashes_other_values_cannot_add_any() {
+        let ok = |t: &str, target: &str, h: &str| mapped(t, target, h).unwrap();
+        let refused = |t: &str, target: &str, h: &str| mapped(t, target, h).is_err();
+        assert_eq!(
+            ok("/x/$request.path.proxy", "/svc/a/b%20c", ""),
+            "/x/a/b%20c"
+        );
+        assert_eq!(ok("$request.path", "/svc/a", ""), "/svc/a");
+        assert_eq!(
+            ok("/f/$request.querystring.n", "/svc/a?n=my%20file", ""),
+            "/f/my%20file"
+        );
+        assert_eq!(ok("/f/$request.querystring.n", "/svc/a?n=%61", ""), "/f/a");
+        assert_eq!(
+            ok("/f/${request.header.X-File}/z", "/svc/a", "é"),
+            "/f/%C3%A9/z"
+        );
+        // An empty value leaves no empty segment behind.
+        assert_eq!(ok("/f/$request.querystring.n/z", "/svc/a", ""), "/f/z");
+        // A value's `%` is data: `%2e%2e` is a name, not `..`.
+        assert_eq!(
+            ok("/f/$request.querystring.n", "/svc/a?n=%252e%252e", ""),
+            "/f/%252e%252e"
+        );
+        for q in [
+            "..", "%2e%2e", ".", "../x", "..%2Fx", "a/b", "%2Fx", "..;x", "a\\b", "..%5Cx",
+        ] {
+            let target = format!("/svc/a?n={q}");
+            assert!(refused("/f/$request.querystring.n", &target, ""), "{q}");
+        }
+        for h in ["..", "../admin", "a/b", "a\\b", "..;x", "/etc/passwd"] {
+            assert!(refused("/f/${request.header.X-File}", "/svc/a", h), "{h}");
+        }
+        // The operator's own text is checked the same way.
+        assert!(refused("/f/../admin", "/svc/a", ""));
+    }
+
+    proptest! {
+        /// A query or header value can make the mapped path a 400 or one segment's text,
+        /// never more segments, and never a dot segment.
+        #[test]
+        fn values_never_add_segments(value in "[ -~\u{e9}]{0,12}") {
+            let query: String = value.bytes().map(|b| format!("%{b:02X}")).collect();
+            let header = value.trim().to_string();
+            for (target, h) in [(format!("/svc/a?n={query}"), "x".to_string()), ("/svc/a".to_string(), header)] {
+                let template = if target.contains('?') {
+                    "/f/$request.querystring.n/z"
+                } else {
+                    "/f/${request.header.X-File}/z"
+                };
+                if let Ok(p) = mapped(template, &target, &h) {
+                    let segs: Vec<&str> = p[1..].split('/').collect();
+                    prop_assert!(segs.len() == 2 || segs.len() == 3, "{:?} -> {}", value, p);
+                    prop_assert_eq!(segs[0], "f");
+                    prop_assert_eq!(*segs.last().unwrap(), "z");
+                    prop_assert!(segs.iter().all(|s| *s != "." && *s != ".."), "{}", p);
+                }
+            }
+        }
+    }
 }
