@@ -290,6 +290,23 @@ fn parse_path(path: &str) -> Result<Vec<PathPart>, UriError> {
     if !rest.is_empty() {
         parts.push(PathPart::Lit(rest.to_string()));
     }
+    // The URI's own text must not hold what a client path may not (a dot segment, `%2F`,
+    // a backslash): the backend would be sent a path outside the one the operator meant.
+    let sample: String = parts
+        .iter()
+        .map(|p| match p {
+            PathPart::Lit(s) => s.as_str(),
+            PathPart::Var(_) => "x",
+        })
+        .collect();
+    if sample.starts_with('/') {
+        if let Err(why) = crate::request_path::canonical(&sample) {
+            return Err(bad(
+                format!("path {path:?} holds {why}"),
+                "write the path the backend should receive, without . or .. segments, %2F or backslashes",
+            ));
+        }
+    }
     Ok(parts)
 }
 
@@ -355,4 +372,20 @@ mod tests {
         // Variables are checked as the values they will hold.
         assert!(Target::check("http://h/a/{proxy+}/b?x=1").is_ok());
     }
+
+    #[test]
+    fn uri_paths_that_a_client_could_not_send_are_refused() {
+        for uri in [
+            "http://127.0.0.1:9000/a/../admin",
+            "http://127.0.0.1:9000/a/%2e%2E/{proxy}",
+            "http://127.0.0.1:9000/a%2Fb/{id}",
+            "http://127.0.0.1:9000/a\\b",
+        ] {
+            let e = Target::check(uri).expect_err(uri);
+            assert!(e.problem.contains("holds"), "{uri}: {e:?}");
+        }
+        Target::check("http://127.0.0.1:9000/a/{proxy}").unwrap();
+        Target::check("http://127.0.0.1:9000").unwrap();
+    }
+
 }
