@@ -129,5 +129,6 @@ fn compile_settings(g: &GatewayConf, errors: &mut ConfigErrors) -> Settings {
         max_body_bytes: g.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
         trusted_proxies: trusted,
         keepalive_pool_size: g.upstream_keepalive_pool_size.unwrap_or(128),
+        allow_underscores_in_headers: g.allow_underscores_in_headers.unwrap_or(false),
     }
 }

@@ -37,6 +37,8 @@ pub struct Settings {
     pub max_body_bytes: u64,
     pub trusted_proxies: Vec<IpNet>,
     pub keepalive_pool_size: usize,
+    /// `AllowUnderscoresInHeaders`: keep client headers whose name holds `_`.
+    pub allow_underscores_in_headers: bool,
 }
 
 /// A `RateLimit` policy: `calls` per `period` for each value of `key`, counted under
