@@ -28,7 +28,12 @@ pub fn drop_underscored_headers(req: &mut RequestHeader) {
     if !req.headers.keys().any(underscored) {
         return;
     }
-    let doomed: Vec<HeaderName> = req.headers.keys().filter(|k| underscored(k)).cloned().collect();
+    let doomed: Vec<HeaderName> = req
+        .headers
+        .keys()
+        .filter(|k| underscored(k))
+        .cloned()
+        .collect();
     for name in doomed {
         log::debug!("dropped client header {name} (a name with '_')");
         req.remove_header(&name);
@@ -53,7 +58,11 @@ fn check_transfer_codings(req: &RequestHeader) -> Result<(), Rejection> {
     let mut chunked = 0;
     for value in req.headers.get_all(TRANSFER_ENCODING) {
         // Empty list elements are allowed and ignored (RFC 9110 5.6.1).
-        for coding in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+        for coding in value
+            .as_bytes()
+            .split(|&b| b == b',')
+            .map(<[u8]>::trim_ascii)
+        {
             if coding.is_empty() {
                 continue;
             }
@@ -159,7 +168,10 @@ mod tests {
             &[("Content-Length", "5"), ("Content-Length", "6")],
             &[("Content-Length", "5, +5")],
             &[("Content-Length", "5, ")],
-            &[("Content-Length", "99999999999999999999, 99999999999999999999")],
+            &[(
+                "Content-Length",
+                "99999999999999999999, 99999999999999999999",
+            )],
         ] {
             assert_eq!(
                 check_framing(&mut req(hs)),
@@ -185,7 +197,10 @@ mod tests {
                 "{te}"
             );
         }
-        let two = req(&[("Transfer-Encoding", "gzip"), ("Transfer-Encoding", "chunked")]);
+        let two = req(&[
+            ("Transfer-Encoding", "gzip"),
+            ("Transfer-Encoding", "chunked"),
+        ]);
         assert_eq!(check_transfer_codings(&two), Err(Rejection::NotImplemented));
         for te in ["chunked, chunked", ","] {
             assert_eq!(
