@@ -225,4 +225,46 @@ mod tests {
         assert_eq!(names, ["accept", "x-user"]);
         assert_eq!(r.headers["x-user"], "alice");
     }
+
+    proptest::proptest! {
+        /// Any `Content-Length` / `Transfer-Encoding` fields a client sends: no panic; an
+        /// accepted head carries at most one `Content-Length` with one value (or chunked
+        /// alone), and screening it again changes nothing.
+        #[test]
+        fn framing_screen_is_total_and_idempotent(
+            sent in proptest::collection::vec("[0-9, +a-]{0,8}", 0..3),
+            codings in proptest::collection::vec("(chunked|gzip|identity|,| |C)*", 0..3),
+        ) {
+            let mut r = req(&[]);
+            for l in &sent {
+                r.append_header("Content-Length", l.as_str()).unwrap();
+            }
+            for c in &codings {
+                r.append_header("Transfer-Encoding", c.as_str()).unwrap();
+            }
+            if check_framing(&mut r).is_ok() {
+                let once = format!("{:?}", r.headers);
+                proptest::prop_assert!(check_framing(&mut r).is_ok());
+                proptest::prop_assert_eq!(once, format!("{:?}", r.headers));
+                if codings.is_empty() {
+                    let all = lengths(&r);
+                    proptest::prop_assert!(all.len() <= 1);
+                    proptest::prop_assert!(all.iter().all(|v| !v.contains(',')), "{:?}", all);
+                }
+            }
+        }
+
+        /// Whatever names a client sends, none with `_` is left, and the others all are.
+        #[test]
+        fn underscored_names_never_survive(names in proptest::collection::vec("[a-zA-Z_-]{1,8}", 0..10)) {
+            let mut r = req(&[]);
+            for n in &names {
+                r.append_header(n.clone(), "v").unwrap();
+            }
+            drop_underscored_headers(&mut r);
+            for n in &names {
+                proptest::prop_assert_eq!(r.headers.contains_key(n.as_str()), !n.contains('_'));
+            }
+        }
+    }
 }

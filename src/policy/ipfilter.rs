@@ -266,4 +266,28 @@ mod tests {
             ip("10.0.0.1")
         );
     }
+
+    proptest::proptest! {
+        /// Any `X-Forwarded-For` bytes: no panic; from an untrusted peer the peer is the
+        /// client; from a trusted one the client is unknown, untrusted, or (all hops
+        /// trusted) a trusted hop, never an address the filters would mistake for another.
+        #[test]
+        fn forwarded_for_is_total(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24), 0..3),
+            hops in proptest::collection::vec("(10\\.0\\.0\\.[0-9]|198\\.51\\.100\\.[0-9]|\\[::1\\]:80|junk|)", 0..4),
+        ) {
+            let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+            let joined = hops.join(",");
+            let mut all: Vec<&[u8]> = lines.iter().map(|l| l.as_slice()).collect();
+            all.push(joined.as_bytes());
+            let outside: IpAddr = "192.0.2.1".parse().unwrap();
+            proptest::prop_assert_eq!(client_ip(outside, &trusted, all.iter().copied()), outside);
+            let ip = client_ip("10.0.0.1".parse().unwrap(), &trusted, all.iter().copied());
+            proptest::prop_assert_eq!(ip, canonical(ip));
+            if ip == UNKNOWN_CLIENT {
+                proptest::prop_assert!(!filter("forbid", &[]).permits(ip));
+            }
+        }
+    }
 }
