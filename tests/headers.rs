@@ -342,17 +342,8 @@ fn operators_may_set_or_remove_the_headers_apigate_does_not_set() {
         ),
     ));
     let dir = ConfDir::new(&conf);
-    let check = std::process::Command::new(BIN)
-        .args(["check", "--conf"])
-        .arg(&dir.path)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    let (ok, out) = check(&dir);
+    assert!(ok, "{out}");
     let gw = Gateway::start(&dir.path);
     let raw = format!("GET /r HTTP/1.1\r\nHost: gw.test\r\n{CLIENT_FORWARDING}\r\n");
     assert_eq!(send(gw.port, &raw).status, 200);
@@ -383,14 +374,8 @@ fn operators_may_set_or_remove_the_headers_apigate_does_not_set() {
             r#""RequestParameters":{"remove:header.X-Forwarded-For":"","overwrite:header.Transfer-Encoding":"x","overwrite:header.Authorization":"x"}"#,
         ),
     )]);
-    let check = std::process::Command::new(BIN)
-        .args(["check", "--conf"])
-        .arg(&dir.path)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&check.stdout).into_owned()
-        + &String::from_utf8_lossy(&check.stderr);
-    assert!(!check.status.success(), "{out}");
+    let (ok, out) = check(&dir);
+    assert!(!ok, "{out}");
     assert!(
         out.contains("X-Forwarded-For\" is reserved: the gateway sets it itself"),
         "{out}"
@@ -572,4 +557,49 @@ fn an_unreadable_forwarded_address_passes_no_ip_filter() {
     assert_aws_error(&get("/forbid", "192.0.2.9"), 403, "Forbidden", "listed");
     // Five from /open, two readable addresses.
     assert_eq!(b.requests().len(), 7);
+}
+
+/// `apigate check` on `dir`: whether it passed, and what it printed.
+fn check(dir: &ConfDir) -> (bool, String) {
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--conf"])
+        .arg(&dir.path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn reading_a_dropped_header_is_a_config_error_naming_the_setting() {
+    let mut conf = identity_conf("http://127.0.0.1:9", "{}");
+    conf.push((
+        "api.json",
+        r#"{"Policies":{"RateLimit":{"Calls":5,"PeriodSeconds":60,"Key":"$request.header.api_key"}}}"#
+            .to_string(),
+    ));
+    let dir = ConfDir::new(&conf);
+    dir.write(&[(
+        "integrations/i.json",
+        integration(
+            "http://127.0.0.1:9",
+            r#""RequestParameters":{"overwrite:header.X-User":"$request.header.X_User"}"#,
+        ),
+    )]);
+    let (ok, out) = check(&dir);
+    assert!(!ok, "{out}");
+    for at in [
+        "api.json: Policies.RateLimit.Key",
+        "integrations/i.json: RequestParameters.overwrite:header.X-User",
+    ] {
+        assert!(out.contains(at), "{at}: {out}");
+    }
+    assert!(out.contains("AllowUnderscoresInHeaders"), "{out}");
+    dir.write(&[(
+        "gateway.json",
+        r#"{"AllowUnderscoresInHeaders":true}"#.to_string(),
+    )]);
+    let (ok, out) = check(&dir);
+    assert!(ok, "{out}");
 }

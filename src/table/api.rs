@@ -34,6 +34,7 @@ impl<'c> ApiWide<'c> {
         errors: &mut ConfigErrors,
     ) -> Self {
         let settings = compile_settings(&config.gateway, errors);
+        super::underscores::check(config, errors);
         let store_conf = config.gateway.rate_limit_store.clone();
         let store = match previous {
             // A local store keeps its counters across any reload; a Redis store is rebuilt

@@ -13,6 +13,7 @@ mod policies;
 mod stage_vars;
 #[cfg(test)]
 mod tests;
+mod underscores;
 mod validate;
 
 use crate::config::{Config, ConfigErrors};
