@@ -27,6 +27,7 @@ pub mod policy;
 pub mod proxy;
 pub mod rejection;
 pub mod reload;
+pub mod request_head;
 pub mod request_path;
 pub mod routing;
 pub mod table;

@@ -17,6 +17,8 @@ pub enum Rejection {
     ClientTimeout,
     /// 413: the body is over `MaxBodyBytes`.
     TooLarge,
+    /// 501: a transfer coding the gateway does not implement (RFC 9112 6.1).
+    NotImplemented,
     /// 429 from the stage's token bucket (AWS throttling).
     Throttled,
     /// 429 from a `RateLimit` policy; the answer carries `Retry-After`.
@@ -81,6 +83,7 @@ impl Rejection {
             Rejection::ClientTimeout => 408,
             Rejection::TooLarge => 413,
             Rejection::Throttled | Rejection::RateLimited => 429,
+            Rejection::NotImplemented => 501,
             Rejection::BadGateway => 502,
             Rejection::Timeout => 503,
             Rejection::Other(status) => *status,
@@ -97,6 +100,7 @@ impl Rejection {
             408 => "Request Timeout",
             413 => "Request Entity Too Large",
             429 => "Too Many Requests",
+            501 => "Not Implemented",
             502 => "Bad Gateway",
             503 => "Service Unavailable",
             _ => "Internal Server Error",
@@ -110,7 +114,9 @@ impl Rejection {
 
     pub fn reason(&self) -> Option<Reason> {
         Some(match self {
-            Rejection::BadRequest | Rejection::ClientTimeout => Reason::BadRequest,
+            Rejection::BadRequest | Rejection::ClientTimeout | Rejection::NotImplemented => {
+                Reason::BadRequest
+            }
             Rejection::Unauthorized(_) => Reason::Unauthorized,
             Rejection::Forbidden => Reason::Forbidden,
             Rejection::NotFound => Reason::NotFound,
@@ -135,6 +141,7 @@ impl Rejection {
             400 => Rejection::BadRequest,
             408 => Rejection::ClientTimeout,
             413 => Rejection::TooLarge,
+            501 => Rejection::NotImplemented,
             502 => Rejection::BadGateway,
             503 => Rejection::Timeout,
             other => Rejection::Other(other),
@@ -156,6 +163,10 @@ mod tests {
         );
         assert_eq!(Rejection::ClientTimeout.reason(), Some(Reason::BadRequest));
         assert_eq!(Rejection::Other(500).message(), "Internal Server Error");
+        assert_eq!(
+            Rejection::NotImplemented.body(),
+            r#"{"message":"Not Implemented"}"#
+        );
         for s in [400, 408, 413, 502, 503] {
             assert_eq!(Rejection::from_status(s).status(), s);
         }

@@ -17,6 +17,9 @@ pub struct GatewayConf {
     pub rate_limit_store: Option<RateLimitStoreConf>,
     /// Idle upstream connections kept per worker thread (Pingora's keepalive pool).
     pub upstream_keepalive_pool_size: Option<usize>,
+    /// Forward client headers whose name holds `_` (default false: dropped, as nginx's
+    /// `underscores_in_headers off`).
+    pub allow_underscores_in_headers: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -14,6 +14,8 @@ mod template;
 mod vars;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 pub use ops::{

@@ -37,38 +37,80 @@ pub enum ResponseOp {
     Status(Template),
 }
 
-/// Headers that mappings may not touch (AWS's reserved list, plus framing headers).
-pub fn is_reserved_header(name: &str) -> bool {
+/// Why a header cannot be mapped: who owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// apigate writes it itself on every forwarded request or every answer; a mapping
+    /// would fight the gateway (or lie to the backend about the client).
+    Gateway,
+    /// Message framing and connection management (hop-by-hop, RFC 9110 7.6.1; framing,
+    /// RFC 9112 6): set per connection by the HTTP layer, never per route.
+    Framing,
+    /// Reserved by AWS HTTP APIs ("Reserved headers" of the parameter-mapping guide): a
+    /// configuration AWS refuses is refused here too, so it deploys unchanged.
+    Aws,
+}
+
+impl Owner {
+    fn explain(self) -> &'static str {
+        match self {
+            Owner::Gateway => "the gateway sets it itself",
+            Owner::Framing => "it frames the message or manages the connection (hop-by-hop)",
+            Owner::Aws => "AWS HTTP APIs reserve it (AWS refuses this mapping too)",
+        }
+    }
+}
+
+/// Exact names (lowercase) and their owner. Exactly what apigate writes is `Gateway`:
+/// `Host` (the integration's), `X-Forwarded-For`/`-Proto`/`-Port`, `Forwarded` and `Via`
+/// on requests; `apigw-*` and, with `CorsConfiguration`, `access-control-*` on answers.
+/// `X-Forwarded-Host`, `-Prefix` and `-Server` are not here: apigate does not set them (it
+/// only removes them from clients that are not trusted proxies), so an operator may set or
+/// remove them, although AWS's list names `X-Forwarded-Host`.
+const RESERVED: [(&str, Owner); 20] = [
+    ("host", Owner::Gateway),
+    ("x-forwarded-for", Owner::Gateway),
+    ("x-forwarded-proto", Owner::Gateway),
+    ("x-forwarded-port", Owner::Gateway),
+    ("forwarded", Owner::Gateway),
+    ("via", Owner::Gateway),
+    ("connection", Owner::Framing),
+    ("content-length", Owner::Framing),
+    ("transfer-encoding", Owner::Framing),
+    ("te", Owner::Framing),
+    ("trailer", Owner::Framing),
+    ("trailers", Owner::Framing),
+    ("upgrade", Owner::Framing),
+    ("keep-alive", Owner::Framing),
+    ("proxy-authenticate", Owner::Framing),
+    ("proxy-authorization", Owner::Framing),
+    ("authorization", Owner::Aws),
+    ("content-encoding", Owner::Aws),
+    ("content-location", Owner::Aws),
+    ("origin", Owner::Aws),
+];
+
+/// Reserved name prefixes (lowercase) and their owner.
+const RESERVED_PREFIXES: [(&str, Owner); 4] = [
+    ("apigw-", Owner::Gateway),
+    ("access-control-", Owner::Gateway),
+    ("x-amz-", Owner::Aws),
+    ("x-amzn-", Owner::Aws),
+];
+
+/// Who owns `name`, if mappings may not touch it.
+pub fn reserved_header(name: &str) -> Option<Owner> {
     let n = name.to_ascii_lowercase();
-    const EXACT: [&str; 17] = [
-        "authorization",
-        "connection",
-        "content-encoding",
-        "content-length",
-        "content-location",
-        "forwarded",
-        "keep-alive",
-        "origin",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "via",
-        "host",
-    ];
-    EXACT.contains(&n.as_str())
-        || [
-            "access-control-",
-            "apigw-",
-            "x-amz-",
-            "x-amzn-",
-            "x-forwarded-",
-        ]
+    RESERVED
         .iter()
-        .any(|p| n.starts_with(p))
+        .find(|(r, _)| *r == n)
+        .or_else(|| RESERVED_PREFIXES.iter().find(|(p, _)| n.starts_with(p)))
+        .map(|(_, owner)| *owner)
+}
+
+/// Whether mappings may not touch `name` (see [`reserved_header`]).
+pub fn is_reserved_header(name: &str) -> bool {
+    reserved_header(name).is_some()
 }
 
 fn parse_key(key: &str) -> Result<(Action, &str), String> {
@@ -92,9 +134,7 @@ fn parse_key(key: &str) -> Result<(Action, &str), String> {
 /// itself owns these, so the fix is another name.
 fn reserved_header_error(file: &str, at: &str, key: &str) -> Option<ConfigError> {
     let name = key.split_once(':')?.1.strip_prefix("header.")?;
-    if !is_reserved_header(name) {
-        return None;
-    }
+    let owner = reserved_header(name)?;
     let base = name
         .strip_prefix("x-")
         .or_else(|| name.strip_prefix("X-"))
@@ -102,7 +142,7 @@ fn reserved_header_error(file: &str, at: &str, key: &str) -> Option<ConfigError>
     Some(ConfigError::new(
         file,
         at,
-        format!("header {name:?} is reserved: the gateway or HTTP itself sets it"),
+        format!("header {name:?} is reserved: {}", owner.explain()),
         format!("remove it, or map to another header name such as X-App-{base}"),
     ))
 }

@@ -274,3 +274,37 @@ fn context_names_end_where_the_shared_lexer_says() {
         "{e}"
     );
 }
+
+#[test]
+fn reserved_headers_are_exactly_what_the_gateway_http_or_aws_own() {
+    for (name, owner) in [
+        ("Host", "the gateway sets it"),
+        ("X-Forwarded-Port", "the gateway sets it"),
+        ("apigw-requestid", "the gateway sets it"),
+        ("Keep-Alive", "hop-by-hop"),
+        ("Proxy-Authorization", "hop-by-hop"),
+        ("Origin", "AWS HTTP APIs reserve it"),
+        ("X-Amz-Date", "AWS HTTP APIs reserve it"),
+    ] {
+        let map: BTreeMap<String, String> =
+            [(format!("remove:header.{name}"), String::new())].into();
+        let mut errors = ConfigErrors::default();
+        RequestMapping::compile("f", "P", &map, &no_stage_vars(), &mut errors);
+        assert_eq!(errors.0.len(), 1, "{name}");
+        assert!(
+            errors.0[0].problem.contains(owner),
+            "{name}: {}",
+            errors.0[0]
+        );
+    }
+    // apigate does not write these: operators may set or remove them.
+    for name in [
+        "X-Forwarded-Host",
+        "X-Forwarded-Prefix",
+        "X-Forwarded-Server",
+        "X-Real-Ip",
+        "Cookie",
+    ] {
+        assert!(!is_reserved_header(name), "{name}");
+    }
+}

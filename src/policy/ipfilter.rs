@@ -34,9 +34,16 @@ impl IpFilter {
         Some(IpFilter { allow, nets })
     }
 
-    /// Whether `ip` may pass.
+    /// Whether `ip` may pass. An unknown client (`UNKNOWN_CLIENT`, or any unspecified
+    /// address) passes no filter, allow or forbid alike: a forbid list cannot name a client
+    /// whose address could not be read, so admitting it would let any client that garbles
+    /// its forwarding chain past every forbid list (fail closed).
     pub fn permits(&self, ip: IpAddr) -> bool {
-        let listed = contains(&self.nets, ip);
+        let ip = canonical(ip);
+        if ip.is_unspecified() {
+            return false;
+        }
+        let listed = self.nets.iter().any(|n| n.contains(&ip));
         listed == self.allow
     }
 }
@@ -70,6 +77,11 @@ pub fn parse_nets(
     ok.then_some(nets)
 }
 
+/// Whether `peer` is one of `TrustedProxies` (whose forwarding headers are believed).
+pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
+    !trusted.is_empty() && contains(trusted, peer)
+}
+
 fn contains(nets: &[IpNet], ip: IpAddr) -> bool {
     let ip = canonical(ip);
     nets.iter().any(|n| n.contains(&ip))
@@ -84,7 +96,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// The address of a client that cannot be known (an unreadable forwarding chain, a peer
-/// without an IP address). No allow list short of `0.0.0.0/0` admits it.
+/// without an IP address). No IP filter admits it (see `IpFilter::permits`).
 pub const UNKNOWN_CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 /// The client address: the TCP peer, unless the peer is a trusted proxy, in which case the
@@ -96,7 +108,7 @@ pub fn client_ip<'a>(
     trusted: &[IpNet],
     xff: impl DoubleEndedIterator<Item = &'a [u8]>,
 ) -> IpAddr {
-    if trusted.is_empty() || !contains(trusted, peer) {
+    if !is_trusted(peer, trusted) {
         return canonical(peer);
     }
     let mut candidate = canonical(peer);
@@ -165,6 +177,22 @@ mod tests {
         assert!(!filter("allow", &["10.0.0.0/8"]).permits(ip("127.0.0.1")));
         assert!(filter("allow", &["127.0.0.1"]).permits(ip("::ffff:127.0.0.1")));
         assert!(!filter("allow", &["2001:db8::/32"]).permits(ip("::1")));
+    }
+
+    #[test]
+    fn unknown_clients_pass_no_filter() {
+        for f in [
+            filter("forbid", &["192.0.2.0/24"]),
+            filter("forbid", &[]),
+            filter("allow", &["0.0.0.0/0", "::/0"]),
+            filter("allow", &["0.0.0.0"]),
+        ] {
+            assert!(!f.permits(UNKNOWN_CLIENT), "{f:?}");
+            assert!(!f.permits("::".parse().unwrap()), "{f:?}");
+            assert!(!f.permits("::ffff:0.0.0.0".parse().unwrap()), "{f:?}");
+        }
+        // A known client still passes a forbid list that does not name it.
+        assert!(filter("forbid", &["192.0.2.0/24"]).permits("198.51.100.1".parse().unwrap()));
     }
 
     #[test]
@@ -237,5 +265,29 @@ mod tests {
             client_ip(ip("10.0.0.1"), &[], xff.iter().copied()),
             ip("10.0.0.1")
         );
+    }
+
+    proptest::proptest! {
+        /// Any `X-Forwarded-For` bytes: no panic; from an untrusted peer the peer is the
+        /// client; from a trusted one the client is unknown, untrusted, or (all hops
+        /// trusted) a trusted hop, never an address the filters would mistake for another.
+        #[test]
+        fn forwarded_for_is_total(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24), 0..3),
+            hops in proptest::collection::vec("(10\\.0\\.0\\.[0-9]|198\\.51\\.100\\.[0-9]|\\[::1\\]:80|junk|)", 0..4),
+        ) {
+            let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+            let joined = hops.join(",");
+            let mut all: Vec<&[u8]> = lines.iter().map(|l| l.as_slice()).collect();
+            all.push(joined.as_bytes());
+            let outside: IpAddr = "192.0.2.1".parse().unwrap();
+            proptest::prop_assert_eq!(client_ip(outside, &trusted, all.iter().copied()), outside);
+            let ip = client_ip("10.0.0.1".parse().unwrap(), &trusted, all.iter().copied());
+            proptest::prop_assert_eq!(ip, canonical(ip));
+            if ip == UNKNOWN_CLIENT {
+                proptest::prop_assert!(!filter("forbid", &[]).permits(ip));
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@ use crate::lifecycle::InFlight;
 use crate::mapping::{apply_header, ResponseOp, VALID_STATUS};
 use crate::metrics::metrics;
 use crate::policy::chain::{permits, RequestView};
-use crate::policy::ipfilter::UNKNOWN_CLIENT;
+use crate::policy::ipfilter::{is_trusted, UNKNOWN_CLIENT};
 use crate::rejection::Rejection;
 use crate::reload::SharedTable;
 use async_trait::async_trait;
@@ -74,6 +74,12 @@ impl ProxyHttp for Gateway {
         session.as_downstream_mut().set_pipelining_enabled(true);
         ctx.in_flight = Some(InFlight::start());
         let table = ctx.table.clone();
+        // Screened before anything reads the head; a framing refusal is answered once the
+        // stage (and its access log) is known.
+        if !table.settings.allow_underscores_in_headers {
+            crate::request_head::drop_underscored_headers(session.req_header_mut());
+        }
+        let framing = crate::request_head::check_framing(session.req_header_mut());
 
         // From here on the request's path is its canonical form: routing, policies,
         // mappings, logs and the backend all read the same one.
@@ -89,6 +95,9 @@ impl ProxyHttp for Gateway {
         if let Some(problem) = refused {
             log::debug!("400 for {:?}: {problem}", req.uri);
             return reject(session, ctx, Rejection::BadRequest).await;
+        }
+        if let Err(rejection) = framing {
+            return reject(session, ctx, rejection).await;
         }
         if let Some(headers) = table.cors.as_ref().and_then(|c| c.preflight_for(req)) {
             respond::preflight(session, ctx, headers).await?;
@@ -202,13 +211,15 @@ impl ProxyHttp for Gateway {
         let routed = routed(ctx)?;
         let route = &routed.route;
         let req = session.req_header();
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         let forwarding = http_proxy::Forwarding {
             client_ip: ctx.client.ip,
             client_ip_str: &ctx.client.ip_str,
-            peer: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip()),
+            peer,
+            peer_trusted: peer.is_some_and(|p| is_trusted(p, &ctx.table.settings.trusted_proxies)),
             listen_port: session
                 .server_addr()
                 .and_then(|a| a.as_inet())
@@ -268,8 +279,10 @@ impl ProxyHttp for Gateway {
                 return Err(e);
             }
         }
-        // `999` parses as HTTP but is no status a client can act on: a malformed answer.
-        if status > 599 {
+        // `999` parses as HTTP but is no status a client can act on: a malformed answer. A
+        // 101 answers only a request with `Upgrade` (RFC 9110 15.2.2), which apigate never
+        // forwards: relaying it would hand the client raw backend bytes.
+        if status > 599 || status == 101 {
             let mut e = Error::explain(
                 ErrorType::InvalidHTTPHeader,
                 format!("backend answered status {status}"),

@@ -34,6 +34,7 @@ impl<'c> ApiWide<'c> {
         errors: &mut ConfigErrors,
     ) -> Self {
         let settings = compile_settings(&config.gateway, errors);
+        super::underscores::check(config, errors);
         let store_conf = config.gateway.rate_limit_store.clone();
         let store = match previous {
             // A local store keeps its counters across any reload; a Redis store is rebuilt
@@ -129,5 +130,6 @@ fn compile_settings(g: &GatewayConf, errors: &mut ConfigErrors) -> Settings {
         max_body_bytes: g.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
         trusted_proxies: trusted,
         keepalive_pool_size: g.upstream_keepalive_pool_size.unwrap_or(128),
+        allow_underscores_in_headers: g.allow_underscores_in_headers.unwrap_or(false),
     }
 }

@@ -13,6 +13,7 @@ mod policies;
 mod stage_vars;
 #[cfg(test)]
 mod tests;
+mod underscores;
 mod validate;
 
 use crate::config::{Config, ConfigErrors};
@@ -37,6 +38,8 @@ pub struct Settings {
     pub max_body_bytes: u64,
     pub trusted_proxies: Vec<IpNet>,
     pub keepalive_pool_size: usize,
+    /// `AllowUnderscoresInHeaders`: keep client headers whose name holds `_`.
+    pub allow_underscores_in_headers: bool,
 }
 
 /// Policies of one scope (api, stage or route), compiled.

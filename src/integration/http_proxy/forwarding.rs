@@ -9,6 +9,16 @@ use std::net::IpAddr;
 /// Pre-parsed: a `&str` name is parsed (and lowercased) on every lookup.
 static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
 
+/// Headers other proxies write about the original request that apigate does not write
+/// itself: believed only from a trusted proxy. From anyone else they would let a client
+/// choose the host or path prefix a backend puts in redirects and absolute links (Envoy
+/// and nginx leave them to the edge proxy the same way).
+static CLIENT_FORWARDING: [http::HeaderName; 3] = [
+    http::HeaderName::from_static("x-forwarded-host"),
+    http::HeaderName::from_static("x-forwarded-prefix"),
+    http::HeaderName::from_static("x-forwarded-server"),
+];
+
 /// Who sent the request, for the forwarding headers.
 pub struct Forwarding<'a> {
     /// The client (the peer, or read through trusted proxies).
@@ -16,6 +26,8 @@ pub struct Forwarding<'a> {
     pub client_ip_str: &'a str,
     /// The TCP peer, appended to `X-Forwarded-For` (the client unless it is a trusted proxy).
     pub peer: Option<IpAddr>,
+    /// Whether the peer is in `TrustedProxies` (its `X-Forwarded-Host` etc. are kept).
+    pub peer_trusted: bool,
     /// The gateway's own port the request came in on.
     pub listen_port: u16,
 }
@@ -74,6 +86,11 @@ impl Forwarding<'_> {
         // AWS HTTP APIs do not tunnel: a backend's 101 would turn the exchange into a raw
         // stream outside the body limit and timeouts.
         up.remove_header(&header::UPGRADE);
+        if !self.peer_trusted {
+            for name in &CLIENT_FORWARDING {
+                up.remove_header(name);
+            }
+        }
         Ok(())
     }
 }
