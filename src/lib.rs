@@ -30,3 +30,4 @@ pub mod reload;
 pub mod request_path;
 pub mod routing;
 pub mod table;
+pub mod tls;

@@ -181,12 +181,13 @@ impl ProxyHttp for Gateway {
     fn fail_to_connect(
         &self,
         _session: &mut Session,
-        _peer: &HttpPeer,
+        peer: &HttpPeer,
         _ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
         // A refused or timed-out connect is answered at once, not retried 16 times.
         metrics().upstream_connect_failures.inc();
+        crate::tls::upstream::log_connect_failure(peer, &e);
         e.set_retry(false);
         e
     }

@@ -37,6 +37,10 @@ pub struct Settings {
     pub max_body_bytes: u64,
     pub trusted_proxies: Vec<IpNet>,
     pub keepalive_pool_size: usize,
+    /// `Tls`: serve HTTPS (checked at load; `crate::tls::listener`).
+    pub tls: Option<crate::tls::listener::Source>,
+    /// `Http2Cleartext`: prior-knowledge h2c on a plain listener.
+    pub http2_cleartext: bool,
 }
 
 /// A `RateLimit` policy: `calls` per `period` for each value of `key`, counted under
