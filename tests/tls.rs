@@ -295,3 +295,312 @@ fn check_reports_bad_tls_settings() {
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");
     }
 }
+
+// ---- The HTTPS listener ----
+
+/// A client for the gateway's HTTPS listener: trusts `ca_pem`, speaks HTTP/2 (by ALPN) or
+/// HTTP/1.1 only, optionally presents a client certificate. `localhost` is pinned to
+/// 127.0.0.1, where the gateway listens.
+fn client(port: u16, ca_pem: &str, h2: bool, identity: Option<&Issued>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .pool_max_idle_per_host(0)
+        .timeout(std::time::Duration::from_secs(10));
+    b = if h2 {
+        b.http2_prior_knowledge()
+    } else {
+        b.http1_only()
+    };
+    if let Some(id) = identity {
+        let pem = format!("{}\n{}", id.cert_pem, id.key_pem);
+        b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+    }
+    b.build().unwrap()
+}
+
+struct Answer {
+    status: u16,
+    version: reqwest::Version,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+fn fetch(client: &reqwest::Client, url: &str) -> Result<Answer, reqwest::Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = client.get(url).send().await?;
+        let status = r.status().as_u16();
+        let version = r.version();
+        let headers = r.headers().clone();
+        let body = r.text().await?;
+        Ok(Answer {
+            status,
+            version,
+            headers,
+            body,
+        })
+    })
+}
+
+/// A gateway serving HTTPS with a certificate for localhost from `ca`, in front of a plain
+/// echo backend; `tls_extra` is more members of `Tls`.
+fn https_conf(ca: &Ca, backend: &Echo, tls_extra: &str) -> ConfDir {
+    let server = ca.server(&["localhost", "127.0.0.1"]);
+    let conf = ConfDir::new(&[
+        (
+            "gateway.json",
+            format!(r#"{{"Tls":{{"CertFile":"gw.pem","KeyFile":"gw.key"{tls_extra}}}}}"#),
+        ),
+        (
+            "stages/v0.json",
+            r#"{"Name":"v0","AccessLogSettings":{"DestinationArn":"access.log","Format":"$context.requestId $context.status $context.protocol $context.routeKey cert=$context.identity.clientCert.subjectDN serial=$context.identity.clientCert.serialNumber"}}"#.into(),
+        ),
+        (
+            "routes/pm.json",
+            route(
+                "GET /postman",
+                "pm",
+                r#""Policies":{"RequestParameters":{"overwrite:header.x-stage":"$context.stage","overwrite:header.x-client-dn":"$context.identity.clientCert.subjectDN"}}"#,
+            ),
+        ),
+        (
+            "routes/no.json",
+            route(
+                "GET /forbidden",
+                "pm",
+                r#""Policies":{"IpFilter":{"Action":"forbid","Addresses":["127.0.0.1"]}}"#,
+            ),
+        ),
+        ("integrations/pm.json", integration(&format!("{}/get", backend.url()), "")),
+    ]);
+    server.write(&conf.path, "gw");
+    conf
+}
+
+#[test]
+fn https_listener_serves_http1_and_http2_alike() {
+    let ca = Ca::new("listener CA");
+    let backend = Echo::start();
+    let conf = https_conf(&ca, &backend, "");
+    let gw = Gateway::start(&conf.path);
+    let base = format!("https://localhost:{}", gw.port);
+    for (h2, version, protocol) in [
+        (false, reqwest::Version::HTTP_11, "HTTP/1.1"),
+        (true, reqwest::Version::HTTP_2, "HTTP/2.0"),
+    ] {
+        let c = client(gw.port, &ca.pem(), h2, None);
+        let r = fetch(&c, &format!("{base}/v0/postman?q=1")).unwrap();
+        assert_eq!(r.status, 200, "{protocol}: {}", r.body);
+        assert_eq!(r.version, version);
+        let id = r
+            .header("apigw-requestid")
+            .expect("apigw-requestid")
+            .to_string();
+        let echo = r.json();
+        assert_eq!(echo["path"], "/get", "{protocol}");
+        assert_eq!(echo["query"], "q=1", "{protocol}");
+        assert_eq!(echo["headers"]["x-stage"][0], "v0", "{protocol}");
+        assert_eq!(
+            echo["headers"]["x-forwarded-proto"][0], "https",
+            "{protocol}"
+        );
+        let forwarded = echo["headers"]["forwarded"][0].as_str().unwrap();
+        assert!(
+            forwarded.ends_with(";proto=https"),
+            "{protocol}: {forwarded}"
+        );
+        assert!(
+            echo["headers"].get("x-client-dn").is_none(),
+            "{protocol}: no client cert"
+        );
+
+        let r = fetch(&c, &format!("{base}/v0/nope")).unwrap();
+        assert_eq!(r.status, 404, "{protocol}");
+        assert_eq!(r.json(), serde_json::json!({"message": "Not Found"}));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert!(r.header("apigw-requestid").is_some());
+        let r = fetch(&c, &format!("{base}/v0/forbidden")).unwrap();
+        assert_eq!(r.status, 403, "{protocol}");
+        assert_eq!(r.json(), serde_json::json!({"message": "Forbidden"}));
+
+        // The access log line of the first request names the protocol.
+        let log = conf.path.join("access.log");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let line = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(l) = text.lines().find(|l| l.starts_with(&id)) {
+                break l.to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no log line for {id}:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert_eq!(
+            line,
+            format!("{id} 200 {protocol} GET /postman cert=- serial=-")
+        );
+    }
+    let text = gw.scrape();
+    for status in ["200", "403", "404"] {
+        let route = match status {
+            "200" => "GET /postman",
+            "403" => "GET /forbidden",
+            _ => "-",
+        };
+        assert_eq!(
+            metric_value(
+                &text,
+                &format!(
+                    r#"apigate_requests_total{{method="GET",route="{route}",stage="v0",status="{status}"}}"#
+                )
+            ),
+            Some(2.0),
+            "{status}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn h2c_prior_knowledge_on_a_plain_listener() {
+    let backend = Echo::start();
+    let conf = ConfDir::new(&[
+        ("gateway.json", r#"{"Http2Cleartext":true}"#.into()),
+        ("routes/a.json", route("GET /a", "a", "")),
+        (
+            "integrations/a.json",
+            integration(&format!("{}/x", backend.url()), ""),
+        ),
+    ]);
+    let gw = Gateway::start(&conf.path);
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}/a", gw.port);
+    let r = fetch(&h2, &url).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.version, reqwest::Version::HTTP_2);
+    assert_eq!(r.json()["headers"]["x-forwarded-proto"][0], "http");
+    // HTTP/1.1 still works on the same listener.
+    let r = gw.get("/a");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn mutual_tls_requires_a_client_certificate_from_the_truststore() {
+    let ca = Ca::new("listener CA");
+    let clients = Ca::new("client CA");
+    let stranger = Ca::new("someone else's client CA");
+    let backend = Echo::start();
+    let conf = https_conf(
+        &ca,
+        &backend,
+        r#","MutualTlsAuthentication":{"TruststoreUri":"truststore.pem"}"#,
+    );
+    clients.write(&conf.path.join("truststore.pem"));
+    let gw = Gateway::start(&conf.path);
+    let url = format!("https://localhost:{}/v0/postman", gw.port);
+    let alice = clients.client("alice");
+    for h2 in [false, true] {
+        let r = fetch(&client(gw.port, &ca.pem(), h2, Some(&alice)), &url).unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let dn = r.json()["headers"]["x-client-dn"][0]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(dn.contains("CN=alice"), "{dn}");
+        // Without a certificate, or with one from another CA, the handshake fails.
+        assert!(fetch(&client(gw.port, &ca.pem(), h2, None), &url).is_err());
+        let mallory = stranger.client("mallory");
+        assert!(fetch(&client(gw.port, &ca.pem(), h2, Some(&mallory)), &url).is_err());
+    }
+    let log = std::fs::read_to_string(conf.path.join("access.log")).unwrap_or_default();
+    // Both good requests logged with the certificate; the refused ones never got that far.
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    for l in lines {
+        assert!(
+            l.contains("cert=CN=alice") && !l.contains("serial=-"),
+            "{l}"
+        );
+    }
+}
+
+#[test]
+fn sighup_reloads_the_certificate_and_keeps_it_on_error() {
+    let first = Ca::new("first CA");
+    let second = Ca::new("second CA");
+    let backend = Echo::start();
+    let conf = https_conf(&first, &backend, "");
+    let gw = Gateway::start(&conf.path);
+    let url = format!("https://localhost:{}/v0/postman", gw.port);
+    assert_eq!(
+        fetch(&client(gw.port, &first.pem(), false, None), &url)
+            .unwrap()
+            .status,
+        200
+    );
+
+    second.server(&["localhost"]).write(&conf.path, "gw");
+    gw.signal("HUP");
+    gw.wait_log("TLS certificate reloaded", 1);
+    assert_eq!(
+        fetch(&client(gw.port, &second.pem(), true, None), &url)
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(fetch(&client(gw.port, &first.pem(), false, None), &url).is_err());
+
+    // A broken certificate is refused and the running one keeps serving.
+    std::fs::write(conf.path.join("gw.pem"), "not a certificate").unwrap();
+    gw.signal("HUP");
+    gw.wait_log("reload rejected", 1);
+    assert!(gw.output().contains("Tls.CertFile"), "{}", gw.output());
+    assert_eq!(
+        fetch(&client(gw.port, &second.pem(), false, None), &url)
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[test]
+fn self_signed_listener_prints_where_its_certificate_is() {
+    let backend = Echo::start();
+    let conf = ConfDir::new(&[
+        ("routes/a.json", route("GET /a", "a", "")),
+        ("integrations/a.json", integration(&backend.url(), "")),
+    ]);
+    let gw = Gateway::start_with(&conf.path, &["--tls-self-signed"]);
+    gw.wait_log("--cacert", 1);
+    let out = gw.output();
+    let cert = out
+        .split_whitespace()
+        .skip_while(|w| *w != "--cacert")
+        .nth(1)
+        .expect("a certificate path after --cacert")
+        .to_string();
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    let url = format!("https://localhost:{}/a", gw.port);
+    for h2 in [false, true] {
+        let r = fetch(&client(gw.port, &pem, h2, None), &url).unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let _ = std::fs::remove_dir_all(Path::new(&cert).parent().unwrap());
+}

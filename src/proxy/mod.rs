@@ -73,6 +73,7 @@ impl ProxyHttp for Gateway {
         // default drops every one after the first).
         session.as_downstream_mut().set_pipelining_enabled(true);
         ctx.in_flight = Some(InFlight::start());
+        ctx.tls = crate::tls::client_cert::of_session(session);
         let table = ctx.table.clone();
 
         let req = session.req_header();
@@ -212,6 +213,7 @@ impl ProxyHttp for Gateway {
                 .server_addr()
                 .and_then(|a| a.as_inet())
                 .map_or(0, |a| a.port()),
+            https: ctx.tls.is_some(),
         };
         let vars = ctx.vars(routed, req, None);
         match &route.integration.kind {
