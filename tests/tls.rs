@@ -418,9 +418,10 @@ fn https_listener_serves_http1_and_http2_alike() {
             "{protocol}"
         );
         let forwarded = echo["headers"]["forwarded"][0].as_str().unwrap();
-        assert!(
-            forwarded.ends_with(";proto=https"),
-            "{protocol}: {forwarded}"
+        assert_eq!(
+            forwarded,
+            format!("for=127.0.0.1;host=\"localhost:{}\";proto=https", gw.port),
+            "{protocol}"
         );
         assert!(
             echo["headers"].get("x-client-dn").is_none(),

@@ -74,6 +74,7 @@ impl ProxyHttp for Gateway {
         session.as_downstream_mut().set_pipelining_enabled(true);
         ctx.in_flight = Some(InFlight::start());
         ctx.tls = crate::tls::client_cert::of_session(session);
+        crate::tls::listener::authority_as_host(session.req_header_mut());
         let table = ctx.table.clone();
 
         let req = session.req_header();

@@ -274,3 +274,15 @@ pub fn add_echo_tls(
     service.add_tls_with_settings(addr, None, settings);
     Ok(())
 }
+
+/// HTTP/2 carries the host in `:authority`, which stands in for `Host` (RFC 9113 8.3.1):
+/// copied into `Host` when the client sent none, so `$context.domainName`, `Forwarded`'s
+/// `host` and the access log read the same value over HTTP/1.1 and HTTP/2.
+pub fn authority_as_host(req: &mut pingora_http::RequestHeader) {
+    if req.version != http::Version::HTTP_2 || req.headers.contains_key(http::header::HOST) {
+        return;
+    }
+    if let Some(authority) = req.uri.authority().map(|a| a.as_str().to_string()) {
+        let _ = req.insert_header(http::header::HOST, authority);
+    }
+}

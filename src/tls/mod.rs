@@ -6,6 +6,8 @@
 pub mod client_cert;
 pub mod listener;
 pub mod self_signed;
+#[cfg(test)]
+mod tests;
 pub mod upstream;
 
 use std::path::PathBuf;
