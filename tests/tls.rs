@@ -605,3 +605,48 @@ fn self_signed_listener_prints_where_its_certificate_is() {
     }
     let _ = std::fs::remove_dir_all(Path::new(&cert).parent().unwrap());
 }
+
+#[test]
+fn the_bundled_example_fronts_its_https_backend() {
+    // conf/example as shipped, its https backend started as scripts/example.sh does.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/example");
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["echo", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--tls-cert")
+        .arg(example.join("tls/backend.pem"))
+        .arg("--tls-key")
+        .arg(example.join("tls/backend.key"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port, Some(&mut child));
+    let backend = TlsEcho { child, port };
+    let dir = ConfDir::new(&[]);
+    let mut stack = vec![example.clone()];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let rel = p
+            .strip_prefix(&example)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("localhost:9443", &format!("localhost:{}", backend.port));
+        dir.write(&[(rel.as_str(), text)]);
+    }
+    let gw = Gateway::start(&dir.path);
+    let mut conn = Conn::open(gw.port);
+    for _ in 0..2 {
+        conn.send("GET", "/v0/postman", &[], b"");
+        let r = conn.read_response(false);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["path"], "/get");
+    }
+    assert_eq!(upstream_conns(&gw, "reused"), 1.0);
+}
