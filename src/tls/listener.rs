@@ -232,6 +232,9 @@ pub fn effective(conf: Option<&Source>, overrides: Option<&(PathBuf, PathBuf)>) 
 /// On any error the running certificate and truststore stay.
 pub fn reload(conf: Option<&Source>) {
     let Some(live) = LIVE.get() else {
+        if conf.is_some() {
+            log::warn!("Tls was added to gateway.json: HTTPS starts at the next restart");
+        }
         return;
     };
     let Some(source) = effective(conf, live.overrides.as_ref()) else {

@@ -80,3 +80,41 @@ fn self_signed_writes_a_loadable_pair() {
     assert!(source.load().is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn peer_tls_sets_sni_roots_and_verification() {
+    use super::upstream::PeerTls;
+    use crate::config::{ConfigErrors, IntegrationTlsConf};
+    use pingora_core::upstreams::peer::HttpPeer;
+    let mut errors = ConfigErrors::default();
+    let roots = super::upstream::load_roots(std::path::Path::new("."), None, &mut errors);
+    assert!(
+        errors.is_empty() && roots.len() > 100,
+        "{} roots",
+        roots.len()
+    );
+    let named = IntegrationTlsConf {
+        server_name_to_verify: Some("api.example.com".into()),
+        insecure_skip_verification: false,
+    };
+    let tls = PeerTls::new("i.json", Some(&named), Some(&roots), &mut errors);
+    let mut peer = HttpPeer::new(("127.0.0.1", 443), true, "127.0.0.1".into());
+    tls.apply(&mut peer);
+    assert_eq!(peer.sni, "api.example.com");
+    assert!(peer.options.verify_cert && peer.options.verify_hostname);
+    assert_eq!(peer.options.ca.as_ref().map(|c| c.len()), Some(roots.len()));
+    // Plain peers are left alone.
+    let mut plain = HttpPeer::new(("127.0.0.1", 80), false, String::new());
+    tls.apply(&mut plain);
+    assert!(plain.options.ca.is_none() && plain.sni.is_empty());
+    let insecure = IntegrationTlsConf {
+        server_name_to_verify: None,
+        insecure_skip_verification: true,
+    };
+    let tls = PeerTls::new("i.json", Some(&insecure), Some(&roots), &mut errors);
+    let mut peer = HttpPeer::new(("127.0.0.1", 443), true, "[::1]".into());
+    tls.apply(&mut peer);
+    assert_eq!(peer.sni, "::1");
+    assert!(!peer.options.verify_cert && !peer.options.verify_hostname);
+    assert!(errors.is_empty());
+}
