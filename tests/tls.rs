@@ -650,3 +650,75 @@ fn the_bundled_example_fronts_its_https_backend() {
     }
     assert_eq!(upstream_conns(&gw, "reused"), 1.0);
 }
+
+fn send(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    body: Vec<u8>,
+) -> Result<Answer, reqwest::Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = client
+            .request(method.parse().unwrap(), url)
+            .body(body)
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let version = r.version();
+        let headers = r.headers().clone();
+        let body = r.text().await?;
+        Ok(Answer {
+            status,
+            version,
+            headers,
+            body,
+        })
+    })
+}
+
+#[test]
+fn bodies_limits_and_backend_failures_alike_over_http1_and_http2() {
+    let ca = Ca::new("listener CA");
+    let backend = Echo::start();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let conf = ConfDir::new(&[
+        (
+            "gateway.json",
+            r#"{"Tls":{"CertFile":"gw.pem","KeyFile":"gw.key"},"MaxBodyBytes":1000}"#.into(),
+        ),
+        ("routes/e.json", route("ANY /echo", "e", "")),
+        ("routes/d.json", route("GET /dead", "d", "")),
+        ("integrations/e.json", integration(&backend.url(), "")),
+        (
+            "integrations/d.json",
+            integration(&format!("http://127.0.0.1:{dead_port}/"), ""),
+        ),
+    ]);
+    ca.server(&["localhost"]).write(&conf.path, "gw");
+    let gw = Gateway::start(&conf.path);
+    let base = format!("https://localhost:{}", gw.port);
+    for h2 in [false, true] {
+        let c = client(gw.port, &ca.pem(), h2, None);
+        let r = send(&c, "POST", &format!("{base}/echo"), vec![b'x'; 600]).unwrap();
+        assert_eq!(r.status, 200, "h2={h2}: {}", r.body);
+        assert_eq!(r.json()["bodyLength"], 600);
+        let r = send(&c, "POST", &format!("{base}/echo"), vec![b'x'; 5000]).unwrap();
+        assert_eq!(r.status, 413, "h2={h2}: {}", r.body);
+        assert_eq!(
+            r.json(),
+            serde_json::json!({"message": "Request Entity Too Large"})
+        );
+        let r = send(&c, "GET", &format!("{base}/dead"), vec![]).unwrap();
+        assert_eq!(r.status, 502, "h2={h2}");
+        assert_eq!(r.json(), serde_json::json!({"message": "Bad Gateway"}));
+        // The connection (or the h2 connection's next stream) still serves.
+        let r = send(&c, "GET", &format!("{base}/echo"), vec![]).unwrap();
+        assert_eq!(r.status, 200, "h2={h2}");
+    }
+}
