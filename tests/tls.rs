@@ -159,6 +159,7 @@ fn https_failures_are_502_with_the_reason_logged() {
     ]);
     let gw = Gateway::start(&conf.path);
     for (path, reason) in [
+        ("/expired", "integrations/a: TLS to"),
         ("/expired", "certificate expired"),
         ("/wrong-name", "not valid for name"),
         ("/unknown-ca", "UnknownIssuer"),

@@ -184,12 +184,15 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         peer: &HttpPeer,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
         // A refused or timed-out connect is answered at once, not retried 16 times.
         metrics().upstream_connect_failures.inc();
-        crate::tls::upstream::log_connect_failure(peer, &e);
+        if peer.is_tls() {
+            let id = routed(ctx).map_or("-", |r| &r.route.integration.id);
+            crate::tls::upstream::log_connect_failure(id, peer, &e);
+        }
         e.set_retry(false);
         e
     }

@@ -159,9 +159,9 @@ impl PeerTls {
 
 /// Logs why a connection to an https backend failed (expired, wrong name, unknown issuer:
 /// rustls's reason is in the error), since the client only gets a 502.
-pub fn log_connect_failure(peer: &HttpPeer, e: &pingora_core::Error) {
+pub fn log_connect_failure(integration: &str, peer: &HttpPeer, e: &pingora_core::Error) {
     use pingora_core::ErrorType::{InvalidCert, TLSHandshakeFailure};
     if matches!(e.etype(), TLSHandshakeFailure | InvalidCert) {
-        log::warn!("TLS to {peer} failed: {e}");
+        log::warn!("integrations/{integration}: TLS to {peer} failed (502): {e}");
     }
 }
