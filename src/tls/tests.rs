@@ -118,3 +118,20 @@ fn peer_tls_sets_sni_roots_and_verification() {
     assert!(!peer.options.verify_cert && !peer.options.verify_hostname);
     assert!(errors.is_empty());
 }
+
+#[test]
+fn self_signed_refuses_a_directory_others_can_enter() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("apigate-tls-open-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = super::self_signed::write(&dir).unwrap_err();
+    assert!(e.contains("not a private directory"), "{e}");
+    // Written twice into its own directory: the second start replaces the pair.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (cert, _) = super::self_signed::write(&dir).unwrap();
+    let first = std::fs::read(&cert).unwrap();
+    super::self_signed::write(&dir).unwrap();
+    assert_ne!(first, std::fs::read(&cert).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
