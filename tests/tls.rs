@@ -269,7 +269,7 @@ fn check_reports_bad_tls_settings() {
     let conf = ConfDir::new(&[
         (
             "gateway.json",
-            r#"{"UpstreamCaFile":"missing.pem","Tls":{"CertFile":"nope.pem","KeyFile":"nope.key"}}"#
+            r#"{"UpstreamCaFile":"missing.pem","Tls":{"CertFile":"nope.pem","KeyFile":"nope.key","MutualTlsAuthentication":{"TruststoreUri":"s3://bucket/truststore.pem"}}}"#
                 .into(),
         ),
         ("routes/a.json", route("GET /a", "a", "")),
@@ -291,6 +291,7 @@ fn check_reports_bad_tls_settings() {
     for needle in [
         "gateway.json: UpstreamCaFile: cannot read",
         "gateway.json: Tls.CertFile: cannot read",
+        "gateway.json: Tls.MutualTlsAuthentication.TruststoreUri: \"s3://bucket/truststore.pem\": apigate reads the truststore from a local file",
         "integrations/a.json: TlsConfig.ServerNameToVerify: \"not a name\" is not a host name",
     ] {
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");

@@ -41,13 +41,23 @@ impl Source {
         errors: &mut ConfigErrors,
     ) -> Option<Source> {
         let conf = conf?;
+        let truststore = conf.mutual_tls_authentication.as_ref().and_then(|m| {
+            let uri = m.truststore_uri.as_str();
+            if uri.contains("://") && !uri.starts_with("file://") {
+                errors.push(ConfigError::new(
+                    "gateway.json",
+                    "Tls.MutualTlsAuthentication.TruststoreUri",
+                    format!("{uri:?}: apigate reads the truststore from a local file"),
+                    "download it and give its path (relative to the conf dir, or file://...)",
+                ));
+                return None;
+            }
+            Some(conf_path(dir, uri))
+        });
         let source = Source {
             cert: conf_path(dir, &conf.cert_file),
             key: conf_path(dir, &conf.key_file),
-            truststore: conf
-                .mutual_tls_authentication
-                .as_ref()
-                .map(|m| conf_path(dir, &m.truststore_uri)),
+            truststore,
         };
         if let Err((field, problem)) = source.load() {
             errors.push(ConfigError::new(
