@@ -44,6 +44,7 @@ fn bench_mapping(c: &mut Criterion) {
         source_ip: "127.0.0.1",
         claims: Some(&claims),
         resp: None,
+        client_cert: None,
     };
     c.bench_function("mapping/evaluate_5_ops", |b| {
         let mut out = String::with_capacity(128);

@@ -170,6 +170,7 @@ fn bench_policy(c: &mut Criterion) {
                     source_ip: "127.0.0.1",
                     claims: outcome.claims.as_deref(),
                     resp: None,
+                    client_cert: None,
                 };
                 for op in &mapping.ops {
                     if let RequestOp::Header(_, _, t) = op {

@@ -55,6 +55,7 @@ pub struct LogVars<'a> {
     pub stage: &'a str,
     pub domain_name: &'a str,
     pub claims: Option<&'a Claims>,
+    pub client_cert: Option<&'a crate::tls::client_cert::ClientCert>,
 }
 
 impl AccessLogFormat {
@@ -153,6 +154,9 @@ impl AccessLogFormat {
                     },
                     out,
                 ),
+                ContextVar::ClientCert(f) => {
+                    escape(v.client_cert.map_or("-", |c| c.field(*f)), out)
+                }
                 ContextVar::RequestTime => clf_time(v.request_time, out),
                 ContextVar::RequestTimeEpoch => {
                     let ms = v
@@ -489,6 +493,7 @@ mod tests {
             stage: "$default",
             domain_name: "localhost",
             claims,
+            client_cert: None,
         }
     }
 

@@ -31,3 +31,4 @@ pub mod request_head;
 pub mod request_path;
 pub mod routing;
 pub mod table;
+pub mod tls;

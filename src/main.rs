@@ -44,6 +44,8 @@ enum Command {
         /// Worker threads.
         #[arg(long)]
         threads: Option<usize>,
+        #[command(flatten)]
+        tls: apigate::tls::TlsFlags,
     },
     /// Validate the configuration: exit 0, or print every error and exit 1.
     Check {
@@ -56,6 +58,11 @@ enum Command {
         listen: String,
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<String>,
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<String>,
     },
 }
 
@@ -78,8 +85,14 @@ fn main() -> ExitCode {
             listen,
             metrics,
             threads,
-        } => serve(conf, listen, metrics, threads),
-        Command::Echo { listen, threads } => echo(listen, threads),
+            tls,
+        } => serve(conf, listen, metrics, threads, tls),
+        Command::Echo {
+            listen,
+            threads,
+            tls_cert,
+            tls_key,
+        } => echo(listen, threads, tls_cert.zip(tls_key)),
     }
 }
 
@@ -106,6 +119,7 @@ fn serve(
     listen: Option<String>,
     metrics: Option<String>,
     threads: Option<usize>,
+    tls_flags: apigate::tls::TlsFlags,
 ) -> ExitCode {
     let table = match reload::load_table(&conf, None) {
         Ok(t) => t,
@@ -154,9 +168,16 @@ fn serve(
         // Pingora's bare 405 (the contract never answers 405); nothing is ever tunnelled.
         let mut options = pingora_core::apps::HttpServerOptions::default();
         options.allow_connect_method_proxying = true;
+        options.h2c = shared.load().settings.http2_cleartext;
         app.server_options = Some(options);
     }
-    proxy.add_tcp(&listen);
+    let scheme = match tls_flags.add_listener(&mut proxy, &listen, &shared.load().settings) {
+        Ok(scheme) => scheme,
+        Err(e) => {
+            eprintln!("apigate: {e}; not started");
+            return ExitCode::FAILURE;
+        }
+    };
     server.add_service(proxy);
     if let Some(addr) = &metrics_listen {
         let mut service = Service::new("metrics".to_string(), apigate::metrics::MetricsApp);
@@ -175,7 +196,7 @@ fn serve(
     apigate::lifecycle::exit_when_drained(server.watch_execution_phase(), || {
         apigate::accesslog::flush(std::time::Duration::from_secs(1))
     });
-    log::info!("apigate listening on http://{listen}");
+    log::info!("apigate listening on {scheme}://{listen}");
     server.run(RunArgs {
         shutdown_signal: Box::new(apigate::lifecycle::DrainOnSignal),
     });
@@ -193,7 +214,7 @@ fn can_listen(addr: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn echo(listen: String, threads: usize) -> ExitCode {
+fn echo(listen: String, threads: usize, tls: Option<(String, String)>) -> ExitCode {
     if let Err(e) = can_listen(&listen) {
         eprintln!("apigate echo: --listen {listen}: {e}; not started");
         return ExitCode::FAILURE;
@@ -207,9 +228,21 @@ fn echo(listen: String, threads: usize) -> ExitCode {
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
     let mut service = Service::new("echo".to_string(), Echo);
-    service.add_tcp(&listen);
+    let scheme = match &tls {
+        Some((cert, key)) => {
+            if let Err(e) = apigate::tls::listener::add_echo_tls(&mut service, &listen, cert, key) {
+                eprintln!("apigate echo: {e}; not started");
+                return ExitCode::FAILURE;
+            }
+            "https"
+        }
+        None => {
+            service.add_tcp(&listen);
+            "http"
+        }
+    };
     server.add_service(service);
-    log::info!("echo backend on http://{listen}");
+    log::info!("echo backend on {scheme}://{listen}");
     server.run(RunArgs {
         shutdown_signal: Box::new(apigate::lifecycle::DrainOnSignal),
     });

@@ -92,6 +92,7 @@ impl Reloader {
                 // New remote key sets are fetched before the table goes live, so its first
                 // requests do not wait for the identity provider.
                 prefetch_keys(&table).await;
+                crate::tls::listener::reload(table.settings.tls.as_ref());
                 self.table.store(Arc::new(table));
                 log::info!("configuration reloaded from {}", self.path.display());
                 crate::metrics::metrics().reload(true);

@@ -20,6 +20,40 @@ pub struct GatewayConf {
     /// Forward client headers whose name holds `_` (default false: dropped, as nginx's
     /// `underscores_in_headers off`).
     pub allow_underscores_in_headers: Option<bool>,
+    /// PEM roots trusted for https integrations besides the public ones (see `crate::tls`).
+    pub upstream_ca_file: Option<String>,
+    /// Serve HTTPS (and HTTP/2 by ALPN) on `Listen`.
+    pub tls: Option<TlsListenerConf>,
+    /// Accept prior-knowledge HTTP/2 (h2c) on a plain listener.
+    pub http2_cleartext: Option<bool>,
+}
+
+/// `gateway.json` `Tls`: the listener's certificate, and mutual TLS (AWS's domain-name field).
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct TlsListenerConf {
+    pub cert_file: String,
+    pub key_file: String,
+    pub mutual_tls_authentication: Option<MutualTlsConf>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct MutualTlsConf {
+    /// A PEM file of the CAs client certificates must chain to (a path, or `file://`).
+    pub truststore_uri: String,
+    /// Accepted as AWS exports it; apigate reads the file as it is now.
+    pub truststore_version: Option<String>,
+}
+
+/// An integration's `TlsConfig` (AWS).
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct IntegrationTlsConf {
+    pub server_name_to_verify: Option<String>,
+    /// apigate's own: turns certificate checks off for this integration.
+    #[serde(default)]
+    pub insecure_skip_verification: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -149,6 +183,7 @@ pub struct IntegrationConf {
     pub response_parameters: BTreeMap<String, BTreeMap<String, String>>,
     pub connection_type: Option<String>,
     pub description: Option<String>,
+    pub tls_config: Option<IntegrationTlsConf>,
 }
 
 /// A version written as AWS exports it (`"1.0"`) or as a JSON number (`1.0`), as text

@@ -35,7 +35,11 @@ pub enum ContextVar {
     ErrorMessage,
     /// `authorizer.error`
     AuthorizerError,
+    /// `identity.clientCert.*`: the mutual-TLS client certificate (section 9).
+    ClientCert(ClientCertField),
 }
+
+pub use crate::tls::client_cert::ClientCertField;
 
 /// Every spelling and the variable it names; AWS keeps a few aliases.
 const NAMES: &[(&str, ContextVar)] = &[
@@ -126,6 +130,9 @@ impl Scope {
         if let Some(claim) = name.strip_prefix(CLAIMS_PREFIX) {
             return Some(ContextVar::Claim(claim.to_string()));
         }
+        if let Some((_, f)) = ClientCertField::NAMES.iter().find(|(n, _)| *n == name) {
+            return Some(ContextVar::ClientCert(*f));
+        }
         if !self.listed.iter().chain(self.unlisted).any(|n| *n == name) {
             return None;
         }
@@ -142,7 +149,11 @@ impl Scope {
 
     /// `requestId, stage, ..., authorizer.claims.NAME`, for error messages.
     pub fn supported(&self) -> String {
-        format!("{}, authorizer.claims.NAME", self.listed.join(", "))
+        format!(
+            "{}, authorizer.claims.NAME, identity.clientCert.(clientCertPem|subjectDN|issuerDN|\
+             serialNumber|validity.notBefore|validity.notAfter)",
+            self.listed.join(", ")
+        )
     }
 }
 

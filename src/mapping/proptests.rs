@@ -125,6 +125,7 @@ proptest! {
                         source_ip: "192.0.2.1",
                         claims: Some(&claims),
                         resp: Some(&resp),
+                        client_cert: None,
                     };
                     let _ = t.eval(&vars, true);
                     let _ = t.eval(&vars, false);

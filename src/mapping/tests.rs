@@ -17,6 +17,7 @@ fn vars_for<'a>(req: &'a RequestHeader, params: &'a [(Box<str>, Box<str>)]) -> V
         source_ip: "127.0.0.1",
         claims: None,
         resp: None,
+        client_cert: None,
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Vars<'a> {
     pub source_ip: &'a str,
     pub claims: Option<&'a Claims>,
     pub resp: Option<&'a ResponseHeader>,
+    /// The mutual-TLS client certificate, if the connection has one.
+    pub client_cert: Option<&'a crate::tls::client_cert::ClientCert>,
 }
 
 impl Vars<'_> {
@@ -90,6 +92,11 @@ impl Vars<'_> {
                 Some(other) => out.push_str(&other.to_string()),
                 None => {}
             },
+            ContextVar::ClientCert(f) => {
+                if let Some(c) = self.client_cert {
+                    out.push_str(c.field(*f))
+                }
+            }
             // Outside `Scope::MAPPING`: known only once the exchange is over, so a template
             // never holds them.
             ContextVar::Status

@@ -6,6 +6,7 @@ use crate::mapping::Vars;
 use crate::policy::chain::Outcome;
 use crate::rejection::Rejection;
 use crate::table::{Route, Table};
+use pingora_core::protocols::tls::SslDigest;
 use pingora_http::{RequestHeader, ResponseHeader};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct Ctx {
     pub(super) upstream: Upstream,
     /// Request body bytes seen so far (chunked uploads have no Content-Length to check).
     pub(super) body_bytes: u64,
+    /// The connection's TLS facts; `None` on plain HTTP.
+    pub(super) tls: Option<Arc<SslDigest>>,
 }
 
 /// The client's address, as the IP filters and forwarding headers see it.
@@ -75,7 +78,15 @@ impl Ctx {
             rejection: None,
             upstream: Upstream::default(),
             body_bytes: 0,
+            tls: None,
         }
+    }
+
+    /// The mutual-TLS client certificate of the request's connection.
+    pub(super) fn client_cert(&self) -> Option<&crate::tls::client_cert::ClientCert> {
+        self.tls
+            .as_deref()
+            .and_then(crate::tls::client_cert::client_cert)
     }
 
     /// The values mappings read, for the request (and the backend's response, if any).
@@ -96,6 +107,7 @@ impl Ctx {
             source_ip: &self.client.ip_str,
             claims: self.policy.claims.as_deref(),
             resp,
+            client_cert: self.client_cert(),
         }
     }
 }

@@ -73,6 +73,8 @@ impl ProxyHttp for Gateway {
         // default drops every one after the first).
         session.as_downstream_mut().set_pipelining_enabled(true);
         ctx.in_flight = Some(InFlight::start());
+        ctx.tls = crate::tls::client_cert::of_session(session);
+        crate::tls::listener::authority_as_host(session.req_header_mut());
         let table = ctx.table.clone();
         // Screened before anything reads the head; a framing refusal is answered once the
         // stage (and its access log) is known.
@@ -192,12 +194,16 @@ impl ProxyHttp for Gateway {
     fn fail_to_connect(
         &self,
         _session: &mut Session,
-        _peer: &HttpPeer,
-        _ctx: &mut Ctx,
+        peer: &HttpPeer,
+        ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
         // A refused or timed-out connect is answered at once, not retried 16 times.
         metrics().upstream_connect_failures.inc();
+        if peer.is_tls() {
+            let id = routed(ctx).map_or("-", |r| &r.route.integration.id);
+            crate::tls::upstream::log_connect_failure(id, peer, &e);
+        }
         e.set_retry(false);
         e
     }
@@ -224,6 +230,7 @@ impl ProxyHttp for Gateway {
                 .server_addr()
                 .and_then(|a| a.as_inet())
                 .map_or(0, |a| a.port()),
+            https: ctx.tls.is_some(),
         };
         let vars = ctx.vars(routed, req, None);
         match &route.integration.kind {

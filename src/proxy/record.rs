@@ -71,6 +71,7 @@ pub(super) fn request(session: &Session, ctx: &Ctx) {
         stage: ctx.stage.as_deref().unwrap_or("-"),
         domain_name: host.map_or("-", host_without_port),
         claims: ctx.policy.claims.as_deref(),
+        client_cert: ctx.client_cert(),
     };
     let mut line = String::with_capacity(256);
     log.format.render(&vars, &mut line);

@@ -33,7 +33,12 @@ impl<'c> ApiWide<'c> {
         previous: Option<&Table>,
         errors: &mut ConfigErrors,
     ) -> Self {
-        let settings = compile_settings(&config.gateway, errors);
+        let mut settings = compile_settings(&config.gateway, errors);
+        settings.tls = crate::tls::listener::Source::from_conf(
+            &config.dir,
+            config.gateway.tls.as_ref(),
+            errors,
+        );
         super::underscores::check(config, errors);
         let store_conf = config.gateway.rate_limit_store.clone();
         let store = match previous {
@@ -131,5 +136,7 @@ fn compile_settings(g: &GatewayConf, errors: &mut ConfigErrors) -> Settings {
         trusted_proxies: trusted,
         keepalive_pool_size: g.upstream_keepalive_pool_size.unwrap_or(128),
         allow_underscores_in_headers: g.allow_underscores_in_headers.unwrap_or(false),
+        tls: None,
+        http2_cleartext: g.http2_cleartext.unwrap_or(false),
     }
 }

@@ -408,12 +408,17 @@ fn compile_integration(
         CheckedTarget::PerStage { report } => {
             let target =
                 substitute_stage_vars(&c.integration_uri, vars, stage_file).and_then(|uri| {
-                    Target::parse(&uri, i.timeout).map_err(|e| {
-                        (
-                            format!("with the stage variables of {stage_file}: {}", e.problem),
-                            e.fix,
-                        )
-                    })
+                    Target::parse(&uri, i.timeout)
+                        .map(|mut t| {
+                            i.tls.apply(&mut t.peer);
+                            t
+                        })
+                        .map_err(|e| {
+                            (
+                                format!("with the stage variables of {stage_file}: {}", e.problem),
+                                e.fix,
+                            )
+                        })
                 });
             match target {
                 Ok(t) => t,

@@ -40,6 +40,10 @@ pub struct Settings {
     pub keepalive_pool_size: usize,
     /// `AllowUnderscoresInHeaders`: keep client headers whose name holds `_`.
     pub allow_underscores_in_headers: bool,
+    /// `Tls`: serve HTTPS (checked at load; `crate::tls::listener`).
+    pub tls: Option<crate::tls::listener::Source>,
+    /// `Http2Cleartext`: prior-knowledge h2c on a plain listener.
+    pub http2_cleartext: bool,
 }
 
 /// Policies of one scope (api, stage or route), compiled.

@@ -11,6 +11,7 @@ use crate::config::{
 use crate::integration::http_proxy::Target;
 use crate::mapping::Reference;
 use crate::routing::RouteKey;
+use crate::tls::upstream::{PeerTls, Roots};
 use http::Method;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -31,10 +32,15 @@ pub(super) struct Checked<'c> {
 impl<'c> Checked<'c> {
     /// Checks every integration, then every route, reporting errors in that order.
     pub fn new(config: &'c Config, errors: &mut ConfigErrors) -> Self {
+        let roots = crate::tls::upstream::load_roots(
+            &config.dir,
+            config.gateway.upstream_ca_file.as_deref(),
+            errors,
+        );
         let integrations = config
             .integrations
             .iter()
-            .map(|r| (r.id.as_str(), validate_integration(r, errors)))
+            .map(|r| (r.id.as_str(), validate_integration(r, &roots, errors)))
             .collect();
         let routes = validate_routes(config, &integrations, errors);
         let route_keys = config
@@ -66,6 +72,8 @@ pub(super) struct CheckedIntegration<'c> {
     /// `None`: the client's method (`ANY`).
     pub method: Option<Method>,
     pub mappings: MappingPair<'c>,
+    /// `TlsConfig` and the trusted roots, for https targets.
+    pub tls: PeerTls,
 }
 
 /// An IntegrationUri as validation left it.
@@ -96,6 +104,7 @@ pub(super) fn reference<'a>(value: &'a str, kind: &str) -> Option<&'a str> {
 /// is left to that stage.
 fn validate_integration<'c>(
     r: &'c Resource<IntegrationConf>,
+    roots: &Roots,
     errors: &mut ConfigErrors,
 ) -> CheckedIntegration<'c> {
     let c = &r.conf;
@@ -141,6 +150,7 @@ fn validate_integration<'c>(
     // what depends on them.
     let timeout = Duration::from_millis(c.timeout_in_millis.unwrap_or(DEFAULT_TIMEOUT_MS));
     let uri = &c.integration_uri;
+    let tls = PeerTls::new(f, c.tls_config.as_ref(), Some(roots), errors);
     let target = if uri.contains("${stageVariables.") {
         let checked = with_sample_stage_vars(uri).and_then(|sample| Target::check(&sample));
         let report = checked.is_ok();
@@ -150,7 +160,10 @@ fn validate_integration<'c>(
         CheckedTarget::PerStage { report }
     } else {
         match Target::parse(uri, timeout) {
-            Ok(t) => CheckedTarget::Fixed(Some(Box::new(t))),
+            Ok(mut t) => {
+                tls.apply(&mut t.peer);
+                CheckedTarget::Fixed(Some(Box::new(t)))
+            }
             Err(e) => {
                 errors.push(ConfigError::new(f, "IntegrationUri", e.problem, e.fix));
                 CheckedTarget::Fixed(None)
@@ -179,6 +192,7 @@ fn validate_integration<'c>(
             Some(m) => Method::from_bytes(m.as_bytes()).ok(),
         },
         mappings,
+        tls,
     }
 }
 

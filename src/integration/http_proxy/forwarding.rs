@@ -30,6 +30,8 @@ pub struct Forwarding<'a> {
     pub peer_trusted: bool,
     /// The gateway's own port the request came in on.
     pub listen_port: u16,
+    /// Whether the client spoke TLS to the gateway.
+    pub https: bool,
 }
 
 impl Forwarding<'_> {
@@ -65,7 +67,11 @@ impl Forwarding<'_> {
             forwarded.push_str(self.client_ip_str);
         }
         push_forwarded_host(&mut forwarded, original_host);
-        forwarded.push_str(";proto=http");
+        forwarded.push_str(if self.https {
+            ";proto=https"
+        } else {
+            ";proto=http"
+        });
         // Each proxy adds itself to Via (AWS adds "HTTP/1.1 AmazonAPIGateway").
         let via = match client
             .headers
@@ -76,7 +82,10 @@ impl Forwarding<'_> {
             _ => "1.1 apigate".to_string(),
         };
         up.insert_header("X-Forwarded-For", xff)?;
-        up.insert_header("X-Forwarded-Proto", "http")?;
+        up.insert_header(
+            "X-Forwarded-Proto",
+            if self.https { "https" } else { "http" },
+        )?;
         up.insert_header(
             "X-Forwarded-Port",
             http::HeaderValue::from(self.listen_port),

@@ -161,6 +161,7 @@ mod tests {
             source_ip: "127.0.0.1",
             claims: None,
             resp: None,
+            client_cert: None,
         };
         backend_uri(&target_uri, None, &maps, &vars, None).map(|u| u.path().to_string())
     }

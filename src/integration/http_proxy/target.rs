@@ -69,12 +69,6 @@ fn split(uri: &str) -> Result<Parts<'_>, UriError> {
             EXAMPLE,
         ));
     };
-    if tls {
-        return Err(bad(
-            "https:// integrations are not supported yet: this build has no TLS client",
-            "use http://",
-        ));
-    }
     if let Some(i) = uri.find('#') {
         return Err(bad(
             format!(
@@ -356,6 +350,7 @@ mod tests {
             "http://h/a<b",
             "http://h/x?a b",
             "http://h/a}",
+            "https://h:0/",
         ] {
             assert!(Target::check(uri).is_err(), "{uri}");
             assert!(Target::parse(uri, Duration::from_secs(1)).is_err(), "{uri}");
