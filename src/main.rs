@@ -144,18 +144,20 @@ fn serve(
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(shared.clone()),
-        "apigate",
+    let gateway = Gateway::new(shared.clone());
+    let ids = gateway.request_ids();
+    let mut proxy = pingora_proxy::http_proxy(&server.configuration, gateway);
+    // CONNECT reaches request_filter and gets the gateway's JSON 400 instead of
+    // Pingora's bare 405 (the contract never answers 405); nothing is ever tunnelled.
+    let mut options = pingora_core::apps::HttpServerOptions::default();
+    options.allow_connect_method_proxying = true;
+    proxy.server_options = Some(options);
+    // The listener's app holds every client connection to `listener`'s limits and hands
+    // each request to the proxy.
+    let mut proxy = Service::new(
+        "apigate".to_string(),
+        apigate::listener::Edge::new(proxy, shared.clone(), ids),
     );
-    if let Some(app) = proxy.app_logic_mut() {
-        // CONNECT reaches request_filter and gets the gateway's JSON 400 instead of
-        // Pingora's bare 405 (the contract never answers 405); nothing is ever tunnelled.
-        let mut options = pingora_core::apps::HttpServerOptions::default();
-        options.allow_connect_method_proxying = true;
-        app.server_options = Some(options);
-    }
     proxy.add_tcp(&listen);
     server.add_service(proxy);
     if let Some(addr) = &metrics_listen {

@@ -17,6 +17,10 @@ pub enum Rejection {
     ClientTimeout,
     /// 413: the body is over `MaxBodyBytes`.
     TooLarge,
+    /// 414: the request line alone is over `MaxRequestHeadBytes`.
+    UriTooLong,
+    /// 431: request line and header values are over `MaxRequestHeadBytes` (AWS's quota).
+    HeadersTooLarge,
     /// 429 from the stage's token bucket (AWS throttling).
     Throttled,
     /// 429 from a `RateLimit` policy; the answer carries `Retry-After`.
@@ -25,6 +29,8 @@ pub enum Rejection {
     BadGateway,
     /// 503: the backend did not answer within `TimeoutInMillis`.
     Timeout,
+    /// 503: `MaxConnections` client connections are open; the new one is closed.
+    Overloaded,
     /// Any other status an error carried (Pingora's own); counted under no reason.
     Other(u16),
 }
@@ -41,10 +47,11 @@ pub enum Reason {
     BadGateway,
     TooLarge,
     BadRequest,
+    Overloaded,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::NotFound,
         Reason::Unauthorized,
         Reason::Forbidden,
@@ -54,6 +61,7 @@ impl Reason {
         Reason::BadGateway,
         Reason::TooLarge,
         Reason::BadRequest,
+        Reason::Overloaded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +75,7 @@ impl Reason {
             Reason::BadGateway => "bad_gateway",
             Reason::TooLarge => "too_large",
             Reason::BadRequest => "bad_request",
+            Reason::Overloaded => "overloaded",
         }
     }
 }
@@ -80,9 +89,11 @@ impl Rejection {
             Rejection::NotFound => 404,
             Rejection::ClientTimeout => 408,
             Rejection::TooLarge => 413,
+            Rejection::UriTooLong => 414,
+            Rejection::HeadersTooLarge => 431,
             Rejection::Throttled | Rejection::RateLimited => 429,
             Rejection::BadGateway => 502,
-            Rejection::Timeout => 503,
+            Rejection::Timeout | Rejection::Overloaded => 503,
             Rejection::Other(status) => *status,
         }
     }
@@ -96,6 +107,8 @@ impl Rejection {
             404 => "Not Found",
             408 => "Request Timeout",
             413 => "Request Entity Too Large",
+            414 => "Request-URI Too Long",
+            431 => "Request Header Fields Too Large",
             429 => "Too Many Requests",
             502 => "Bad Gateway",
             503 => "Service Unavailable",
@@ -114,7 +127,10 @@ impl Rejection {
             Rejection::Unauthorized(_) => Reason::Unauthorized,
             Rejection::Forbidden => Reason::Forbidden,
             Rejection::NotFound => Reason::NotFound,
-            Rejection::TooLarge => Reason::TooLarge,
+            Rejection::TooLarge | Rejection::UriTooLong | Rejection::HeadersTooLarge => {
+                Reason::TooLarge
+            }
+            Rejection::Overloaded => Reason::Overloaded,
             Rejection::Throttled => Reason::Throttled,
             Rejection::RateLimited => Reason::RateLimited,
             Rejection::BadGateway => Reason::BadGateway,

@@ -31,6 +31,8 @@ pub struct Ctx {
     pub(super) upstream: Upstream,
     /// Request body bytes seen so far (chunked uploads have no Content-Length to check).
     pub(super) body_bytes: u64,
+    /// When the whole body must have arrived (`RequestBodyTimeoutInMillis`).
+    pub(super) body_deadline: Option<Instant>,
 }
 
 /// The client's address, as the IP filters and forwarding headers see it.
@@ -75,6 +77,7 @@ impl Ctx {
             rejection: None,
             upstream: Upstream::default(),
             body_bytes: 0,
+            body_deadline: None,
         }
     }
 

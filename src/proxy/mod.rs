@@ -28,6 +28,7 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use respond::reject;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Pre-parsed: a `&str` name is parsed (and lowercased) on every lookup.
@@ -35,15 +36,20 @@ static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forw
 
 pub struct Gateway {
     table: SharedTable,
-    ids: RequestIds,
+    ids: Arc<RequestIds>,
 }
 
 impl Gateway {
     pub fn new(table: SharedTable) -> Self {
         Gateway {
             table,
-            ids: RequestIds::new(),
+            ids: Arc::new(RequestIds::new()),
         }
+    }
+
+    /// The ids this gateway hands out, shared with the answers `listener` writes itself.
+    pub fn request_ids(&self) -> Arc<RequestIds> {
+        self.ids.clone()
     }
 }
 
@@ -74,6 +80,11 @@ impl ProxyHttp for Gateway {
         session.as_downstream_mut().set_pipelining_enabled(true);
         ctx.in_flight = Some(InFlight::start());
         let table = ctx.table.clone();
+        // The head is in: the connection stops timing it, the body's deadline starts.
+        crate::listener::head_parsed(session);
+        let body_deadline = crate::listener::body_deadline(&table.settings.conn);
+        crate::listener::body_read(session, body_deadline);
+        ctx.body_deadline = Some(body_deadline);
 
         let req = session.req_header();
         let path = req.uri.path();
@@ -87,6 +98,9 @@ impl ProxyHttp for Gateway {
         if let Some(problem) = crate::request_path::malformed(req) {
             log::debug!("400 for {:?}: {problem}", req.uri);
             return reject(session, ctx, Rejection::BadRequest).await;
+        }
+        if let Some(too_large) = crate::listener::head_too_large(req, &table.settings.conn) {
+            return reject(session, ctx, too_large).await;
         }
         if let Some(headers) = table.cors.as_ref().and_then(|c| c.preflight_for(req)) {
             respond::preflight(session, ctx, headers).await?;
@@ -153,11 +167,14 @@ impl ProxyHttp for Gateway {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let Some(deadline) = ctx.body_deadline {
+            crate::listener::body_read(session, deadline);
+        }
         // Chunked uploads have no Content-Length to check up front.
         if let Some(b) = body {
             ctx.body_bytes += b.len() as u64;

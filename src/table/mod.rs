@@ -37,6 +37,8 @@ pub struct Settings {
     pub max_body_bytes: u64,
     pub trusted_proxies: Vec<IpNet>,
     pub keepalive_pool_size: usize,
+    /// Client connection limits (`listener`).
+    pub conn: crate::listener::ConnLimits,
 }
 
 /// A `RateLimit` policy: `calls` per `period` for each value of `key`, counted under

@@ -1,0 +1,152 @@
+//! Client connections: how many, how long, how large.
+//!
+//! Pingora 0.9 has no connection limit, times request heads per read, and keeps an idle
+//! keep-alive connection for as long as the client likes. `Edge` is the listening service's
+//! app: it counts connections against `MaxConnections`, wraps each in `stream::Guarded`
+//! (the head deadline, the head size cap, the keep-alive deadline) and runs Pingora's
+//! HTTP/1 keep-alive loop around `HttpProxy::process_new_http`, the way Pingora's own
+//! `ServerApp` for HTTP apps does, but with the keep-alive timing left to `Guarded`.
+//! The proxy hooks call `head_parsed`, `head_too_large` and `body_read` (body deadline).
+
+mod limits;
+mod stream;
+
+pub use limits::{
+    head_too_large, Bound, ConnLimits, BODY_TIMEOUT, HEAD_TIMEOUT, KEEPALIVE, MAX_CONNECTIONS,
+    MAX_HEAD_BYTES,
+};
+pub use stream::Guarded;
+
+use crate::proxy::{Gateway, RequestIds};
+use crate::rejection::Rejection;
+use crate::reload::SharedTable;
+use async_trait::async_trait;
+use pingora_core::apps::{HttpServerApp, ServerApp};
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::Stream;
+use pingora_core::server::ShutdownWatch;
+use pingora_proxy::{HttpProxy, Session};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Edge {
+    proxy: Arc<HttpProxy<Gateway>>,
+    table: SharedTable,
+    ids: Arc<RequestIds>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Edge {
+    pub fn new(proxy: HttpProxy<Gateway>, table: SharedTable, ids: Arc<RequestIds>) -> Edge {
+        Edge {
+            proxy: Arc::new(proxy),
+            table,
+            ids,
+            open: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn limits(&self) -> ConnLimits {
+        self.table.load().settings.conn.clone()
+    }
+}
+
+/// One open client connection, counted until dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A slot if fewer than `max` are taken. The setting is read per connection, so a
+    /// reload that lowers it refuses new connections until enough have closed.
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Slot(open.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[async_trait]
+impl ServerApp for Edge {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let limits = self.limits();
+        // Pingora accepts unconditionally (it has no hook before the accept), so connection
+        // N+1 is accepted, answered 503 and closed: a client learns why, unlike with a reset
+        // or a connection left in the listen backlog.
+        let Some(_slot) = Slot::take(&self.open, limits.max_connections) else {
+            Guarded::refuse(stream, Rejection::Overloaded, self.ids.clone()).await;
+            return None;
+        };
+        let mut conn = Box::new(Guarded::new(stream, limits, self.ids.clone()));
+        let mut persisted = None;
+        loop {
+            let mut session = ServerSession::new_http1(conn);
+            if let Some(settings) = persisted.take() {
+                pingora_core::apps::HttpPersistentSettings::apply_to_session(
+                    settings,
+                    &mut session,
+                );
+            }
+            if *shutdown.borrow() {
+                session.set_keepalive(None);
+            } else if session.get_keepalive().is_some() {
+                // `Some(0)`: Pingora sets no per-read timer of its own on the next head;
+                // `Guarded` keeps the keep-alive and head deadlines.
+                session.set_keepalive(Some(0));
+            }
+            let reused = self.proxy.process_new_http(session, shutdown).await?;
+            let (stream, settings) = reused.consume();
+            let Ok(mut guarded) = stream.into_any().downcast::<Guarded>() else {
+                log::error!("a reused client connection is not the one accepted");
+                return None;
+            };
+            guarded.next_request(self.limits());
+            conn = guarded;
+            persisted = settings;
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.proxy.http_cleanup().await;
+    }
+}
+
+/// Called by the proxy once Pingora has parsed a head: the connection stops timing the head.
+pub fn head_parsed(session: &Session) {
+    if let Some(g) = guarded(session) {
+        g.mark_head_done();
+    }
+}
+
+/// The body's deadline, `RequestBodyTimeoutInMillis` after the head.
+pub fn body_deadline(limits: &ConnLimits) -> Instant {
+    Instant::now() + limits.body_timeout
+}
+
+/// Before each body read: Pingora times body reads one at a time, so its read timeout is
+/// set to what is left of the body's deadline (a body dripped one byte per read interval
+/// is cut at the deadline; the proxy answers 408 and drops the backend connection).
+pub fn body_read(session: &mut Session, deadline: Instant) {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    session.as_downstream_mut().set_read_timeout(Some(left));
+}
+
+fn guarded(session: &Session) -> Option<&Guarded> {
+    session
+        .as_downstream()
+        .stream()
+        .and_then(|s| s.as_any().downcast_ref::<Guarded>())
+}

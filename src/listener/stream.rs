@@ -1,0 +1,457 @@
+//! A client connection with the deadlines Pingora does not keep.
+//!
+//! Pingora 0.9 times each read of a request head separately (`read_timeout`, or the
+//! keep-alive timeout, which a client may even set itself with `Keep-Alive: timeout=`), so a
+//! head dripped one byte per minute never ends, and it buffers up to 1 MiB of head per
+//! connection. `Guarded` sits under Pingora's HTTP/1 session and sees every byte it reads:
+//!
+//! - waiting for the first byte of a request: closed quietly at the keep-alive deadline
+//!   (RFC 9112 9.3: a server may close an idle connection at any time);
+//! - inside a head: one deadline for the whole head, and a size cap; past either the read
+//!   fails, and the answer (408, 414 or 431) is written when Pingora shuts the connection;
+//! - once the proxy has the parsed head (`mark_head_done`), reads are the body's, whose
+//!   total deadline the proxy keeps through Pingora's read timeout.
+
+use super::limits::ConnLimits;
+use crate::metrics::metrics;
+use crate::proxy::RequestIds;
+use crate::rejection::Rejection;
+use async_trait::async_trait;
+use pingora_core::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
+    UniqueIDType,
+};
+use pingora_core::protocols::{SocketDigest, TimingDigest};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// How long, and how many bytes, a connection is read after its error answer before it is
+/// closed: closing with unread input makes the kernel send a reset, which can destroy the
+/// answer before the client reads it (RFC 9112 9.6). nginx's `lingering_time` is 30 s;
+/// an answer on loopback or a LAN needs far less.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// Where the connection is in its request cycle.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// No byte of the next request yet: closed quietly at `until`. `head_until` is the
+    /// head deadline already running (a new connection's starts at the accept).
+    Waiting {
+        until: Instant,
+        head_until: Option<Instant>,
+    },
+    /// Inside a head: refused at `until`, or once `bytes` pass the cap.
+    Head { until: Instant, bytes: usize },
+    /// The head is read: the proxy keeps the body's deadline.
+    Body,
+}
+
+/// Finds the end of a request head (an empty line) in the bytes as they arrive.
+/// Empty lines before the request line are skipped, as httparse does (RFC 9112 2.2).
+#[derive(Debug, Default, Clone, Copy)]
+struct HeadScan {
+    started: bool,
+    at_line_start: bool,
+    /// The request line has ended (for 414 against 431).
+    line_done: bool,
+}
+
+impl HeadScan {
+    /// How many of `bytes` belong to the head, and whether the head ended in them.
+    fn feed(&mut self, bytes: &[u8]) -> (usize, bool) {
+        for (i, b) in bytes.iter().enumerate() {
+            match b {
+                b'\n' if self.started && self.at_line_start => return (i + 1, true),
+                b'\n' => {
+                    self.line_done |= self.started;
+                    self.at_line_start = true;
+                }
+                b'\r' => {}
+                _ => {
+                    self.started = true;
+                    self.at_line_start = false;
+                }
+            }
+        }
+        (bytes.len(), false)
+    }
+}
+
+/// The error answer being written and the lingering close after it.
+#[derive(Debug)]
+struct Closing {
+    answer: Vec<u8>,
+    written: usize,
+    step: Step,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Step {
+    Write,
+    Flush,
+    Shutdown,
+    Drain(usize),
+}
+
+pub struct Guarded {
+    inner: Stream,
+    limits: ConnLimits,
+    phase: Phase,
+    scan: HeadScan,
+    /// Set by the proxy once Pingora parsed the head (`&self`: the hook only borrows us).
+    head_done: AtomicBool,
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
+    ids: Arc<RequestIds>,
+    /// An answer to write when the connection is shut down, then the lingering close.
+    pending: Option<Rejection>,
+    closing: Option<Closing>,
+}
+
+impl std::fmt::Debug for Guarded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guarded")
+            .field("inner", &self.inner)
+            .field("phase", &self.phase)
+            .finish()
+    }
+}
+
+impl Guarded {
+    /// A newly accepted connection: its head deadline runs from now.
+    pub fn new(inner: Stream, limits: ConnLimits, ids: Arc<RequestIds>) -> Guarded {
+        let now = Instant::now();
+        let head_until = now + limits.head_timeout;
+        Guarded {
+            inner,
+            phase: Phase::Waiting {
+                until: head_until,
+                head_until: Some(head_until),
+            },
+            limits,
+            scan: HeadScan::default(),
+            head_done: AtomicBool::new(false),
+            timer: Box::pin(tokio::time::sleep_until(head_until)),
+            timer_at: Some(head_until),
+            ids,
+            pending: None,
+            closing: None,
+        }
+    }
+
+    /// A connection answered `rejection` and closed without reading a request.
+    pub async fn refuse(inner: Stream, rejection: Rejection, ids: Arc<RequestIds>) {
+        let mut g = Guarded::new(inner, ConnLimits::default(), ids);
+        g.fail(rejection);
+        let _ = AsyncWriteExt::shutdown(&mut g).await;
+    }
+
+    /// The response is out and the connection stays open: wait for the next request under
+    /// the (possibly reloaded) `limits`.
+    pub fn next_request(&mut self, limits: ConnLimits) {
+        let until = Instant::now() + limits.keepalive;
+        self.limits = limits;
+        self.phase = Phase::Waiting {
+            until,
+            head_until: None,
+        };
+        self.scan = HeadScan::default();
+        self.head_done.store(false, Ordering::Relaxed);
+    }
+
+    /// Pingora has parsed the head: the reads that follow are the body's.
+    pub fn mark_head_done(&self) {
+        self.head_done.store(true, Ordering::Relaxed);
+    }
+
+    /// Remembers the answer for the shutdown and counts it.
+    fn fail(&mut self, rejection: Rejection) {
+        if let Some(reason) = rejection.reason() {
+            metrics().rejection(reason);
+        }
+        self.pending = Some(rejection);
+    }
+
+    /// Ready when `at` has passed; otherwise registers the wake-up.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>, at: Instant) -> Poll<()> {
+        if self.timer_at != Some(at) {
+            self.timer.as_mut().reset(at);
+            self.timer_at = Some(at);
+        }
+        self.timer.as_mut().poll(cx)
+    }
+
+    /// Accounts bytes read before the head was parsed; `Err` when the head is over the cap.
+    fn account(&mut self, got: &[u8]) -> io::Result<()> {
+        if self.head_done.load(Ordering::Relaxed) {
+            self.phase = Phase::Body;
+        }
+        let (until, mut bytes) = match self.phase {
+            Phase::Body => return Ok(()),
+            Phase::Head { until, bytes } => (until, bytes),
+            Phase::Waiting { head_until, .. } => {
+                self.scan = HeadScan::default();
+                (
+                    head_until.unwrap_or_else(|| Instant::now() + self.limits.head_timeout),
+                    0,
+                )
+            }
+        };
+        let (head_bytes, ended) = self.scan.feed(got);
+        bytes += head_bytes;
+        if bytes > self.limits.raw_head_cap() {
+            self.fail(if self.scan.line_done {
+                Rejection::HeadersTooLarge
+            } else {
+                Rejection::UriTooLong
+            });
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head over MaxRequestHeadBytes",
+            ));
+        }
+        self.phase = if ended {
+            Phase::Body
+        } else {
+            Phase::Head { until, bytes }
+        };
+        Ok(())
+    }
+
+    /// Writes the pending answer, shuts the write side and drains what the client still
+    /// sends, all within `LINGER`.
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.closing.is_none() {
+            let Some(rejection) = self.pending.take() else {
+                return Pin::new(&mut self.inner).poll_shutdown(cx);
+            };
+            let at = Instant::now() + LINGER;
+            self.timer.as_mut().reset(at);
+            self.timer_at = Some(at);
+            self.closing = Some(Closing {
+                answer: answer_bytes(&rejection, &self.ids.next()),
+                written: 0,
+                step: Step::Write,
+            });
+        }
+        loop {
+            let Some(c) = self.closing.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            let inner = Pin::new(&mut self.inner);
+            let progress = match c.step {
+                Step::Write => inner
+                    .poll_write(cx, &c.answer[c.written..])
+                    .map(|r| match r {
+                        Ok(n) if n > 0 => {
+                            c.written += n;
+                            if c.written == c.answer.len() {
+                                c.step = Step::Flush;
+                            }
+                            true
+                        }
+                        _ => false,
+                    }),
+                Step::Flush => inner.poll_flush(cx).map(|r| {
+                    c.step = Step::Shutdown;
+                    r.is_ok()
+                }),
+                Step::Shutdown => inner.poll_shutdown(cx).map(|r| {
+                    c.step = Step::Drain(0);
+                    r.is_ok()
+                }),
+                Step::Drain(drained) => {
+                    let mut scratch = [0u8; 4096];
+                    let mut buf = ReadBuf::new(&mut scratch);
+                    inner.poll_read(cx, &mut buf).map(|r| {
+                        let n = buf.filled().len();
+                        c.step = Step::Drain(drained + n);
+                        r.is_ok() && n > 0 && drained + n < LINGER_BYTES
+                    })
+                }
+            };
+            match progress {
+                Poll::Ready(true) => continue,
+                Poll::Ready(false) => return Poll::Ready(Ok(())),
+                Poll::Pending => {
+                    // The lingering deadline is armed above; past it, give up.
+                    return self.timer.as_mut().poll(cx).map(|()| Ok(()));
+                }
+            }
+        }
+    }
+}
+
+/// An answer written straight to the socket, as `proxy::respond` writes rejections.
+fn answer_bytes(rejection: &Rejection, request_id: &str) -> Vec<u8> {
+    let body = rejection.body();
+    format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         apigw-requestid: {request_id}\r\nconnection: close\r\n\r\n{body}",
+        rejection.status(),
+        rejection.message(),
+        body.len()
+    )
+    .into_bytes()
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let got = &buf.filled()[before..];
+                if got.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(this.account(got))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if this.head_done.load(Ordering::Relaxed) {
+                    this.phase = Phase::Body;
+                }
+                match this.phase {
+                    Phase::Body => Poll::Pending,
+                    // Idle: an end of stream, which Pingora takes as the client leaving.
+                    Phase::Waiting { until, .. } => this.poll_deadline(cx, until).map(|()| Ok(())),
+                    Phase::Head { until, .. } => this.poll_deadline(cx, until).map(|()| {
+                        this.fail(Rejection::ClientTimeout);
+                        Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "request head not complete within RequestHeadTimeoutInMillis",
+                        ))
+                    }),
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_close(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for Guarded {
+    async fn shutdown(&mut self) {
+        let _ = AsyncWriteExt::shutdown(self).await;
+    }
+}
+
+impl UniqueID for Guarded {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for Guarded {}
+
+#[async_trait]
+impl Peek for Guarded {
+    // Peeking would bypass the head accounting; apigate serves no h2c, which is its only use.
+}
+
+impl GetTimingDigest for Guarded {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for Guarded {
+    fn get_proxy_digest(&self) -> Option<Arc<pingora_core::protocols::raw_connect::ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+}
+
+impl GetSocketDigest for Guarded {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_all(chunks: &[&[u8]]) -> Option<usize> {
+        let mut s = HeadScan::default();
+        let mut total = 0;
+        for c in chunks {
+            let (n, done) = s.feed(c);
+            total += n;
+            if done {
+                return Some(total);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn finds_the_end_of_a_head_across_reads() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
+        assert_eq!(scan_all(&[head]), Some(head.len() - 4));
+        let split: Vec<&[u8]> = head.chunks(1).collect();
+        assert_eq!(scan_all(&split), Some(head.len() - 4));
+        assert_eq!(scan_all(&[b"GET / HTTP/1.1\nHost: a\n\n"]), Some(24));
+        // Empty lines before the request line are no end of head.
+        assert_eq!(scan_all(&[b"\r\n\r\n\n\nGET / HTTP/1.1\r\n"]), None);
+        assert_eq!(scan_all(&[b"GET / HTTP/1.1\r\nHost: a\r\n"]), None);
+    }
+
+    #[test]
+    fn answers_are_aws_json_with_a_request_id() {
+        let a = String::from_utf8(answer_bytes(&Rejection::HeadersTooLarge, "id")).unwrap();
+        assert!(a.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(a.contains("apigw-requestid: id\r\n"));
+        assert!(a.ends_with("\r\n\r\n{\"message\":\"Request Header Fields Too Large\"}"));
+    }
+}
