@@ -130,6 +130,14 @@ fn serve(
         }
     }
 
+    let max_connections = table.settings.conn.max_connections;
+    if let Some(fds) = apigate::listener::raise_fd_limit(max_connections) {
+        log::warn!(
+            "MaxConnections {max_connections} needs about {} file descriptors, the limit is {fds} \
+             (raise `ulimit -n` or lower MaxConnections)",
+            max_connections * 2 + 256
+        );
+    }
     let server_conf = ServerConf {
         threads,
         // One current-thread runtime per worker: no cross-thread task stealing on the hot path.

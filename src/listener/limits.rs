@@ -159,6 +159,40 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// The rule is AWS's sum, whatever the shape of the head: never a panic, 414 only
+        /// for the request line, 431 only for the sum.
+        #[test]
+        fn head_size_is_the_request_line_plus_the_header_values(
+            path_len in 0usize..3000,
+            values in proptest::collection::vec(0usize..1500, 0..12),
+            max in 1024usize..4096,
+        ) {
+            let limits = ConnLimits { max_head_bytes: max, ..ConnLimits::default() };
+            let path = format!("/{}", "p".repeat(path_len));
+            let owned: Vec<String> = values.iter().map(|n| "v".repeat(*n)).collect();
+            let headers: Vec<(&str, &str)> = owned.iter().map(|v| ("x-h", v.as_str())).collect();
+            let line = "GET ".len() + path.len() + " HTTP/1.1".len();
+            let sum = line + values.iter().sum::<usize>();
+            let want = if line > max {
+                Some(Rejection::UriTooLong)
+            } else if sum > max {
+                Some(Rejection::HeadersTooLarge)
+            } else {
+                None
+            };
+            proptest::prop_assert_eq!(head_too_large(&req(&path, &headers), &limits), want);
+        }
+
+        #[test]
+        fn bounds_check_is_the_range(value in proptest::num::u64::ANY) {
+            for b in [KEEPALIVE, HEAD_TIMEOUT, BODY_TIMEOUT, MAX_HEAD_BYTES, MAX_CONNECTIONS] {
+                let inside = (b.min..=b.max).contains(&value);
+                proptest::prop_assert_eq!(b.check(Some(value)).is_ok(), inside);
+            }
+        }
+    }
+
     #[test]
     fn bounds_accept_their_range_and_refuse_the_rest() {
         for b in [

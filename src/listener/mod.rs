@@ -144,6 +144,36 @@ pub fn body_read(session: &mut Session, deadline: Instant) {
     session.as_downstream_mut().set_read_timeout(Some(left));
 }
 
+/// Each proxied connection holds two descriptors (client and backend): raises the soft
+/// `RLIMIT_NOFILE` toward that for `max_connections` (never past the hard limit), so that
+/// connection N+1 meets the cap's 503 rather than a failing `accept` (EMFILE, which Pingora
+/// answers by pausing its accept loop for a second). Returns the limit if it stays short.
+pub fn raise_fd_limit(max_connections: usize) -> Option<u64> {
+    let want = (max_connections as u64)
+        .saturating_mul(2)
+        .saturating_add(256);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < want {
+            let raised = libc::rlimit {
+                rlim_cur: want.min(lim.rlim_max),
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    (lim.rlim_cur < want).then_some(lim.rlim_cur)
+}
+
 fn guarded(session: &Session) -> Option<&Guarded> {
     session
         .as_downstream()

@@ -447,6 +447,59 @@ mod tests {
         assert_eq!(scan_all(&[b"GET / HTTP/1.1\r\nHost: a\r\n"]), None);
     }
 
+    /// Where the scan ends the head, reading `bytes` in pieces cut at `cuts`.
+    fn scan_split(bytes: &[u8], cuts: &[usize]) -> Option<usize> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        for p in points {
+            chunks.push(&bytes[at..p]);
+            at = p;
+        }
+        chunks.push(&bytes[at..]);
+        scan_all(&chunks)
+    }
+
+    proptest::proptest! {
+        /// Any bytes, cut anywhere: no panic, and the end found does not depend on the cuts
+        /// (a client choosing its segment sizes cannot move it).
+        #[test]
+        fn the_end_of_a_head_does_not_depend_on_how_it_arrives(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(vec![b'\r', b'\n', b'a', b':', b' ', 0xff]), 0..200),
+            cuts in proptest::collection::vec(0usize..400, 0..8),
+        ) {
+            let whole = scan_all(&[&bytes]);
+            proptest::prop_assert_eq!(scan_split(&bytes, &cuts), whole);
+            if let Some(end) = whole {
+                proptest::prop_assert!(end <= bytes.len());
+                proptest::prop_assert_eq!(bytes[end - 1], b'\n');
+            }
+        }
+
+        /// A well-formed head (CRLF or bare LF lines) ends exactly at its empty line,
+        /// whatever body bytes follow.
+        #[test]
+        fn a_well_formed_head_ends_at_its_empty_line(
+            target in "/[a-z0-9/%.]{0,40}",
+            headers in proptest::collection::vec(("[A-Za-z-]{1,12}", "[ -~]{0,30}"), 0..6),
+            crlf in proptest::bool::ANY,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..50),
+            cuts in proptest::collection::vec(0usize..400, 0..8),
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut head = format!("GET {target} HTTP/1.1{eol}");
+            for (k, v) in &headers {
+                head.push_str(&format!("{k}: {}{eol}", v.trim()));
+            }
+            head.push_str(eol);
+            let mut bytes = head.clone().into_bytes();
+            bytes.extend_from_slice(&body);
+            proptest::prop_assert_eq!(scan_split(&bytes, &cuts), Some(head.len()));
+        }
+    }
+
     #[test]
     fn answers_are_aws_json_with_a_request_id() {
         let a = String::from_utf8(answer_bytes(&Rejection::HeadersTooLarge, "id")).unwrap();

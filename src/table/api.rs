@@ -176,3 +176,48 @@ fn compile_settings(g: &GatewayConf, errors: &mut ConfigErrors) -> Settings {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Any numbers in gateway.json: no panic, one error per number out of its range
+        /// (naming the field), and the settings stay inside every range.
+        #[test]
+        fn every_numeric_setting_is_bounded(
+            values in proptest::collection::vec(
+                proptest::prop_oneof![proptest::num::u64::ANY, 0u64..200_000], 8),
+        ) {
+            let g = GatewayConf {
+                threads: Some(values[0] as usize),
+                max_body_bytes: Some(values[1]),
+                upstream_keepalive_pool_size: Some(values[2] as usize),
+                keepalive_timeout_in_millis: Some(values[3]),
+                request_head_timeout_in_millis: Some(values[4]),
+                request_body_timeout_in_millis: Some(values[5]),
+                max_request_head_bytes: Some(values[6]),
+                max_connections: Some(values[7]),
+                ..GatewayConf::default()
+            };
+            let bounds = [
+                THREADS, MAX_BODY_BYTES, KEEPALIVE_POOL, KEEPALIVE, HEAD_TIMEOUT,
+                BODY_TIMEOUT, MAX_HEAD_BYTES, MAX_CONNECTIONS,
+            ];
+            let mut errors = ConfigErrors::default();
+            let s = compile_settings(&g, &mut errors);
+            let bad: Vec<&str> = bounds
+                .iter()
+                .zip(&values)
+                .filter(|(b, v)| !(b.min..=b.max).contains(*v))
+                .map(|(b, _)| b.field)
+                .collect();
+            let reported: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+            proptest::prop_assert_eq!(reported, bad);
+            proptest::prop_assert!((1..=256).contains(&s.threads));
+            proptest::prop_assert!(s.keepalive_pool_size <= 65_536);
+            proptest::prop_assert!(s.conn.max_connections >= 1);
+            proptest::prop_assert!(s.conn.max_head_bytes <= 65_536);
+        }
+    }
+}
