@@ -367,6 +367,8 @@ fn connection_cap_answers_the_next_connection_503_and_frees_slots_on_close() {
         String::from_utf8_lossy(&answer)
     );
     assert_eq!(body_of(&answer), r#"{"message":"Service Unavailable"}"#);
+    gw.wait_metric("apigate_client_connections", 3.0);
+    gw.wait_metric(r#"apigate_rejections_total{reason="overloaded"}"#, 1.0);
     // The held ones still work.
     held[0].send("GET", "/still", &[], b"");
     assert_eq!(held[0].read_response(false).status, 200);

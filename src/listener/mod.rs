@@ -17,6 +17,7 @@ pub use limits::{
 };
 pub use stream::Guarded;
 
+use crate::metrics::metrics;
 use crate::proxy::{Gateway, RequestIds};
 use crate::rejection::Rejection;
 use crate::reload::SharedTable;
@@ -62,14 +63,16 @@ impl Slot {
         open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < max).then_some(n + 1)
         })
-        .ok()
-        .map(|_| Slot(open.clone()))
+        .ok()?;
+        metrics().client_connections.inc();
+        Some(Slot(open.clone()))
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+        metrics().client_connections.dec();
     }
 }
 
