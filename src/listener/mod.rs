@@ -103,9 +103,11 @@ impl ServerApp for Edge {
             }
             if *shutdown.borrow() {
                 session.set_keepalive(None);
-            } else if session.get_keepalive().is_some() {
-                // `Some(0)`: Pingora sets no per-read timer of its own on the next head;
-                // `Guarded` keeps the keep-alive and head deadlines.
+            } else {
+                // `Some(0)`: Pingora sets no per-read timer of its own on the head (its
+                // default, 60 s per read, would cut a head `Guarded` still allows, without
+                // an answer); `Guarded` keeps the keep-alive and head deadlines. Once the head
+                // is parsed Pingora applies the client's keep-alive wishes as usual.
                 session.set_keepalive(Some(0));
             }
             let reused = self.proxy.process_new_http(session, shutdown).await?;
