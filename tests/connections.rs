@@ -464,3 +464,35 @@ fn settings_out_of_bounds_are_refused_by_check_with_field_and_range() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not started"));
 }
+
+#[test]
+fn reloaded_limits_apply_to_the_next_connection_and_bad_ones_keep_the_old() {
+    let b = Backend::start(Behaviour::Echo);
+    let (dir, gw) = gateway(r#""MaxRequestHeadBytes": 2048"#, &b.url());
+    let value = "v".repeat(3000);
+    assert_eq!(
+        request(gw.port, "GET", "/x", &[("X-Big", &value)], b"").status,
+        431
+    );
+    dir.write(&[(
+        "gateway.json",
+        r#"{"MaxRequestHeadBytes": 4096}"#.to_string(),
+    )]);
+    gw.signal("HUP");
+    gw.wait_log("configuration reloaded", 1);
+    assert_eq!(
+        request(gw.port, "GET", "/x", &[("X-Big", &value)], b"").status,
+        200
+    );
+    // Out of bounds: refused with the field and range, the running limits stay.
+    dir.write(&[("gateway.json", r#"{"MaxRequestHeadBytes": 1}"#.to_string())]);
+    gw.signal("HUP");
+    gw.wait_log("reload rejected", 1);
+    assert!(gw
+        .output()
+        .contains("gateway.json: MaxRequestHeadBytes: 1 is outside 1024..65536"));
+    assert_eq!(
+        request(gw.port, "GET", "/x", &[("X-Big", &value)], b"").status,
+        200
+    );
+}
