@@ -143,6 +143,7 @@ def measure(binary, args):
                     '"IntegrationMethod":"ANY","PayloadFormatVersion":"1.0"}')
         with open(f"{conf}/routes/r.json", "w") as f:
             f.write('{"RouteKey":"GET /only","Target":"integrations/i"}')
+        # Each phase on a fresh gateway, so that one's memory does not hide the other's.
         proc, port = start(binary, conf)
         try:
             base = rss_kib(proc.pid)
@@ -152,6 +153,11 @@ def measure(binary, args):
             idle_closed = closed_count(socks)
             for s in socks:
                 s.close()
+        finally:
+            proc.kill()
+            proc.wait()
+        proc, port = start(binary, conf)
+        try:
             socks, sent_all = heads_phase(port, args.heads, args.head_bytes, args.phase_secs)
             time.sleep(0.5)
             heads = rss_kib(proc.pid)

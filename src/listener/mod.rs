@@ -84,9 +84,10 @@ impl ServerApp for Edge {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let limits = self.limits();
-        // Pingora accepts unconditionally (it has no hook before the accept), so connection
-        // N+1 is accepted, answered 503 and closed: a client learns why, unlike with a reset
-        // or a connection left in the listen backlog.
+        // Pingora accepts unconditionally (its optional `connection_filter` judges a peer's
+        // address, not a count, and closes without a word), so connection N+1 is accepted,
+        // answered 503 and closed: a client learns why, unlike with a reset or a connection
+        // left in the listen backlog.
         let Some(_slot) = Slot::take(&self.open, limits.max_connections) else {
             Guarded::refuse(stream, Rejection::Overloaded, self.ids.clone()).await;
             return None;
