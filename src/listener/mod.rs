@@ -6,7 +6,7 @@
 //! (the head deadline, the head size cap, the keep-alive deadline) and runs Pingora's
 //! HTTP/1 keep-alive loop around `HttpProxy::process_new_http`, the way Pingora's own
 //! `ServerApp` for HTTP apps does, but with the keep-alive timing left to `Guarded`.
-//! The proxy hooks call `head_parsed`, `head_too_large` and `body_read` (body deadline).
+//! The proxy hooks call `head_parsed`, `head_too_large` and `body_read` (the body deadline).
 
 mod limits;
 mod stream;
@@ -128,16 +128,15 @@ impl ServerApp for Edge {
     }
 }
 
-/// Called by the proxy once Pingora has parsed a head: the connection stops timing the head.
-pub fn head_parsed(session: &Session) {
+/// Called by the proxy once Pingora has parsed a head: the connection stops timing the head,
+/// and the body's deadline (returned) starts, `RequestBodyTimeoutInMillis` from now.
+pub fn head_parsed(session: &mut Session, limits: &ConnLimits) -> Instant {
     if let Some(g) = guarded(session) {
         g.mark_head_done();
     }
-}
-
-/// The body's deadline, `RequestBodyTimeoutInMillis` after the head.
-pub fn body_deadline(limits: &ConnLimits) -> Instant {
-    Instant::now() + limits.body_timeout
+    let deadline = Instant::now() + limits.body_timeout;
+    body_read(session, deadline);
+    deadline
 }
 
 /// Before each body read: Pingora times body reads one at a time, so its read timeout is

@@ -27,7 +27,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -180,13 +180,24 @@ impl Guarded {
         self.pending = Some(rejection);
     }
 
-    /// Ready when `at` has passed; otherwise registers the wake-up.
+    /// Ready when `at` has passed; otherwise registers the wake-up. The timer is moved only
+    /// when it would fire after `at`: a deadline that moves later (every request on a
+    /// kept-alive connection pushes the idle deadline) is re-armed when the earlier one fires,
+    /// not on every request (a timer-wheel reset per request cost ~2% of a request's
+    /// instructions).
     fn poll_deadline(&mut self, cx: &mut Context<'_>, at: Instant) -> Poll<()> {
-        if self.timer_at != Some(at) {
-            self.timer.as_mut().reset(at);
-            self.timer_at = Some(at);
+        loop {
+            if self.timer_at.is_none_or(|armed| armed > at) {
+                self.timer.as_mut().reset(at);
+                self.timer_at = Some(at);
+            }
+            ready!(self.timer.as_mut().poll(cx));
+            if self.timer_at.is_some_and(|armed| armed >= at) {
+                return Poll::Ready(());
+            }
+            // An earlier deadline fired; `at` is later: arm for it and wait again.
+            self.timer_at = None;
         }
-        self.timer.as_mut().poll(cx)
     }
 
     /// Accounts bytes read before the head was parsed; `Err` when the head is over the cap.

@@ -81,10 +81,7 @@ impl ProxyHttp for Gateway {
         ctx.in_flight = Some(InFlight::start());
         let table = ctx.table.clone();
         // The head is in: the connection stops timing it, the body's deadline starts.
-        crate::listener::head_parsed(session);
-        let body_deadline = crate::listener::body_deadline(&table.settings.conn);
-        crate::listener::body_read(session, body_deadline);
-        ctx.body_deadline = Some(body_deadline);
+        ctx.body_deadline = Some(crate::listener::head_parsed(session, &table.settings.conn));
 
         let req = session.req_header();
         let path = req.uri.path();
