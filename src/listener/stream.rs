@@ -48,41 +48,36 @@ enum Phase {
         until: Instant,
         head_until: Option<Instant>,
     },
-    /// Inside a head: refused at `until`, or once `bytes` pass the cap.
-    Head { until: Instant, bytes: usize },
+    /// Inside a head: refused at `until`, or once `bytes` pass the cap. `tail`: the last
+    /// bytes read, where a head end may begin; `line_done`: a line feed was read (a head over
+    /// the cap is then a 431, else its request line is too long: 414).
+    Head {
+        until: Instant,
+        bytes: usize,
+        tail: [u8; 3],
+        line_done: bool,
+    },
     /// The head is read: the proxy keeps the body's deadline.
     Body,
 }
 
-/// Finds the end of a request head (an empty line) in the bytes as they arrive.
-/// Empty lines before the request line are skipped, as httparse does (RFC 9112 2.2).
-#[derive(Debug, Default, Clone, Copy)]
-struct HeadScan {
-    started: bool,
-    at_line_start: bool,
-    /// The request line has ended (for 414 against 431).
-    line_done: bool,
-}
-
-impl HeadScan {
-    /// How many of `bytes` belong to the head, and whether the head ended in them.
-    fn feed(&mut self, bytes: &[u8]) -> (usize, bool) {
-        for (i, b) in bytes.iter().enumerate() {
-            match b {
-                b'\n' if self.started && self.at_line_start => return (i + 1, true),
-                b'\n' => {
-                    self.line_done |= self.started;
-                    self.at_line_start = true;
-                }
-                b'\r' => {}
-                _ => {
-                    self.started = true;
-                    self.at_line_start = false;
-                }
-            }
-        }
-        (bytes.len(), false)
-    }
+/// Where a request head ends in `got`, read right after bytes ending in `tail`: the index in
+/// `got` just past the first empty line (`\r\n\r\n` or a bare `\n\n`, as httparse accepts).
+/// Only looked for once a head is over the cap, so normal requests never pay for a scan.
+fn head_end(tail: &[u8], got: &[u8]) -> Option<usize> {
+    let joined: Vec<u8> = tail.iter().chain(got).copied().collect();
+    (0..joined.len()).find_map(|i| {
+        let rest = &joined[i..];
+        let end = if rest.starts_with(b"\n\n") {
+            i + 2
+        } else if rest.starts_with(b"\n\r\n") {
+            i + 3
+        } else {
+            return None;
+        };
+        // An end wholly inside `tail` belongs to the read before.
+        (end > tail.len()).then(|| end - tail.len())
+    })
 }
 
 /// The error answer being written and the lingering close after it.
@@ -105,7 +100,6 @@ pub struct Guarded {
     inner: Stream,
     limits: ConnLimits,
     phase: Phase,
-    scan: HeadScan,
     /// Set by the proxy once Pingora parsed the head (`&self`: the hook only borrows us).
     head_done: AtomicBool,
     timer: Pin<Box<Sleep>>,
@@ -137,7 +131,6 @@ impl Guarded {
                 head_until: Some(head_until),
             },
             limits,
-            scan: HeadScan::default(),
             head_done: AtomicBool::new(false),
             timer: Box::pin(tokio::time::sleep_until(head_until)),
             timer_at: Some(head_until),
@@ -163,7 +156,6 @@ impl Guarded {
             until,
             head_until: None,
         };
-        self.scan = HeadScan::default();
         self.head_done.store(false, Ordering::Relaxed);
     }
 
@@ -201,38 +193,55 @@ impl Guarded {
     }
 
     /// Accounts bytes read before the head was parsed; `Err` when the head is over the cap.
+    /// Pingora parses after every read and the proxy marks the head done before the next
+    /// one, so only the read that completes a head can carry bytes past its end: the end is
+    /// looked for in that read alone, and only when the count passes the cap.
     fn account(&mut self, got: &[u8]) -> io::Result<()> {
         if self.head_done.load(Ordering::Relaxed) {
             self.phase = Phase::Body;
         }
-        let (until, mut bytes) = match self.phase {
+        let (until, before, tail, line_done) = match self.phase {
             Phase::Body => return Ok(()),
-            Phase::Head { until, bytes } => (until, bytes),
-            Phase::Waiting { head_until, .. } => {
-                self.scan = HeadScan::default();
-                (
-                    head_until.unwrap_or_else(|| Instant::now() + self.limits.head_timeout),
-                    0,
-                )
-            }
+            Phase::Head {
+                until,
+                bytes,
+                tail,
+                line_done,
+            } => (until, bytes, tail, line_done),
+            Phase::Waiting { head_until, .. } => (
+                head_until.unwrap_or_else(|| Instant::now() + self.limits.head_timeout),
+                0,
+                [0; 3],
+                false,
+            ),
         };
-        let (head_bytes, ended) = self.scan.feed(got);
-        bytes += head_bytes;
-        if bytes > self.limits.raw_head_cap() {
-            self.fail(if self.scan.line_done {
-                Rejection::HeadersTooLarge
-            } else {
-                Rejection::UriTooLong
-            });
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request head over MaxRequestHeadBytes",
-            ));
+        let line_done = line_done || got.contains(&b'\n');
+        let bytes = before + got.len();
+        let cap = self.limits.raw_head_cap();
+        if bytes > cap {
+            let kept = &tail[3 - before.min(3)..];
+            let within = head_end(kept, got).is_some_and(|end| before + end <= cap);
+            if !within {
+                self.fail(if line_done {
+                    Rejection::HeadersTooLarge
+                } else {
+                    Rejection::UriTooLong
+                });
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "request head over MaxRequestHeadBytes",
+                ));
+            }
         }
-        self.phase = if ended {
-            Phase::Body
-        } else {
-            Phase::Head { until, bytes }
+        let mut new_tail = [0; 3];
+        let from_got = got.len().min(3);
+        new_tail[..3 - from_got].copy_from_slice(&tail[from_got..]);
+        new_tail[3 - from_got..].copy_from_slice(&got[got.len() - from_got..]);
+        self.phase = Phase::Head {
+            until,
+            bytes,
+            tail: new_tail,
+            line_done,
         };
         Ok(())
     }
@@ -433,15 +442,19 @@ impl GetSocketDigest for Guarded {
 mod tests {
     use super::*;
 
-    fn scan_all(chunks: &[&[u8]]) -> Option<usize> {
-        let mut s = HeadScan::default();
-        let mut total = 0;
-        for c in chunks {
-            let (n, done) = s.feed(c);
-            total += n;
-            if done {
-                return Some(total);
+    /// Where the head ends when `bytes` arrive in pieces cut at `cuts`, each piece looked
+    /// at with the last three bytes before it, as `Guarded::account` does.
+    fn end_via_reads(bytes: &[u8], cuts: &[usize]) -> Option<usize> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.sort_unstable();
+        points.push(bytes.len());
+        let mut at: usize = 0;
+        for p in points {
+            let tail = &bytes[at.saturating_sub(3)..at];
+            if let Some(end) = head_end(tail, &bytes[at..p]) {
+                return Some(at + end);
             }
+            at = p;
         }
         None
     }
@@ -449,27 +462,14 @@ mod tests {
     #[test]
     fn finds_the_end_of_a_head_across_reads() {
         let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
-        assert_eq!(scan_all(&[head]), Some(head.len() - 4));
-        let split: Vec<&[u8]> = head.chunks(1).collect();
-        assert_eq!(scan_all(&split), Some(head.len() - 4));
-        assert_eq!(scan_all(&[b"GET / HTTP/1.1\nHost: a\n\n"]), Some(24));
-        // Empty lines before the request line are no end of head.
-        assert_eq!(scan_all(&[b"\r\n\r\n\n\nGET / HTTP/1.1\r\n"]), None);
-        assert_eq!(scan_all(&[b"GET / HTTP/1.1\r\nHost: a\r\n"]), None);
-    }
-
-    /// Where the scan ends the head, reading `bytes` in pieces cut at `cuts`.
-    fn scan_split(bytes: &[u8], cuts: &[usize]) -> Option<usize> {
-        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
-        points.sort_unstable();
-        let mut chunks = Vec::new();
-        let mut at = 0;
-        for p in points {
-            chunks.push(&bytes[at..p]);
-            at = p;
-        }
-        chunks.push(&bytes[at..]);
-        scan_all(&chunks)
+        assert_eq!(head_end(&[], head), Some(head.len() - 4));
+        let every_byte: Vec<usize> = (0..head.len()).collect();
+        assert_eq!(end_via_reads(head, &every_byte), Some(head.len() - 4));
+        assert_eq!(head_end(b"\r\n\r", b"\nBODY"), Some(1));
+        assert_eq!(head_end(b"", b"GET / HTTP/1.1\nHost: a\n\n"), Some(24));
+        assert_eq!(head_end(b"", b"GET / HTTP/1.1\r\nHost: a\r\n"), None);
+        // An end that lies wholly in the bytes before is not this read's.
+        assert_eq!(head_end(b"\n\n", b"xyz"), None);
     }
 
     proptest::proptest! {
@@ -481,8 +481,8 @@ mod tests {
                 proptest::sample::select(vec![b'\r', b'\n', b'a', b':', b' ', 0xff]), 0..200),
             cuts in proptest::collection::vec(0usize..400, 0..8),
         ) {
-            let whole = scan_all(&[&bytes]);
-            proptest::prop_assert_eq!(scan_split(&bytes, &cuts), whole);
+            let whole = head_end(&[], &bytes);
+            proptest::prop_assert_eq!(end_via_reads(&bytes, &cuts), whole);
             if let Some(end) = whole {
                 proptest::prop_assert!(end <= bytes.len());
                 proptest::prop_assert_eq!(bytes[end - 1], b'\n');
@@ -507,8 +507,69 @@ mod tests {
             head.push_str(eol);
             let mut bytes = head.clone().into_bytes();
             bytes.extend_from_slice(&body);
-            proptest::prop_assert_eq!(scan_split(&bytes, &cuts), Some(head.len()));
+            proptest::prop_assert_eq!(end_via_reads(&bytes, &cuts), Some(head.len()));
         }
+    }
+
+    /// Reads `input` through a `Guarded` in reads of at most `read_size` bytes until the
+    /// input ends or a read fails, marking the head done once its `head_len` bytes are in (as
+    /// the proxy does once Pingora parsed it); returns the bytes delivered and the answer.
+    async fn read_through(
+        input: Vec<u8>,
+        head_len: usize,
+        read_size: usize,
+    ) -> (usize, Option<Rejection>) {
+        use tokio::io::AsyncReadExt;
+        let limits = ConnLimits {
+            max_head_bytes: 1024,
+            ..ConnLimits::default()
+        };
+        let stream: Stream = Box::new(std::io::Cursor::new(input));
+        let mut g = Guarded::new(stream, limits, Arc::new(RequestIds::new()));
+        let mut delivered = 0;
+        let mut buf = vec![0; read_size];
+        while let Ok(n) = g.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            delivered += n;
+            if delivered >= head_len {
+                g.mark_head_done();
+            }
+        }
+        (delivered, g.pending.take())
+    }
+
+    /// A head of `len` bytes (request line, one header, the empty line), then `body`.
+    fn head_of(len: usize, body: usize) -> Vec<u8> {
+        let fixed = "GET / HTTP/1.1\r\nX: \r\n\r\n".len();
+        let mut h = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "v".repeat(len - fixed));
+        h.push_str(&"b".repeat(body));
+        h.into_bytes()
+    }
+
+    #[tokio::test]
+    async fn the_raw_head_cap_counts_the_head_not_the_body_read_with_it() {
+        let cap = 1024 + super::super::limits::RAW_HEAD_SLACK;
+        // At the cap, with a body in the same read: passes.
+        assert_eq!(
+            read_through(head_of(cap, 500), cap, cap + 500).await.1,
+            None
+        );
+        // In small reads too.
+        assert_eq!(read_through(head_of(cap, 500), cap, 100).await.1, None);
+        // One byte over: 431, wherever the reads cut.
+        for size in [cap + 600, 4096, 7] {
+            let (delivered, answer) = read_through(head_of(cap + 1, 500), cap + 1, size).await;
+            assert_eq!(answer, Some(Rejection::HeadersTooLarge), "reads of {size}");
+            assert!(delivered <= cap + size, "read past the cap: {delivered}");
+        }
+        // A request line that never ends: 414.
+        let line = format!("GET /{}", "p".repeat(cap)).into_bytes();
+        assert_eq!(
+            read_through(line, usize::MAX, 4096).await.1,
+            Some(Rejection::UriTooLong)
+        );
     }
 
     #[test]
