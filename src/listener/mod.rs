@@ -134,9 +134,10 @@ pub fn head_parsed(session: &mut Session, limits: &ConnLimits) -> Instant {
     if let Some(g) = guarded(session) {
         g.mark_head_done();
     }
-    let deadline = Instant::now() + limits.body_timeout;
-    body_read(session, deadline);
-    deadline
+    session
+        .as_downstream_mut()
+        .set_read_timeout(Some(limits.body_timeout));
+    Instant::now() + limits.body_timeout
 }
 
 /// Before each body read: Pingora times body reads one at a time, so its read timeout is

@@ -166,10 +166,10 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let Some(deadline) = ctx.body_deadline {
+        if let Some(deadline) = ctx.body_deadline.filter(|_| !end_of_stream) {
             crate::listener::body_read(session, deadline);
         }
         // Chunked uploads have no Content-Length to check up front.
