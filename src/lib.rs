@@ -1,6 +1,7 @@
 //! apigate: a local stand-in for AWS API Gateway (HTTP APIs), built on Pingora.
 //!
-//! Data flows one way, and the modules follow it:
+//! Data flows one way, and the modules follow it. Around it all, `listener` holds each client
+//! connection to its limits (count, keep-alive, head time and size, body time).
 //!
 //! 1. `config`: each external format (the directory layout, the bundle) is read and
 //!    lowered into one format-independent model (`config::model`).
@@ -21,6 +22,7 @@ pub mod config;
 pub mod echo;
 pub mod integration;
 pub mod lifecycle;
+pub mod listener;
 pub mod mapping;
 pub mod metrics;
 pub mod policy;

@@ -5,6 +5,7 @@ use apigate::proxy::Gateway;
 use apigate::reload::{self, Reloader, SharedTable};
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::background_service;
@@ -41,9 +42,9 @@ enum Command {
         /// HOST:PORT for Prometheus metrics at /metrics.
         #[arg(long)]
         metrics: Option<String>,
-        /// Worker threads.
-        #[arg(long)]
-        threads: Option<usize>,
+        /// Worker threads (1-256, as `Threads` in gateway.json).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: Option<u16>,
         #[command(flatten)]
         tls: apigate::tls::TlsFlags,
     },
@@ -86,7 +87,7 @@ fn main() -> ExitCode {
             metrics,
             threads,
             tls,
-        } => serve(conf, listen, metrics, threads, tls),
+        } => serve(conf, listen, metrics, threads.map(usize::from), tls),
         Command::Echo {
             listen,
             threads,
@@ -144,6 +145,14 @@ fn serve(
         }
     }
 
+    let max_connections = table.settings.conn.max_connections;
+    if let Some(fds) = apigate::listener::raise_fd_limit(max_connections) {
+        log::warn!(
+            "MaxConnections {max_connections} needs about {} file descriptors, the limit is {fds} \
+             (raise `ulimit -n` or lower MaxConnections)",
+            max_connections * 2 + 256
+        );
+    }
     let server_conf = ServerConf {
         threads,
         // One current-thread runtime per worker: no cross-thread task stealing on the hot path.
@@ -158,21 +167,35 @@ fn serve(
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(shared.clone()),
-        "apigate",
+    let gateway = Gateway::new(shared.clone());
+    let ids = gateway.request_ids();
+    let mut proxy = pingora_proxy::http_proxy(&server.configuration, gateway);
+    // CONNECT reaches request_filter and gets the gateway's JSON 400 instead of
+    // Pingora's bare 405 (the contract never answers 405); nothing is ever tunnelled.
+    let mut options = pingora_core::apps::HttpServerOptions::default();
+    options.allow_connect_method_proxying = true;
+    options.h2c = shared.load().settings.http2_cleartext;
+    proxy.server_options = Some(options);
+    // The listener's app holds every client connection to `listener`'s limits and hands
+    // each request to the proxy.
+    let mut proxy = Service::new(
+        "apigate".to_string(),
+        apigate::listener::Edge::new(proxy, shared.clone(), ids),
     );
-    if let Some(app) = proxy.app_logic_mut() {
-        // CONNECT reaches request_filter and gets the gateway's JSON 400 instead of
-        // Pingora's bare 405 (the contract never answers 405); nothing is ever tunnelled.
-        let mut options = pingora_core::apps::HttpServerOptions::default();
-        options.allow_connect_method_proxying = true;
-        options.h2c = shared.load().settings.http2_cleartext;
-        app.server_options = Some(options);
-    }
     let scheme = match tls_flags.add_listener(&mut proxy, &listen, &shared.load().settings) {
-        Ok(scheme) => scheme,
+        Ok(Some(scheme)) => scheme,
+        Ok(None) => {
+            // No L4 read buffer on plain client connections: Pingora's default gives each
+            // one 64 KiB, allocated for as long as it is open, idle or not (192 MB for 3,000
+            // idle keep-alive connections); it mainly saves syscalls under TLS.
+            proxy.add_listener(
+                ListenerConfig::tcp(listen.as_str()).l4_buffer(L4BufferSettings {
+                    read: Some(0),
+                    write: None,
+                }),
+            );
+            "http"
+        }
         Err(e) => {
             eprintln!("apigate: {e}; not started");
             return ExitCode::FAILURE;

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub upstream_connect_failures: IntCounter,
     rejections: Vec<IntCounter>,
     pub in_flight: IntGauge,
+    /// Client connections open (`listener`; `MaxConnections` caps them).
+    pub client_connections: IntGauge,
     reloads: IntCounterVec,
     last_reload: Gauge,
     pub jwks_fetch_failures: IntCounter,
@@ -123,6 +125,13 @@ impl Metrics {
             .expect("valid metric");
         r.register(Box::new(in_flight.clone()))
             .expect("unique metric");
+        let client_connections = IntGauge::new(
+            "apigate_client_connections",
+            "Client connections open (MaxConnections caps them).",
+        )
+        .expect("valid metric");
+        r.register(Box::new(client_connections.clone()))
+            .expect("unique metric");
         let last_reload = Gauge::new(
             "apigate_config_last_reload_success_timestamp_seconds",
             "When the running configuration was loaded.",
@@ -178,6 +187,7 @@ impl Metrics {
             ),
             rejections,
             in_flight,
+            client_connections,
             reloads,
             last_reload,
             jwks_fetch_failures: counter(

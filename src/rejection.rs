@@ -19,6 +19,10 @@ pub enum Rejection {
     TooLarge,
     /// 501: a transfer coding the gateway does not implement (RFC 9112 6.1).
     NotImplemented,
+    /// 414: the request line alone is over `MaxRequestHeadBytes`.
+    UriTooLong,
+    /// 431: request line and header values are over `MaxRequestHeadBytes` (AWS's quota).
+    HeadersTooLarge,
     /// 429 from the stage's token bucket (AWS throttling).
     Throttled,
     /// 429 from a `RateLimit` policy; the answer carries `Retry-After`.
@@ -27,6 +31,8 @@ pub enum Rejection {
     BadGateway,
     /// 503: the backend did not answer within `TimeoutInMillis`.
     Timeout,
+    /// 503: `MaxConnections` client connections are open; the new one is closed.
+    Overloaded,
     /// Any other status an error carried (Pingora's own); counted under no reason.
     Other(u16),
 }
@@ -43,10 +49,11 @@ pub enum Reason {
     BadGateway,
     TooLarge,
     BadRequest,
+    Overloaded,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::NotFound,
         Reason::Unauthorized,
         Reason::Forbidden,
@@ -56,6 +63,7 @@ impl Reason {
         Reason::BadGateway,
         Reason::TooLarge,
         Reason::BadRequest,
+        Reason::Overloaded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +77,7 @@ impl Reason {
             Reason::BadGateway => "bad_gateway",
             Reason::TooLarge => "too_large",
             Reason::BadRequest => "bad_request",
+            Reason::Overloaded => "overloaded",
         }
     }
 }
@@ -82,10 +91,12 @@ impl Rejection {
             Rejection::NotFound => 404,
             Rejection::ClientTimeout => 408,
             Rejection::TooLarge => 413,
+            Rejection::UriTooLong => 414,
+            Rejection::HeadersTooLarge => 431,
             Rejection::Throttled | Rejection::RateLimited => 429,
             Rejection::NotImplemented => 501,
             Rejection::BadGateway => 502,
-            Rejection::Timeout => 503,
+            Rejection::Timeout | Rejection::Overloaded => 503,
             Rejection::Other(status) => *status,
         }
     }
@@ -99,6 +110,8 @@ impl Rejection {
             404 => "Not Found",
             408 => "Request Timeout",
             413 => "Request Entity Too Large",
+            414 => "Request-URI Too Long",
+            431 => "Request Header Fields Too Large",
             429 => "Too Many Requests",
             501 => "Not Implemented",
             502 => "Bad Gateway",
@@ -120,7 +133,10 @@ impl Rejection {
             Rejection::Unauthorized(_) => Reason::Unauthorized,
             Rejection::Forbidden => Reason::Forbidden,
             Rejection::NotFound => Reason::NotFound,
-            Rejection::TooLarge => Reason::TooLarge,
+            Rejection::TooLarge | Rejection::UriTooLong | Rejection::HeadersTooLarge => {
+                Reason::TooLarge
+            }
+            Rejection::Overloaded => Reason::Overloaded,
             Rejection::Throttled => Reason::Throttled,
             Rejection::RateLimited => Reason::RateLimited,
             Rejection::BadGateway => Reason::BadGateway,

@@ -17,6 +17,12 @@ pub struct GatewayConf {
     pub rate_limit_store: Option<RateLimitStoreConf>,
     /// Idle upstream connections kept per worker thread (Pingora's keepalive pool).
     pub upstream_keepalive_pool_size: Option<usize>,
+    // Client connections (`listener`); ranges and defaults in `listener::limits`.
+    pub keepalive_timeout_in_millis: Option<u64>,
+    pub request_head_timeout_in_millis: Option<u64>,
+    pub request_body_timeout_in_millis: Option<u64>,
+    pub max_request_head_bytes: Option<u64>,
+    pub max_connections: Option<u64>,
     /// Forward client headers whose name holds `_` (default false: dropped, as nginx's
     /// `underscores_in_headers off`).
     pub allow_underscores_in_headers: Option<bool>,

@@ -34,6 +34,8 @@ pub struct Ctx {
     pub(super) body_bytes: u64,
     /// The connection's TLS facts; `None` on plain HTTP.
     pub(super) tls: Option<Arc<SslDigest>>,
+    /// When the whole body must have arrived (`RequestBodyTimeoutInMillis`).
+    pub(super) body_deadline: Option<Instant>,
 }
 
 /// The client's address, as the IP filters and forwarding headers see it.
@@ -79,6 +81,7 @@ impl Ctx {
             upstream: Upstream::default(),
             body_bytes: 0,
             tls: None,
+            body_deadline: None,
         }
     }
 

@@ -28,6 +28,7 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use respond::reject;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Pre-parsed: a `&str` name is parsed (and lowercased) on every lookup.
@@ -35,15 +36,20 @@ static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forw
 
 pub struct Gateway {
     table: SharedTable,
-    ids: RequestIds,
+    ids: Arc<RequestIds>,
 }
 
 impl Gateway {
     pub fn new(table: SharedTable) -> Self {
         Gateway {
             table,
-            ids: RequestIds::new(),
+            ids: Arc::new(RequestIds::new()),
         }
+    }
+
+    /// The ids this gateway hands out, shared with the answers `listener` writes itself.
+    pub fn request_ids(&self) -> Arc<RequestIds> {
+        self.ids.clone()
     }
 }
 
@@ -76,6 +82,8 @@ impl ProxyHttp for Gateway {
         ctx.tls = crate::tls::client_cert::of_session(session);
         crate::tls::listener::authority_as_host(session.req_header_mut());
         let table = ctx.table.clone();
+        // The head is in: the connection stops timing it, the body's deadline starts.
+        ctx.body_deadline = Some(crate::listener::head_parsed(session, &table.settings.conn));
         // Screened before anything reads the head; a framing refusal is answered once the
         // stage (and its access log) is known.
         if !table.settings.allow_underscores_in_headers {
@@ -97,6 +105,9 @@ impl ProxyHttp for Gateway {
         if let Some(problem) = refused {
             log::debug!("400 for {:?}: {problem}", req.uri);
             return reject(session, ctx, Rejection::BadRequest).await;
+        }
+        if let Some(too_large) = crate::listener::head_too_large(req, &table.settings.conn) {
+            return reject(session, ctx, too_large).await;
         }
         if let Err(rejection) = framing {
             return reject(session, ctx, rejection).await;
@@ -166,11 +177,14 @@ impl ProxyHttp for Gateway {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let Some(deadline) = ctx.body_deadline.filter(|_| !end_of_stream) {
+            crate::listener::body_read(session, deadline);
+        }
         // Chunked uploads have no Content-Length to check up front.
         if let Some(b) = body {
             ctx.body_bytes += b.len() as u64;

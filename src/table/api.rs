@@ -7,6 +7,9 @@ use super::{Settings, Table, DEFAULT_MAX_BODY};
 use crate::config::{
     AuthorizerConf, Config, ConfigError, ConfigErrors, GatewayConf, RateLimitStoreConf,
 };
+use crate::listener::{
+    Bound, ConnLimits, BODY_TIMEOUT, HEAD_TIMEOUT, KEEPALIVE, MAX_CONNECTIONS, MAX_HEAD_BYTES,
+};
 use crate::policy::cors::Cors;
 use crate::policy::ipfilter::parse_nets;
 use crate::policy::jwt::JwtAuthorizer;
@@ -97,25 +100,55 @@ fn compile_authorizers(
     authorizers
 }
 
+/// The numeric `gateway.json` settings that are not the listener's, with their bounds: a
+/// value out of range is an error, never clamped (`UpstreamKeepalivePoolSize: 10^12` once
+/// made `serve` allocate 2 GB before listening).
+const THREADS: Bound = Bound {
+    field: "Threads",
+    min: 1,
+    max: 256,
+    default: 1,
+    why: "one worker serves a laptop or CI",
+};
+const MAX_BODY_BYTES: Bound = Bound {
+    field: "MaxBodyBytes",
+    min: 1,
+    max: 1 << 30,
+    default: DEFAULT_MAX_BODY,
+    why: "AWS's 10 MiB payload quota",
+};
+const KEEPALIVE_POOL: Bound = Bound {
+    field: "UpstreamKeepalivePoolSize",
+    min: 0,
+    max: 65_536,
+    default: 128,
+    why: "Pingora's default",
+};
+
+/// `value` checked against `bound`; out of range is reported and the default used.
+fn bounded(bound: Bound, value: Option<u64>, errors: &mut ConfigErrors) -> u64 {
+    bound.check(value).unwrap_or_else(|default| {
+        errors.push(ConfigError::new(
+            "gateway.json",
+            bound.field,
+            format!(
+                "{} is outside {}..{}",
+                value.unwrap_or_default(),
+                bound.min,
+                bound.max
+            ),
+            format!(
+                "use a value from {} to {}, or leave it out for {} ({})",
+                bound.min, bound.max, bound.default, bound.why
+            ),
+        ));
+        default
+    })
+}
+
 fn compile_settings(g: &GatewayConf, errors: &mut ConfigErrors) -> Settings {
     let trusted = parse_nets("gateway.json", "TrustedProxies", &g.trusted_proxies, errors)
         .unwrap_or_default();
-    if g.threads == Some(0) {
-        errors.push(ConfigError::new(
-            "gateway.json",
-            "Threads",
-            "must be at least 1",
-            "set Threads to 1 or more",
-        ));
-    }
-    if g.max_body_bytes == Some(0) {
-        errors.push(ConfigError::new(
-            "gateway.json",
-            "MaxBodyBytes",
-            "must be positive",
-            "remove it for AWS's 10 MiB",
-        ));
-    }
     for (field, addr) in [("Listen", &g.listen), ("MetricsListen", &g.metrics_listen)] {
         if let Some(a) = addr {
             if a.parse::<std::net::SocketAddr>().is_err() {
@@ -128,15 +161,72 @@ fn compile_settings(g: &GatewayConf, errors: &mut ConfigErrors) -> Settings {
             }
         }
     }
+    let mut num = |bound: Bound, value: Option<u64>| bounded(bound, value, errors);
+    let millis = |ms: u64| std::time::Duration::from_millis(ms);
     Settings {
         listen: g.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into()),
         metrics_listen: g.metrics_listen.clone(),
-        threads: g.threads.unwrap_or(1).max(1),
-        max_body_bytes: g.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
+        threads: num(THREADS, g.threads.map(|t| t as u64)) as usize,
+        max_body_bytes: num(MAX_BODY_BYTES, g.max_body_bytes),
         trusted_proxies: trusted,
-        keepalive_pool_size: g.upstream_keepalive_pool_size.unwrap_or(128),
+        keepalive_pool_size: num(
+            KEEPALIVE_POOL,
+            g.upstream_keepalive_pool_size.map(|n| n as u64),
+        ) as usize,
         allow_underscores_in_headers: g.allow_underscores_in_headers.unwrap_or(false),
         tls: None,
         http2_cleartext: g.http2_cleartext.unwrap_or(false),
+        conn: ConnLimits {
+            keepalive: millis(num(KEEPALIVE, g.keepalive_timeout_in_millis)),
+            head_timeout: millis(num(HEAD_TIMEOUT, g.request_head_timeout_in_millis)),
+            body_timeout: millis(num(BODY_TIMEOUT, g.request_body_timeout_in_millis)),
+            max_head_bytes: num(MAX_HEAD_BYTES, g.max_request_head_bytes) as usize,
+            max_connections: num(MAX_CONNECTIONS, g.max_connections) as usize,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Any numbers in gateway.json: no panic, one error per number out of its range
+        /// (naming the field), and the settings stay inside every range.
+        #[test]
+        fn every_numeric_setting_is_bounded(
+            values in proptest::collection::vec(
+                proptest::prop_oneof![proptest::num::u64::ANY, 0u64..200_000], 8),
+        ) {
+            let g = GatewayConf {
+                threads: Some(values[0] as usize),
+                max_body_bytes: Some(values[1]),
+                upstream_keepalive_pool_size: Some(values[2] as usize),
+                keepalive_timeout_in_millis: Some(values[3]),
+                request_head_timeout_in_millis: Some(values[4]),
+                request_body_timeout_in_millis: Some(values[5]),
+                max_request_head_bytes: Some(values[6]),
+                max_connections: Some(values[7]),
+                ..GatewayConf::default()
+            };
+            let bounds = [
+                THREADS, MAX_BODY_BYTES, KEEPALIVE_POOL, KEEPALIVE, HEAD_TIMEOUT,
+                BODY_TIMEOUT, MAX_HEAD_BYTES, MAX_CONNECTIONS,
+            ];
+            let mut errors = ConfigErrors::default();
+            let s = compile_settings(&g, &mut errors);
+            let bad: Vec<&str> = bounds
+                .iter()
+                .zip(&values)
+                .filter(|(b, v)| !(b.min..=b.max).contains(*v))
+                .map(|(b, _)| b.field)
+                .collect();
+            let reported: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+            proptest::prop_assert_eq!(reported, bad);
+            proptest::prop_assert!((1..=256).contains(&s.threads));
+            proptest::prop_assert!(s.keepalive_pool_size <= 65_536);
+            proptest::prop_assert!(s.conn.max_connections >= 1);
+            proptest::prop_assert!(s.conn.max_head_bytes <= 65_536);
+        }
     }
 }

@@ -44,6 +44,8 @@ pub struct Settings {
     pub tls: Option<crate::tls::listener::Source>,
     /// `Http2Cleartext`: prior-knowledge h2c on a plain listener.
     pub http2_cleartext: bool,
+    /// Client connection limits (`listener`).
+    pub conn: crate::listener::ConnLimits,
 }
 
 /// Policies of one scope (api, stage or route), compiled.

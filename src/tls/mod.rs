@@ -27,13 +27,13 @@ pub struct TlsFlags {
 
 impl TlsFlags {
     /// Adds the API listener on `listen` to `service`: HTTPS when the flags or `gateway.json`
-    /// ask for it, else plain TCP. Returns the scheme served.
+    /// ask for it (returns `Some("https")`); `None`: the caller adds a plain listener.
     pub fn add_listener<A>(
         &self,
         service: &mut pingora_core::services::listening::Service<A>,
         listen: &str,
         settings: &crate::table::Settings,
-    ) -> Result<&'static str, String> {
+    ) -> Result<Option<&'static str>, String> {
         let overrides = if self.tls_self_signed {
             let dir = self_signed::default_dir(listen);
             let (cert, key) = self_signed::write(&dir)?;
@@ -50,12 +50,9 @@ impl TlsFlags {
         match listener::effective(settings.tls.as_ref(), overrides.as_ref()) {
             Some(source) => {
                 listener::add_listener(service, listen, source, overrides)?;
-                Ok("https")
+                Ok(Some("https"))
             }
-            None => {
-                service.add_tcp(listen);
-                Ok("http")
-            }
+            None => Ok(None),
         }
     }
 }
