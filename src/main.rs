@@ -175,6 +175,9 @@ fn serve(
     let mut options = pingora_core::apps::HttpServerOptions::default();
     options.allow_connect_method_proxying = true;
     options.h2c = shared.load().settings.http2_cleartext;
+    // An HTTP/2 connection with no stream open is closed like an idle HTTP/1 keep-alive one
+    // (set at start; a reload does not change it).
+    options.h2_idle_timeout = Some(shared.load().settings.conn.keepalive);
     proxy.server_options = Some(options);
     // The listener's app holds every client connection to `listener`'s limits and hands
     // each request to the proxy.
