@@ -49,6 +49,20 @@ enum Command {
     Check {
         #[arg(long)]
         conf: PathBuf,
+        /// Also list what was read and ignored (as AWS's import ignores it).
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Write the loaded API back out: as `aws apigatewayv2 export-api` would (openapi) or
+    /// as the directory layout (dir).
+    Export {
+        #[arg(long)]
+        conf: PathBuf,
+        #[arg(long, value_enum, default_value = "openapi")]
+        format: apigate::config::export::Format,
+        /// Where to write: a file (openapi, default stdout) or a directory (dir, required).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// A backend that answers JSON describing each request.
     Echo {
@@ -72,7 +86,8 @@ fn main() -> ExitCode {
         log::error!("cannot listen for SIGHUP, reload disabled: {e}");
     }
     match Cli::parse().command {
-        Command::Check { conf } => check(conf),
+        Command::Check { conf, verbose } => check(conf, verbose),
+        Command::Export { conf, format, out } => export(conf, format, out),
         Command::Serve {
             conf,
             listen,
@@ -83,8 +98,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(conf: PathBuf) -> ExitCode {
-    match reload::check_table(&conf, None) {
+fn check(conf: PathBuf, verbose: bool) -> ExitCode {
+    let config = match apigate::config::load(&conf) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("{}: {errors}", conf.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    print_notes(&config, verbose);
+    match apigate::table::Table::compile(&config, None) {
         Ok(table) => {
             let routes: usize = table.stages().map(|s| s.router.routes().len()).sum();
             println!(
@@ -101,12 +124,57 @@ fn check(conf: PathBuf) -> ExitCode {
     }
 }
 
+/// What a document holds that is not served (warnings), and with `verbose` what was
+/// ignored: never a silent drop.
+fn print_notes(config: &apigate::config::Config, verbose: bool) {
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    if verbose {
+        for i in &config.ignored {
+            eprintln!("ignored: {i}");
+        }
+    }
+}
+
+fn export(
+    conf: PathBuf,
+    format: apigate::config::export::Format,
+    out: Option<PathBuf>,
+) -> ExitCode {
+    let config = match apigate::config::load(&conf) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("{}: {errors}", conf.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if !config.errors.is_empty() {
+        let errors = apigate::config::ConfigErrors(config.errors);
+        eprint!("{}: {errors}", conf.display());
+        return ExitCode::FAILURE;
+    }
+    print_notes(&config, false);
+    match apigate::config::export::write(&config, format, out.as_deref()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("apigate export: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn serve(
     conf: PathBuf,
     listen: Option<String>,
     metrics: Option<String>,
     threads: Option<usize>,
 ) -> ExitCode {
+    if let Ok(config) = apigate::config::load(&conf) {
+        for w in &config.warnings {
+            log::warn!("{w}");
+        }
+    }
     let table = match reload::load_table(&conf, None) {
         Ok(t) => t,
         Err(errors) => {

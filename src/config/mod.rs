@@ -8,8 +8,10 @@
 
 mod bundle;
 mod error;
+pub mod export;
 mod layout;
 mod model;
+pub mod openapi;
 mod parse;
 #[cfg(test)]
 mod props;
@@ -52,6 +54,26 @@ pub struct Config {
     /// Resources present but not parsed, as references (`routes/r0`): references to them
     /// are not reported again as dangling, their file's own error says what to fix.
     pub unparsed: BTreeSet<String>,
+    /// Read but not served (Lambda, IAM, ...): kept so `check` names them and `export`
+    /// writes them back, never dropped silently.
+    pub pending: Pending,
+    /// What `check` prints without failing: each feature apigate reads but cannot serve.
+    pub warnings: Vec<ConfigError>,
+    /// What AWS's import ignores, ignored here too: listed by `check --verbose`.
+    pub ignored: Vec<ConfigError>,
+}
+
+/// Resources a document holds that the table does not serve (yet): their routes stay out
+/// of the router, so a request to one is answered as an unknown route would be.
+#[derive(Debug, Default)]
+pub struct Pending {
+    pub routes: Vec<Resource<RouteConf>>,
+    /// `AWS_PROXY` integrations (section 11's Lambda issue runs them).
+    pub lambdas: Vec<Resource<LambdaConf>>,
+    /// HTTP integrations that cannot be reached from one machine (`VPC_LINK`).
+    pub integrations: Vec<Resource<IntegrationConf>>,
+    /// Lambda (`REQUEST`) authorizers.
+    pub authorizers: Vec<Resource<AuthorizerConf>>,
 }
 
 const KINDS: [&str; 4] = ["stages", "routes", "integrations", "authorizers"];
@@ -70,8 +92,22 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let dir = path.parent().unwrap_or(Path::new("."));
         layout::read_dir(dir, &mut errors)
     } else if meta.is_ok() {
-        // A regular file is a bundle; anything else is refused by the reader, by type.
-        bundle::read_bundle(path, &mut errors)
+        // A regular file is a bundle or a document, told apart by content; anything else
+        // is refused by the reader, by type.
+        match read_document(path, &mut errors) {
+            Some(Document::OpenApi(doc)) => {
+                let name = path.display().to_string();
+                let mut config = Config {
+                    dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                    ..Config::default()
+                };
+                openapi::lower(&doc, &name, "", &mut config);
+                config.errors.splice(0..0, errors.0);
+                return Ok(config);
+            }
+            Some(Document::Bundle(name, raw)) => bundle::bundle_files(&name, &raw, &mut errors),
+            None => None,
+        }
     } else {
         errors.push(ConfigError::new(
             path.display().to_string(),
@@ -101,4 +137,31 @@ struct Files {
     has_stages_dir: bool,
     /// Files that exist but could not be read (`routes/r0.json`).
     unreadable: Vec<String>,
+}
+
+/// A single configuration file, by what it holds.
+enum Document {
+    /// An OpenAPI (or Swagger, refused with AWS's reason) document.
+    OpenApi(serde_json::Value),
+    /// The bundle: its name and text.
+    Bundle(String, String),
+}
+
+/// Reads a single file and tells by its content what it is: a JSON object with `openapi`
+/// or `swagger` at the top is an OpenAPI document, any other text a bundle.
+fn read_document(path: &Path, errors: &mut ConfigErrors) -> Option<Document> {
+    let name = path.display().to_string();
+    let raw = match read::read_text(path) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(layout::cannot_read(&name, &e));
+            return None;
+        }
+    };
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&raw) {
+        if openapi::is_openapi(&v) {
+            return Some(Document::OpenApi(v));
+        }
+    }
+    Some(Document::Bundle(name, raw))
 }
