@@ -387,5 +387,4 @@ mod tests {
         Target::check("http://127.0.0.1:9000/a/{proxy}").unwrap();
         Target::check("http://127.0.0.1:9000").unwrap();
     }
-
 }
