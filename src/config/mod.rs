@@ -18,6 +18,7 @@ mod props;
 pub mod read;
 #[cfg(test)]
 mod tests;
+pub mod yaml;
 
 pub use error::{closest, ConfigError, ConfigErrors};
 pub use model::*;
