@@ -96,13 +96,16 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         // A regular file is a bundle or a document, told apart by content; anything else
         // is refused by the reader, by type.
         match read_document(path, &mut errors) {
-            Some(Document::OpenApi(doc)) => {
+            Some(Document::OpenApi(doc, lines)) => {
                 let name = path.display().to_string();
                 let mut config = Config {
                     dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
                     ..Config::default()
                 };
                 openapi::lower(&doc, &name, "", &mut config);
+                if let Some(lines) = lines {
+                    openapi::add_lines(&mut config, &name, &lines);
+                }
                 config.errors.splice(0..0, errors.0);
                 return Ok(config);
             }
@@ -142,14 +145,15 @@ struct Files {
 
 /// A single configuration file, by what it holds.
 enum Document {
-    /// An OpenAPI (or Swagger, refused with AWS's reason) document.
-    OpenApi(serde_json::Value),
+    /// An OpenAPI (or Swagger, refused with AWS's reason) document, with its YAML lines
+    /// when it was written in YAML.
+    OpenApi(serde_json::Value, Option<yaml::Yaml>),
     /// The bundle: its name and text.
     Bundle(String, String),
 }
 
-/// Reads a single file and tells by its content what it is: a JSON object with `openapi`
-/// or `swagger` at the top is an OpenAPI document, any other text a bundle.
+/// Reads a single file and tells by its content what it is: a JSON or YAML object with
+/// `openapi` or `swagger` at the top is an OpenAPI document, any other text a bundle.
 fn read_document(path: &Path, errors: &mut ConfigErrors) -> Option<Document> {
     let name = path.display().to_string();
     let raw = match read::read_text(path) {
@@ -159,9 +163,16 @@ fn read_document(path: &Path, errors: &mut ConfigErrors) -> Option<Document> {
             return None;
         }
     };
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&raw) {
-        if openapi::is_openapi(&v) {
-            return Some(Document::OpenApi(v));
+    match serde_json::from_str::<serde_json::Value>(&raw) {
+        Ok(v) if openapi::is_openapi(&v) => return Some(Document::OpenApi(v, None)),
+        Ok(_) => {}
+        Err(_) => {
+            if let Ok(y) = yaml::from_str(&raw) {
+                if openapi::is_openapi(&y.value) {
+                    let v = y.value.clone();
+                    return Some(Document::OpenApi(v, Some(y)));
+                }
+            }
         }
     }
     Some(Document::Bundle(name, raw))

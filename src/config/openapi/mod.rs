@@ -70,6 +70,26 @@ pub fn lower(doc: &Value, file: &str, base: &str, config: &mut Config) {
     }
 }
 
+/// Adds the YAML line to each message about the document `file` (`/paths/~1a/get (line 12)`),
+/// so the user finds the place in the text they edit.
+pub fn add_lines(config: &mut Config, file: &str, yaml: &crate::config::yaml::Yaml) {
+    let lists = [
+        &mut config.errors,
+        &mut config.warnings,
+        &mut config.ignored,
+    ];
+    for list in lists {
+        for e in list
+            .iter_mut()
+            .filter(|e| e.file == file && e.field.starts_with('/'))
+        {
+            if let Some(line) = yaml.line(&e.field) {
+                e.field = format!("{} (line {line})", e.field);
+            }
+        }
+    }
+}
+
 /// One lowering: where messages point, and the config being filled.
 pub(crate) struct Cx<'a> {
     file: &'a str,
