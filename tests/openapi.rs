@@ -315,3 +315,25 @@ fn realworld_documents_load_round_trip_and_serve() {
         }
     }
 }
+
+#[test]
+fn bundled_openapi_example_serves_through_echo() {
+    let echo = Echo::start();
+    let text = std::fs::read_to_string("conf/openapi-example/openapi.yaml")
+        .unwrap()
+        .replace("http://127.0.0.1:9000", &echo.url());
+    let dir = ConfDir::new(&[("openapi.yaml", text)]);
+    let path = dir.path.join("openapi.yaml");
+    check_ok(&path);
+    round_trip(&path, &dir);
+    let gw = Gateway::start(&path);
+    let r = gw.get("/users/42");
+    assert_eq!(echo_path(&r), "/users-service/users/42");
+    assert_eq!(r.json()["headers"]["x-user-id"][0], "42");
+    assert_eq!(echo_path(&gw.get("/users")), "/users-service/users");
+    assert_eq!(
+        echo_path(&gw.get("/static/css/site.css")),
+        "/assets/css/site.css"
+    );
+    assert!(echo_path(&gw.get("/anything")).starts_with("/fallback"));
+}

@@ -226,6 +226,18 @@ fn scheme(a: &Resource<AuthorizerConf>) -> Value {
         "apiKey"
     };
     let mut s = json!({"type": kind, "x-amazon-apigateway-authorizer": auth});
+    for (ext, v) in [
+        ("x-apigate-jwks", c.jwks.clone()),
+        (
+            "x-apigate-jwks-file",
+            c.jwks_file.clone().map(Value::String),
+        ),
+        ("x-apigate-jwks-uri", c.jwks_uri.clone().map(Value::String)),
+    ] {
+        if let Some(v) = v {
+            s[ext] = v;
+        }
+    }
     if kind == "apiKey" {
         s["name"] = json!("Authorization");
         s["in"] = json!("header");

@@ -135,13 +135,16 @@ fn read_scheme(cx: &mut Cx, ptr: &str, name: &str, s: &Value) -> Scheme {
             } else {
                 identity_source
             };
-            let conf = AuthorizerConf {
+            let mut conf = AuthorizerConf {
                 authorizer_type: "JWT".into(),
                 name: Some(name.to_string()),
                 identity_source,
                 jwt_configuration: jwt,
                 ..AuthorizerConf::default()
             };
+            if !local_keys(cx, ptr, s, &mut conf) {
+                return Scheme::Bad;
+            }
             cx.config.authorizers.push(Resource {
                 id: id.clone(),
                 file,
@@ -177,6 +180,47 @@ fn read_scheme(cx: &mut Cx, ptr: &str, name: &str, s: &Value) -> Scheme {
         }
     }
 }
+
+/// apigate's own extensions beside the authorizer, for keys an offline machine can read
+/// (AWS ignores `x-` fields it does not know, so the document still imports there):
+/// `x-apigate-jwks` (a JWK Set), `x-apigate-jwks-file` (relative to the document),
+/// `x-apigate-jwks-uri`. Without one the keys come from the issuer's OIDC discovery.
+fn local_keys(cx: &mut Cx, ptr: &str, scheme: &Value, conf: &mut AuthorizerConf) -> bool {
+    let Some(o) = scheme.as_object() else {
+        return true;
+    };
+    let mut ok = true;
+    for (key, v) in o.iter().filter(|(k, _)| k.starts_with("x-apigate-")) {
+        let at = format!("{ptr}/{}", escape(key));
+        let as_string = |cx: &mut Cx| match v.as_str() {
+            Some(s) => Some(s.to_string()),
+            None => {
+                cx.error(&at, "must be a string", "");
+                None
+            }
+        };
+        match key.as_str() {
+            "x-apigate-jwks" => conf.jwks = Some(v.clone()),
+            "x-apigate-jwks-file" => conf.jwks_file = as_string(cx),
+            "x-apigate-jwks-uri" => conf.jwks_uri = as_string(cx),
+            k => {
+                let fix = closest(k, JWKS_EXTENSIONS)
+                    .map(|s| format!("did you mean {s}?"))
+                    .unwrap_or_else(|| format!("use one of {}", JWKS_EXTENSIONS.join(", ")));
+                cx.error(&at, format!("{k} is not an apigate extension"), fix);
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+/// apigate's extensions on a JWT security scheme; export writes them back.
+const JWKS_EXTENSIONS: [&str; 3] = [
+    "x-apigate-jwks",
+    "x-apigate-jwks-file",
+    "x-apigate-jwks-uri",
+];
 
 fn jwt_configuration(cx: &mut Cx, at: &str, v: Option<&Value>) -> Option<JwtConf> {
     let Some(o) = v.and_then(Value::as_object) else {

@@ -121,3 +121,36 @@ fn lambda_iam_and_two_requirements() {
     assert_eq!(c.routes[0].conf.authorization_scopes, ["read"]);
     assert_eq!(c.routes[0].conf.authorizer_id.as_deref(), Some("jwt"));
 }
+
+#[test]
+fn local_key_extensions_beside_a_jwt_authorizer() {
+    let scheme = |ext: &str| {
+        json!({
+            "openapi": "3.0.1",
+            "paths": {},
+            "components": {"securitySchemes": {"a": {
+                "type": "oauth2",
+                ext: "keys.json",
+                "x-amazon-apigateway-authorizer": {"type": "jwt", "jwtConfiguration": {"issuer": "https://i", "audience": ["x"]}}
+            }}}
+        })
+    };
+    let c = lowered(scheme("x-apigate-jwks-file"));
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    assert_eq!(
+        c.authorizers[0].conf.jwks_file.as_deref(),
+        Some("keys.json")
+    );
+    assert_eq!(
+        c.authorizers[0].conf.identity_source,
+        ["$request.header.Authorization"]
+    );
+    let c = lowered(scheme("x-apigate-jwks-fil"));
+    assert!(
+        c.errors[0]
+            .fix
+            .contains("did you mean x-apigate-jwks-file?"),
+        "{:?}",
+        c.errors
+    );
+}
