@@ -110,8 +110,12 @@ fn check(conf: PathBuf, verbose: bool) -> ExitCode {
     match apigate::table::Table::compile(&config, None) {
         Ok(table) => {
             let routes: usize = table.stages().map(|s| s.router.routes().len()).sum();
+            let pending = match config.pending.routes.len() {
+                0 => String::new(),
+                n => format!(", {n} route(s) not served yet: see the warnings"),
+            };
             println!(
-                "{}: OK ({} stage(s), {routes} route(s) served)",
+                "{}: OK ({} stage(s), {routes} route(s) served{pending})",
                 conf.display(),
                 table.stages().count()
             );
