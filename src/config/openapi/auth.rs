@@ -33,7 +33,7 @@ enum Scheme {
     Bad,
 }
 
-const AUTHORIZER_FIELDS: [&str; 10] = [
+const AUTHORIZER_FIELDS: [&str; 11] = [
     "type",
     "identitySource",
     "jwtConfiguration",
@@ -44,6 +44,9 @@ const AUTHORIZER_FIELDS: [&str; 10] = [
     "authorizerCredentials",
     "identityValidationExpression",
     "name",
+    // SAM writes it beside jwtConfiguration; the issuer's discovery document is found
+    // from the issuer, as AWS does.
+    "openIdConnectUrl",
 ];
 
 /// Reads `components.securitySchemes`, adding each authorizer to the config.
@@ -326,6 +329,8 @@ pub fn route_auth(
         }
     };
     match schemes.0.get(&name).cloned() {
+        // SAM's `Authorizer: NONE` on a route under a default authorizer: no authorization.
+        None if name == "NONE" => Auth::None,
         None => {
             let fix = closest(&name, schemes.0.keys().map(String::as_str))
                 .map(|s| format!("did you mean {s}?"))

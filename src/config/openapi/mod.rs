@@ -303,7 +303,9 @@ impl Cx<'_> {
         ids: &mut HashSet<String>,
     ) {
         let item_ptr = format!("/paths/{}", names::escape(path));
-        if path != "$default" && !path.starts_with('/') {
+        // SAM writes the default route as `/$default` too; both are AWS's `$default`.
+        let is_default = path == "$default" || path == "/$default";
+        if !is_default && !path.starts_with('/') {
             self.error(
                 &item_ptr,
                 format!("path {path:?} does not start with '/'"),
@@ -339,7 +341,7 @@ impl Cx<'_> {
                 }
                 continue;
             };
-            let key = if path == "$default" {
+            let key = if is_default {
                 if method != "ANY" {
                     self.error(
                         &ptr,

@@ -26,7 +26,7 @@ pub fn route_id(
 ) -> String {
     let base = match operation_id.map(sanitize).filter(|s| !s.is_empty()) {
         Some(s) => s,
-        None if path == "$default" => "default".to_string(),
+        None if path == "$default" || path == "/$default" => "default".to_string(),
         None => sanitize(&format!("{}{path}", method.to_lowercase())),
     };
     unique(base, taken)

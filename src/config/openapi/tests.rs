@@ -154,3 +154,30 @@ fn local_key_extensions_beside_a_jwt_authorizer() {
         c.errors
     );
 }
+
+#[test]
+fn sam_spellings_of_default_route_and_no_authorizer() {
+    let c = lowered(json!({
+        "openapi": "3.0.1",
+        "security": [{"jwt": []}],
+        "paths": {
+            "/$default": {"x-amazon-apigateway-any-method": {"x-amazon-apigateway-integration": {"type": "http_proxy", "uri": "http://h"}}},
+            "/open": {"get": {"security": [{"NONE": []}], "x-amazon-apigateway-integration": {"type": "http_proxy", "uri": "http://h"}}}
+        },
+        "components": {"securitySchemes": {"jwt": {"type": "oauth2", "x-amazon-apigateway-authorizer": {
+            "type": "jwt", "openIdConnectUrl": "https://i/.well-known/openid-configuration",
+            "jwtConfiguration": {"issuer": "https://i", "audience": ["a"]}}}}}
+    }));
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let keys: Vec<_> = c
+        .routes
+        .iter()
+        .map(|r| {
+            (
+                r.conf.route_key.as_str(),
+                r.conf.authorization_type.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(keys, [("$default", Some("JWT")), ("GET /open", None)]);
+}
