@@ -1,5 +1,6 @@
 //! The `apigate` command: `serve`, `check` and `echo`.
 
+use apigate::config::cloudformation;
 use apigate::echo::Echo;
 use apigate::proxy::Gateway;
 use apigate::reload::{self, Reloader, SharedTable};
@@ -44,11 +45,18 @@ enum Command {
         /// Worker threads.
         #[arg(long)]
         threads: Option<usize>,
+        #[command(flatten)]
+        params: ParamArgs,
     },
     /// Validate the configuration: exit 0, or print every error and exit 1.
     Check {
         #[arg(long)]
         conf: PathBuf,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Also list what is ignored, as AWS ignores it.
+        #[arg(long)]
+        verbose: bool,
     },
     /// A backend that answers JSON describing each request.
     Echo {
@@ -57,6 +65,28 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
+}
+
+/// A template's parameter values (CloudFormation/SAM `Parameters`).
+#[derive(clap::Args)]
+struct ParamArgs {
+    /// NAME=VALUE for a template parameter (repeatable; wins over --params).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = cloudformation::parse_param)]
+    param: Vec<(String, String)>,
+    /// A parameters file: [{"ParameterKey":..,"ParameterValue":..}] or {"Parameters":{..}}.
+    #[arg(long = "params", value_name = "FILE")]
+    params_file: Option<PathBuf>,
+}
+
+impl ParamArgs {
+    fn values(self) -> Result<cloudformation::Params, String> {
+        let mut out = match &self.params_file {
+            Some(f) => cloudformation::read_params_file(f)?,
+            None => cloudformation::Params::new(),
+        };
+        out.extend(self.param);
+        Ok(out)
+    }
 }
 
 fn main() -> ExitCode {
@@ -72,19 +102,46 @@ fn main() -> ExitCode {
         log::error!("cannot listen for SIGHUP, reload disabled: {e}");
     }
     match Cli::parse().command {
-        Command::Check { conf } => check(conf),
+        Command::Check {
+            conf,
+            params,
+            verbose,
+        } => match params.values() {
+            Ok(p) => check(conf, &p, verbose),
+            Err(e) => param_error(&e),
+        },
         Command::Serve {
             conf,
             listen,
             metrics,
             threads,
-        } => serve(conf, listen, metrics, threads),
+            params,
+        } => match params.values() {
+            Ok(p) => serve(conf, listen, metrics, threads, p),
+            Err(e) => param_error(&e),
+        },
         Command::Echo { listen, threads } => echo(listen, threads),
     }
 }
 
-fn check(conf: PathBuf) -> ExitCode {
-    match reload::check_table(&conf, None) {
+fn param_error(e: &str) -> ExitCode {
+    eprintln!("apigate: --params {e}");
+    ExitCode::FAILURE
+}
+
+fn check(conf: PathBuf, params: &cloudformation::Params, verbose: bool) -> ExitCode {
+    let compiled = apigate::config::load_with(&conf, params).and_then(|config| {
+        for w in &config.warnings {
+            println!("warning: {w}");
+        }
+        if verbose {
+            for i in &config.ignored {
+                println!("ignored: {i}");
+            }
+        }
+        apigate::table::Table::compile(&config, None)
+    });
+    match compiled {
         Ok(table) => {
             let routes: usize = table.stages().map(|s| s.router.routes().len()).sum();
             println!(
@@ -106,8 +163,9 @@ fn serve(
     listen: Option<String>,
     metrics: Option<String>,
     threads: Option<usize>,
+    params: cloudformation::Params,
 ) -> ExitCode {
-    let table = match reload::load_table(&conf, None) {
+    let table = match reload::load_table_with(&conf, &params, None) {
         Ok(t) => t,
         Err(errors) => {
             eprintln!("{}: {errors}apigate: not started", conf.display());
@@ -169,6 +227,7 @@ fn serve(
         Reloader {
             path: conf,
             table: shared,
+            params,
         },
     ));
 

@@ -7,6 +7,7 @@
 //! SAM/CloudFormation, APIM) sit beside layout and bundle.
 
 mod bundle;
+pub mod cloudformation;
 mod error;
 mod layout;
 mod model;
@@ -53,6 +54,26 @@ pub struct Config {
     /// Resources present but not parsed, as references (`routes/r0`): references to them
     /// are not reported again as dangling, their file's own error says what to fix.
     pub unparsed: BTreeSet<String>,
+    /// Read but not served (Lambda, IAM, ...): kept so `check` names them and `export`
+    /// writes them back, never dropped silently.
+    pub pending: Pending,
+    /// What `check` prints without failing: each feature apigate reads but cannot serve.
+    pub warnings: Vec<ConfigError>,
+    /// What AWS's import ignores, ignored here too: listed by `check --verbose`.
+    pub ignored: Vec<ConfigError>,
+}
+
+/// Resources a document holds that the table does not serve (yet): their routes stay out
+/// of the router, so a request to one is answered as an unknown route would be.
+#[derive(Debug, Default)]
+pub struct Pending {
+    pub routes: Vec<Resource<RouteConf>>,
+    /// `AWS_PROXY` integrations (section 11's Lambda issue runs them).
+    pub lambdas: Vec<Resource<LambdaConf>>,
+    /// HTTP integrations that cannot be reached from one machine (`VPC_LINK`).
+    pub integrations: Vec<Resource<IntegrationConf>>,
+    /// Lambda (`REQUEST`) authorizers.
+    pub authorizers: Vec<Resource<AuthorizerConf>>,
 }
 
 const KINDS: [&str; 4] = ["stages", "routes", "integrations", "authorizers"];
@@ -62,6 +83,11 @@ const KINDS: [&str; 4] = ["stages", "routes", "integrations", "authorizers"];
 /// `Err` only when there is nothing to read; problems in single files are in
 /// [`Config::errors`], so that the files that are fine still get checked.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, &cloudformation::Params::new())
+}
+
+/// [`load`], with the values of a template's parameters (`--param`, `--params`).
+pub fn load_with(path: &Path, params: &cloudformation::Params) -> Result<Config, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     let meta = std::fs::metadata(path);
     let is_dir = meta.as_ref().is_ok_and(|m| m.is_dir());
@@ -71,7 +97,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let dir = path.parent().unwrap_or(Path::new("."));
         layout::read_dir(dir, &mut errors)
     } else if meta.is_ok() {
-        // A regular file is a bundle; anything else is refused by the reader, by type.
+        // A regular file is a template (told by content: `cloudformation::is_template`) or
+        // a bundle; anything else is refused by the reader, by type.
+        if let Some(template) = cloudformation::load_file(path, params) {
+            return template;
+        }
         bundle::read_bundle(path, &mut errors)
     } else {
         errors.push(ConfigError::new(

@@ -211,3 +211,27 @@ pub struct JwtConf {
     #[serde(default)]
     pub audience: Vec<String>,
 }
+
+/// An `AWS_PROXY` (Lambda) integration, read from an OpenAPI document or a template with
+/// what the Lambda issue needs to run it (GATEWAY.md 11). Not served yet: `check` warns,
+/// and the routes that target it are kept aside ([`super::Pending`]), never dropped.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LambdaConf {
+    /// The `uri` as written (an invocation ARN or a function ARN).
+    pub uri: String,
+    /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`, when the uri holds one.
+    pub function_arn: Option<String>,
+    pub function_name: Option<String>,
+    pub payload_format_version: String,
+    pub timeout_in_millis: Option<u64>,
+    /// From `AWS::Serverless::Function` / `AWS::Lambda::Function`, when a template has them.
+    pub code_uri: Option<String>,
+    pub handler: Option<String>,
+    pub runtime: Option<String>,
+    pub environment: BTreeMap<String, String>,
+    /// A template's inline code (`Code.ZipFile`).
+    pub inline_code: Option<String>,
+    /// The function's own `Timeout` (seconds) and `MemorySize` (MB).
+    pub function_timeout_seconds: Option<u64>,
+    pub memory_size: Option<u64>,
+}
