@@ -1,5 +1,6 @@
 //! The `apigate` command: `serve`, `check` and `echo`.
 
+use apigate::config::cloudformation;
 use apigate::echo::Echo;
 use apigate::proxy::Gateway;
 use apigate::reload::{self, Reloader, SharedTable};
@@ -44,12 +45,16 @@ enum Command {
         /// Worker threads.
         #[arg(long)]
         threads: Option<usize>,
+        #[command(flatten)]
+        params: ParamArgs,
     },
     /// Validate the configuration: exit 0, or print every error and exit 1.
     Check {
         #[arg(long)]
         conf: PathBuf,
-        /// Also list what was read and ignored (as AWS's import ignores it).
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Also list what is ignored, as AWS ignores it.
         #[arg(long)]
         verbose: bool,
     },
@@ -63,6 +68,8 @@ enum Command {
         /// Where to write: a file (openapi, default stdout) or a directory (dir, required).
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        params: ParamArgs,
     },
     /// A backend that answers JSON describing each request.
     Echo {
@@ -71,6 +78,28 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
+}
+
+/// A template's parameter values (CloudFormation/SAM `Parameters`).
+#[derive(clap::Args)]
+struct ParamArgs {
+    /// NAME=VALUE for a template parameter (repeatable; wins over --params).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = cloudformation::parse_param)]
+    param: Vec<(String, String)>,
+    /// A parameters file: [{"ParameterKey":..,"ParameterValue":..}] or {"Parameters":{..}}.
+    #[arg(long = "params", value_name = "FILE")]
+    params_file: Option<PathBuf>,
+}
+
+impl ParamArgs {
+    fn values(self) -> Result<cloudformation::Params, String> {
+        let mut out = match &self.params_file {
+            Some(f) => cloudformation::read_params_file(f)?,
+            None => cloudformation::Params::new(),
+        };
+        out.extend(self.param);
+        Ok(out)
+    }
 }
 
 fn main() -> ExitCode {
@@ -86,20 +115,44 @@ fn main() -> ExitCode {
         log::error!("cannot listen for SIGHUP, reload disabled: {e}");
     }
     match Cli::parse().command {
-        Command::Check { conf, verbose } => check(conf, verbose),
-        Command::Export { conf, format, out } => export(conf, format, out),
+        Command::Check {
+            conf,
+            params,
+            verbose,
+        } => match params.values() {
+            Ok(p) => check(conf, &p, verbose),
+            Err(e) => param_error(&e),
+        },
         Command::Serve {
             conf,
             listen,
             metrics,
             threads,
-        } => serve(conf, listen, metrics, threads),
+            params,
+        } => match params.values() {
+            Ok(p) => serve(conf, listen, metrics, threads, p),
+            Err(e) => param_error(&e),
+        },
+        Command::Export {
+            conf,
+            format,
+            out,
+            params,
+        } => match params.values() {
+            Ok(p) => export(conf, &p, format, out),
+            Err(e) => param_error(&e),
+        },
         Command::Echo { listen, threads } => echo(listen, threads),
     }
 }
 
-fn check(conf: PathBuf, verbose: bool) -> ExitCode {
-    let config = match apigate::config::load(&conf) {
+fn param_error(e: &str) -> ExitCode {
+    eprintln!("apigate: --params {e}");
+    ExitCode::FAILURE
+}
+
+fn check(conf: PathBuf, params: &cloudformation::Params, verbose: bool) -> ExitCode {
+    let config = match apigate::config::load_with(&conf, params) {
         Ok(c) => c,
         Err(errors) => {
             eprint!("{}: {errors}", conf.display());
@@ -132,33 +185,36 @@ fn check(conf: PathBuf, verbose: bool) -> ExitCode {
 /// ignored: never a silent drop.
 fn print_notes(config: &apigate::config::Config, verbose: bool) {
     for w in &config.warnings {
-        eprintln!("warning: {w}");
+        println!("warning: {w}");
     }
     if verbose {
         for i in &config.ignored {
-            eprintln!("ignored: {i}");
+            println!("ignored: {i}");
         }
     }
 }
 
 fn export(
     conf: PathBuf,
+    params: &cloudformation::Params,
     format: apigate::config::export::Format,
     out: Option<PathBuf>,
 ) -> ExitCode {
-    let config = match apigate::config::load(&conf) {
-        Ok(c) => c,
+    let config = match apigate::config::load_with(&conf, params) {
+        Ok(c) if c.errors.is_empty() => c,
+        Ok(c) => {
+            let errors = apigate::config::ConfigErrors(c.errors);
+            eprint!("{}: {errors}", conf.display());
+            return ExitCode::FAILURE;
+        }
         Err(errors) => {
             eprint!("{}: {errors}", conf.display());
             return ExitCode::FAILURE;
         }
     };
-    if !config.errors.is_empty() {
-        let errors = apigate::config::ConfigErrors(config.errors);
-        eprint!("{}: {errors}", conf.display());
-        return ExitCode::FAILURE;
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
     }
-    print_notes(&config, false);
     match apigate::config::export::write(&config, format, out.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -173,13 +229,15 @@ fn serve(
     listen: Option<String>,
     metrics: Option<String>,
     threads: Option<usize>,
+    params: cloudformation::Params,
 ) -> ExitCode {
-    if let Ok(config) = apigate::config::load(&conf) {
+    // What is read but not served is said at start-up too, not only by `check`.
+    if let Ok(config) = apigate::config::load_with(&conf, &params) {
         for w in &config.warnings {
             log::warn!("{w}");
         }
     }
-    let table = match reload::load_table(&conf, None) {
+    let table = match reload::load_table_with(&conf, &params, None) {
         Ok(t) => t,
         Err(errors) => {
             eprintln!("{}: {errors}apigate: not started", conf.display());
@@ -241,6 +299,7 @@ fn serve(
         Reloader {
             path: conf,
             table: shared,
+            params,
         },
     ));
 

@@ -28,11 +28,11 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// `check` passes; returns what it printed on stderr (warnings).
+/// `check --verbose` passes; returns what it printed (warnings, ignored parts, summary).
 fn check_ok(conf: &Path) -> String {
     let o = run(&["check", "--verbose"], conf);
     assert!(o.status.success(), "{}: {}", conf.display(), stderr(&o));
-    stderr(&o)
+    String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o)
 }
 
 fn export_openapi(conf: &Path) -> Value {

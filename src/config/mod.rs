@@ -7,6 +7,7 @@
 //! SAM/CloudFormation, APIM) sit beside layout and bundle.
 
 mod bundle;
+pub mod cloudformation;
 mod error;
 pub mod export;
 mod layout;
@@ -84,6 +85,11 @@ const KINDS: [&str; 4] = ["stages", "routes", "integrations", "authorizers"];
 /// `Err` only when there is nothing to read; problems in single files are in
 /// [`Config::errors`], so that the files that are fine still get checked.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, &cloudformation::Params::new())
+}
+
+/// [`load`], with the values of a template's parameters (`--param`, `--params`).
+pub fn load_with(path: &Path, params: &cloudformation::Params) -> Result<Config, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     let meta = std::fs::metadata(path);
     let is_dir = meta.as_ref().is_ok_and(|m| m.is_dir());
@@ -93,8 +99,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let dir = path.parent().unwrap_or(Path::new("."));
         layout::read_dir(dir, &mut errors)
     } else if meta.is_ok() {
-        // A regular file is a bundle or a document, told apart by content; anything else
-        // is refused by the reader, by type.
+        // A regular file is a template (told by content: `cloudformation::is_template`),
+        // an OpenAPI document or a bundle; anything else is refused by the reader, by type.
+        if let Some(template) = cloudformation::load_file(path, params) {
+            return template;
+        }
         match read_document(path, &mut errors) {
             Some(Document::OpenApi(doc, lines)) => {
                 let name = path.display().to_string();

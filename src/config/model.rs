@@ -229,4 +229,9 @@ pub struct LambdaConf {
     pub handler: Option<String>,
     pub runtime: Option<String>,
     pub environment: BTreeMap<String, String>,
+    /// A template's inline code (`Code.ZipFile`).
+    pub inline_code: Option<String>,
+    /// The function's own `Timeout` (seconds) and `MemorySize` (MB).
+    pub function_timeout_seconds: Option<u64>,
+    pub memory_size: Option<u64>,
 }
