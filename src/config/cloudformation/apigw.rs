@@ -101,10 +101,11 @@ const AUTHORIZER_FIELDS: &[&str] = &[
     "IdentityValidationExpression",
 ];
 
-/// A resource of the API: logical id, pointer, resolved properties.
+/// A resource of the API: logical id, pointer of its properties, resolved properties.
 type Found = (String, String, Map<String, Value>);
 
-/// Where messages about resource `id` point.
+/// Where messages about resource `id` point: `/Resources/Id`, or for a resource SAM's
+/// expansion made, the SAM source it came from.
 fn origin(id: &str, res: &Value) -> String {
     match res
         .get("Metadata")
@@ -113,6 +114,18 @@ fn origin(id: &str, res: &Value) -> String {
     {
         Some(p) => p.to_string(),
         None => format!("/Resources/{}", pointer_token(id)),
+    }
+}
+
+/// Where messages about the properties of resource `id` point.
+fn props_origin(id: &str, res: &Value) -> String {
+    match res
+        .get("Metadata")
+        .and_then(|m| m.get(ORIGIN))
+        .and_then(Value::as_str)
+    {
+        Some(p) => p.to_string(),
+        None => format!("/Resources/{}/Properties", pointer_token(id)),
     }
 }
 
@@ -130,7 +143,7 @@ pub fn lower(cx: &mut Cx, r: &Resolver, live: &Map<String, Value>, functions: &F
         {
             Some("HTTP") | None => apis.push(id),
             Some(other) => {
-                let at = format!("{}/Properties/ProtocolType", origin(id, v));
+                let at = format!("{}/ProtocolType", props_origin(id, v));
                 cx.warn(
                     &at,
                     format!("{other} API {id}: not served (apigate emulates HTTP APIs)"),
@@ -177,7 +190,7 @@ pub fn lower(cx: &mut Cx, r: &Resolver, live: &Map<String, Value>, functions: &F
     let Some(props) = cx.properties(r, &live[&api], &at) else {
         return;
     };
-    let p = format!("{at}/Properties");
+    let p = props_origin(&api, &live[&api]);
     known(cx, &props, API_FIELDS, &p);
     let mut live = live.clone();
     api_props(cx, &api, &props, &p, &mut live);
@@ -197,11 +210,11 @@ pub fn lower(cx: &mut Cx, r: &Resolver, live: &Map<String, Value>, functions: &F
                     Some(a) if a == api => {}
                     Some(a) if apis.iter().any(|x| **x == a) => continue,
                     _ => {
-                        cx.error(&format!("{at}/Properties/ApiId"), "must name the template's API", format!("write ApiId: !Ref {api}"));
+                        cx.error(&format!("{}/ApiId", props_origin(id, res)), "must name the template's API", format!("write ApiId: !Ref {api}"));
                         continue;
                     }
                 }
-                by_kind.entry(k).or_default().push((id.clone(), at, props));
+                by_kind.entry(k).or_default().push((id.clone(), props_origin(id, res), props));
             }
             "AWS::ApiGatewayV2::ApiGatewayManagedOverrides" | "AWS::ApiGatewayV2::Deployment" => {}
             "AWS::ApiGatewayV2::DomainName" | "AWS::ApiGatewayV2::ApiMapping" | "AWS::Route53::RecordSet"
@@ -274,6 +287,35 @@ pub fn lower(cx: &mut Cx, r: &Resolver, live: &Map<String, Value>, functions: &F
         );
         cx.config.ignored.push(e);
     }
+    drop_unknown_route_settings(cx);
+}
+
+/// Settings for a route key no route of the API has (SAM's tests set `$default` on APIs
+/// without one): dropped with a warning, where the directory layout's would be an error.
+pub fn drop_unknown_route_settings(cx: &mut Cx) {
+    let known: BTreeSet<String> = cx
+        .config
+        .routes
+        .iter()
+        .chain(&cx.config.pending.routes)
+        .map(|r| r.conf.route_key.clone())
+        .collect();
+    let mut warnings = Vec::new();
+    for stage in &mut cx.config.stages {
+        stage.conf.route_settings.retain(|key, _| {
+            let keep = known.contains(key);
+            if !keep {
+                warnings.push(crate::config::ConfigError::new(
+                    stage.file.clone(),
+                    format!("RouteSettings.{key}"),
+                    "no route of this API has that route key: the settings are not used",
+                    "key RouteSettings by a RouteKey the API has",
+                ));
+            }
+            keep
+        });
+    }
+    cx.config.warnings.extend(warnings);
 }
 
 /// Refuses properties CloudFormation does not define, with "did you mean".
@@ -426,7 +468,7 @@ fn integration(
     functions: &Functions,
     pending: &mut BTreeSet<String>,
 ) {
-    let p = format!("{at}/Properties");
+    let p = at.to_string();
     known(cx, props, INTEGRATION_FIELDS, &p);
     let kind = text(props, "IntegrationType").unwrap_or_default();
     let uri = text(props, "IntegrationUri").unwrap_or_default();
@@ -524,7 +566,7 @@ fn authorizer(
     props: &Map<String, Value>,
     pending: &mut BTreeSet<String>,
 ) {
-    let p = format!("{at}/Properties");
+    let p = at.to_string();
     known(cx, props, AUTHORIZER_FIELDS, &p);
     let identity_source: Vec<String> = match props.get("IdentitySource") {
         Some(Value::Array(a)) => a.iter().map(scalar_text).collect(),
@@ -580,7 +622,7 @@ fn settings(cx: &mut Cx, v: &Value, ptr: &str) -> Option<RouteSettingsConf> {
 }
 
 fn stage(cx: &mut Cx, id: &str, at: &str, props: &Map<String, Value>) {
-    let p = format!("{at}/Properties");
+    let p = at.to_string();
     known(cx, props, STAGE_FIELDS, &p);
     let default_route_settings = props
         .get("DefaultRouteSettings")
@@ -606,15 +648,14 @@ fn stage(cx: &mut Cx, id: &str, at: &str, props: &Map<String, Value>) {
     }
     let access_log_settings = props.get("AccessLogSettings").and_then(|v| {
         let mut log: AccessLogConf = parse(cx, v, &format!("{p}/AccessLogSettings"))?;
-        if log
-            .destination_arn
-            .as_deref()
-            .is_some_and(|d| d.starts_with("arn:"))
-        {
+        // In a template the destination is a log group's ARN; a local path has a `/`.
+        let cloudwatch =
+            |d: &str| d.starts_with("arn:") || !(d.contains('/') || d == "stdout" || d == "stderr");
+        if log.destination_arn.as_deref().is_some_and(cloudwatch) {
             cx.warn(
                 &format!("{p}/AccessLogSettings/DestinationArn"),
                 "CloudWatch Logs are not emulated: access log lines go to stdout",
-                "",
+                "write ./access.log for a file beside the template",
             );
             log.destination_arn = Some("stdout".into());
         }
@@ -647,7 +688,7 @@ fn stage(cx: &mut Cx, id: &str, at: &str, props: &Map<String, Value>) {
 }
 
 fn route(cx: &mut Cx, id: &str, at: &str, props: &Map<String, Value>, pending: &BTreeSet<String>) {
-    let p = format!("{at}/Properties");
+    let p = at.to_string();
     known(cx, props, ROUTE_FIELDS, &p);
     let scopes = match props.get("AuthorizationScopes") {
         Some(Value::Array(a)) => a.iter().map(scalar_text).collect(),
