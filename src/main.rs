@@ -54,9 +54,22 @@ enum Command {
         conf: PathBuf,
         #[command(flatten)]
         params: ParamArgs,
-        /// Also list what is ignored, as AWS ignores it.
+        /// Also list what was read and ignored (as AWS's import ignores it).
         #[arg(long)]
         verbose: bool,
+    },
+    /// Write the loaded API back out: as `aws apigatewayv2 export-api` would (openapi) or
+    /// as the directory layout (dir).
+    Export {
+        #[arg(long)]
+        conf: PathBuf,
+        #[arg(long, value_enum, default_value = "openapi")]
+        format: apigate::config::export::Format,
+        /// Where to write: a file (openapi, default stdout) or a directory (dir, required).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        params: ParamArgs,
     },
     /// A backend that answers JSON describing each request.
     Echo {
@@ -110,6 +123,15 @@ fn main() -> ExitCode {
             Ok(p) => check(conf, &p, verbose),
             Err(e) => param_error(&e),
         },
+        Command::Export {
+            conf,
+            format,
+            out,
+            params,
+        } => match params.values() {
+            Ok(p) => export(conf, format, out, &p),
+            Err(e) => param_error(&e),
+        },
         Command::Serve {
             conf,
             listen,
@@ -130,22 +152,23 @@ fn param_error(e: &str) -> ExitCode {
 }
 
 fn check(conf: PathBuf, params: &cloudformation::Params, verbose: bool) -> ExitCode {
-    let compiled = apigate::config::load_with(&conf, params).and_then(|config| {
-        for w in &config.warnings {
-            println!("warning: {w}");
+    let config = match apigate::config::load_with(&conf, params) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("{}: {errors}", conf.display());
+            return ExitCode::FAILURE;
         }
-        if verbose {
-            for i in &config.ignored {
-                println!("ignored: {i}");
-            }
-        }
-        apigate::table::Table::compile(&config, None)
-    });
-    match compiled {
+    };
+    print_notes(&config, verbose);
+    match apigate::table::Table::compile(&config, None) {
         Ok(table) => {
             let routes: usize = table.stages().map(|s| s.router.routes().len()).sum();
+            let pending = match config.pending.routes.len() {
+                0 => String::new(),
+                n => format!(", {n} route(s) not served yet: see the warnings"),
+            };
             println!(
-                "{}: OK ({} stage(s), {routes} route(s) served)",
+                "{}: OK ({} stage(s), {routes} route(s) served{pending})",
                 conf.display(),
                 table.stages().count()
             );
@@ -153,6 +176,47 @@ fn check(conf: PathBuf, params: &cloudformation::Params, verbose: bool) -> ExitC
         }
         Err(errors) => {
             eprint!("{}: {errors}", conf.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a document holds that is not served (warnings), and with `verbose` what was
+/// ignored: never a silent drop.
+fn print_notes(config: &apigate::config::Config, verbose: bool) {
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    if verbose {
+        for i in &config.ignored {
+            eprintln!("ignored: {i}");
+        }
+    }
+}
+
+fn export(
+    conf: PathBuf,
+    format: apigate::config::export::Format,
+    out: Option<PathBuf>,
+    params: &cloudformation::Params,
+) -> ExitCode {
+    let config = match apigate::config::load_with(&conf, params) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("{}: {errors}", conf.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if !config.errors.is_empty() {
+        let errors = apigate::config::ConfigErrors(config.errors);
+        eprint!("{}: {errors}", conf.display());
+        return ExitCode::FAILURE;
+    }
+    print_notes(&config, false);
+    match apigate::config::export::write(&config, format, out.as_deref()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("apigate export: {e}");
             ExitCode::FAILURE
         }
     }

@@ -9,8 +9,10 @@
 mod bundle;
 pub mod cloudformation;
 mod error;
+pub mod export;
 mod layout;
 mod model;
+pub mod openapi;
 mod parse;
 #[cfg(test)]
 mod props;
@@ -97,12 +99,28 @@ pub fn load_with(path: &Path, params: &cloudformation::Params) -> Result<Config,
         let dir = path.parent().unwrap_or(Path::new("."));
         layout::read_dir(dir, &mut errors)
     } else if meta.is_ok() {
-        // A regular file is a template (told by content: `cloudformation::is_template`) or
-        // a bundle; anything else is refused by the reader, by type.
+        // A regular file is a template (told by content: `cloudformation::is_template`),
+        // an OpenAPI document or a bundle; anything else is refused by the reader, by type.
         if let Some(template) = cloudformation::load_file(path, params) {
             return template;
         }
-        bundle::read_bundle(path, &mut errors)
+        match read_document(path, &mut errors) {
+            Some(Document::OpenApi(doc, lines)) => {
+                let name = path.display().to_string();
+                let mut config = Config {
+                    dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                    ..Config::default()
+                };
+                openapi::lower(&doc, &name, "", &mut config);
+                if let Some(lines) = lines {
+                    openapi::add_lines(&mut config, &name, &lines);
+                }
+                config.errors.splice(0..0, errors.0);
+                return Ok(config);
+            }
+            Some(Document::Bundle(name, raw)) => bundle::bundle_files(&name, &raw, &mut errors),
+            None => None,
+        }
     } else {
         errors.push(ConfigError::new(
             path.display().to_string(),
@@ -132,4 +150,39 @@ struct Files {
     has_stages_dir: bool,
     /// Files that exist but could not be read (`routes/r0.json`).
     unreadable: Vec<String>,
+}
+
+/// A single configuration file, by what it holds.
+enum Document {
+    /// An OpenAPI (or Swagger, refused with AWS's reason) document, with its YAML lines
+    /// when it was written in YAML.
+    OpenApi(serde_json::Value, Option<yaml::Yaml>),
+    /// The bundle: its name and text.
+    Bundle(String, String),
+}
+
+/// Reads a single file and tells by its content what it is: a JSON or YAML object with
+/// `openapi` or `swagger` at the top is an OpenAPI document, any other text a bundle.
+fn read_document(path: &Path, errors: &mut ConfigErrors) -> Option<Document> {
+    let name = path.display().to_string();
+    let raw = match read::read_text(path) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(layout::cannot_read(&name, &e));
+            return None;
+        }
+    };
+    match serde_json::from_str::<serde_json::Value>(&raw) {
+        Ok(v) if openapi::is_openapi(&v) => return Some(Document::OpenApi(v, None)),
+        Ok(_) => {}
+        Err(_) => {
+            if let Ok(y) = yaml::from_str(&raw) {
+                if openapi::is_openapi(&y.value) {
+                    let v = y.value.clone();
+                    return Some(Document::OpenApi(v, Some(y)));
+                }
+            }
+        }
+    }
+    Some(Document::Bundle(name, raw))
 }

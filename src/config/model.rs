@@ -1,11 +1,11 @@
 //! The configuration files as written, in AWS apigatewayv2 field names.
 //! Nothing here is interpreted: `compile` turns these into the runtime table.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
 /// `gateway.json`: process-level settings.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct GatewayConf {
     pub listen: Option<String>,
@@ -22,7 +22,7 @@ pub struct GatewayConf {
     pub allow_underscores_in_headers: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct RateLimitStoreConf {
     #[serde(rename = "Type")]
@@ -31,7 +31,7 @@ pub struct RateLimitStoreConf {
 }
 
 /// `api.json`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct ApiConf {
     pub name: Option<String>,
@@ -39,7 +39,7 @@ pub struct ApiConf {
     pub policies: Option<PoliciesConf>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct CorsConf {
     #[serde(default)]
@@ -56,7 +56,7 @@ pub struct CorsConf {
 }
 
 /// `Policies` at api, stage or route scope.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct PoliciesConf {
     pub ip_filter: Option<IpFilterConf>,
@@ -67,14 +67,14 @@ pub struct PoliciesConf {
     pub response_parameters: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct IpFilterConf {
     pub action: String,
     pub addresses: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct RateLimitConf {
     pub calls: u64,
@@ -83,7 +83,7 @@ pub struct RateLimitConf {
 }
 
 /// `stages/*.json`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct StageConf {
     pub name: String,
@@ -101,7 +101,7 @@ pub struct StageConf {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct RouteSettingsConf {
     pub throttling_burst_limit: Option<u64>,
@@ -110,7 +110,7 @@ pub struct RouteSettingsConf {
     pub detailed_metrics_enabled: Option<bool>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct AccessLogConf {
     pub format: Option<String>,
@@ -119,7 +119,7 @@ pub struct AccessLogConf {
 }
 
 /// `routes/*.json`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct RouteConf {
     pub route_key: String,
@@ -134,7 +134,7 @@ pub struct RouteConf {
 }
 
 /// `integrations/*.json`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct IntegrationConf {
     pub integration_type: String,
@@ -184,7 +184,7 @@ fn version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
 }
 
 /// `authorizers/*.json`.
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct AuthorizerConf {
     pub authorizer_type: String,
@@ -204,7 +204,7 @@ pub struct AuthorizerConf {
     pub jwks_min_refetch_seconds: Option<u64>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct JwtConf {
     pub issuer: Option<String>,

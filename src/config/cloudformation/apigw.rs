@@ -365,6 +365,83 @@ fn number(props: &Map<String, Value>, k: &str) -> Option<u64> {
         .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
 }
 
+/// SAM attaches an event's integration to the body's operation of the same path and
+/// method: the event's route (a Lambda one, kept aside) stands for it, so the body's is
+/// left out rather than served without its integration.
+fn without_event_operations(body: &mut Value, api: &str, live: &Map<String, Value>) {
+    let Some(paths) = body.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for res in live.values() {
+        let event = res.pointer("/Metadata/event").and_then(Value::as_bool) == Some(true);
+        let same_api = res.pointer("/Properties/ApiId").and_then(Value::as_str) == Some(api);
+        let Some(key) = res.pointer("/Properties/RouteKey").and_then(Value::as_str) else {
+            continue;
+        };
+        if !(event && same_api) {
+            continue;
+        }
+        let (method, path) = match key.split_once(' ') {
+            Some((m, p)) => (m.to_lowercase(), p),
+            None => ("any".to_string(), key),
+        };
+        let method = if method == "any" {
+            "x-amazon-apigateway-any-method".to_string()
+        } else {
+            method
+        };
+        if let Some(item) = paths.get_mut(path).and_then(Value::as_object_mut) {
+            item.remove(&method);
+            if item.is_empty() {
+                paths.remove(path);
+            }
+        }
+    }
+}
+
+/// `BodyS3Location` / SAM's `DefinitionUri`: a local file (relative to the template) is
+/// read and lowered; an S3 location cannot be read here.
+fn body_location(cx: &mut Cx, api: &str, loc: &Value, at: &str, live: &Map<String, Value>) {
+    let local = loc.as_str().filter(|s| !s.starts_with("s3://"));
+    let Some(rel) = local else {
+        cx.warn(
+            at,
+            format!("S3 location {}: apigate cannot read S3", scalar_text(loc)),
+            "inline the OpenAPI document as Body, or point DefinitionUri at a local file",
+        );
+        return;
+    };
+    let path = cx.config.dir.join(rel);
+    let text = match crate::config::read::read_text(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            cx.error(
+                at,
+                format!("cannot read {}: {e}", path.display()),
+                "point it at the OpenAPI document, relative to the template",
+            );
+            return;
+        }
+    };
+    let (mut doc, yaml) = match super::parse_text(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            cx.error(
+                at,
+                format!("{}: {e}", path.display()),
+                "fix the document's syntax",
+            );
+            return;
+        }
+    };
+    without_event_operations(&mut doc, api, live);
+    let name = path.display().to_string();
+    crate::config::openapi::lower(&doc, &name, "", cx.config);
+    if let Some(y) = yaml {
+        crate::config::openapi::add_lines(cx.config, &name, &y);
+    }
+}
+
 /// The Api's own properties; quick create (`Target`) adds its route, integration and stage.
 fn api_props(
     cx: &mut Cx,
@@ -385,24 +462,28 @@ fn api_props(
         .get("CorsConfiguration")
         .and_then(|c| parse::<CorsConf>(cx, c, &format!("{p}/CorsConfiguration")));
     cx.config.api = ApiConf {
-        name: text(props, "Name").or_else(|| Some(id.to_string())),
-        cors_configuration: cors,
+        name: text(props, "Name"),
+        cors_configuration: cors.clone(),
         policies: None,
     };
-    if props.contains_key("Body") {
-        cx.warn(
-            &format!("{p}/Body"),
-            "an inline OpenAPI Body is not lowered yet",
-            "describe the routes as AWS::ApiGatewayV2::Route resources",
-        );
+    let body_at = live
+        .get(id)
+        .and_then(|v| v.pointer("/Metadata/body"))
+        .and_then(Value::as_str)
+        .map_or_else(|| format!("{p}/Body"), str::to_string);
+    if let Some(body) = props.get("Body") {
+        let mut body = body.clone();
+        without_event_operations(&mut body, id, live);
+        crate::config::openapi::lower(&body, cx.file, &body_at, cx.config);
     }
     if let Some(loc) = props.get("BodyS3Location") {
-        cx.warn(
-            &format!("{p}/BodyS3Location"),
-            format!("S3 location {}: apigate cannot read S3", loc),
-            "inline the OpenAPI document as Body, or pass it with its own --conf",
-        );
+        body_location(cx, id, loc, &format!("{p}/BodyS3Location"), live);
     }
+    // The template's own Name and CorsConfiguration win over the document's.
+    if cors.is_some() {
+        cx.config.api.cors_configuration = cors;
+    }
+    cx.config.api.name.get_or_insert_with(|| id.to_string());
     if props.contains_key("CredentialsArn") {
         cx.warn(
             &format!("{p}/CredentialsArn"),

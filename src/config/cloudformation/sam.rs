@@ -319,9 +319,11 @@ fn http_api(
     if let Some(auth) = props.get("Auth") {
         auth_section(cx, id, auth, &f("Auth"), &mut api, live);
     }
+    let mut meta = origin("api");
+    meta["body"] = f("DefinitionBody").into();
     live.insert(
         id.to_string(),
-        json!({"Type": API, "Properties": api_props, "Metadata": origin("api")}),
+        json!({"Type": API, "Properties": api_props, "Metadata": meta}),
     );
     api
 }
@@ -835,6 +837,6 @@ fn event_routes(
     live.insert(integration_id, json!({"Type": "AWS::ApiGatewayV2::Integration", "Properties": integration, "Metadata": {ORIGIN: at}}));
     live.insert(
         format!("{fid}{name}Route"),
-        json!({"Type": "AWS::ApiGatewayV2::Route", "Properties": route, "Metadata": {ORIGIN: at}}),
+        json!({"Type": "AWS::ApiGatewayV2::Route", "Properties": route, "Metadata": {ORIGIN: at, "event": true}}),
     );
 }
