@@ -5,8 +5,10 @@
 mod common;
 
 use common::*;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `../shared/realworld/<rel>`, or `None` (with a message) when `../shared` is absent.
 fn realworld(rel: &str) -> Option<PathBuf> {
@@ -273,6 +275,8 @@ fn a_sam_template_is_served() {
         "{:?}",
         r.headers
     );
+    // The inline DefinitionBody's route, its uri from an intrinsic.
+    assert_eq!(g.get("/v1/health").json()["path"], "/status");
     // The Lambda route is read, not served: an unknown route's answer.
     assert_eq!(g.get("/v1/hello").status, 404);
     assert!(
@@ -316,17 +320,154 @@ fn a_cloudformation_json_template_is_served_with_conditions_and_mappings() {
     assert_eq!(g.get("/orders/1").json()["path"], "/fallback/orders/1");
 }
 
+fn token(issuer: &str, scope: &str) -> String {
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 300;
+    let claims = serde_json::json!({"sub": "alice", "iss": issuer, "aud": "my-client", "exp": exp, "scope": scope});
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some("rsa-a".into());
+    let pem = std::fs::read_to_string("tests/fixtures/jwt/rsa-a.pem").unwrap();
+    let key = EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+    format!("Bearer {}", encode(&h, &claims, &key).unwrap())
+}
+
 #[test]
 fn jwt_authorizer_with_scopes_guards_its_route() {
+    let jwk = std::fs::read_to_string("tests/fixtures/jwt/rsa-a.jwk.json").unwrap();
+    let idp = JwksServer::start(&format!(r#"{{"keys":[{jwk}]}}"#));
+    let issuer = format!("http://127.0.0.1:{}", idp.port);
     let echo = Echo::start();
     let g = Gateway::start_with(
         &fixture("jwt.yaml"),
-        &["--param", &format!("BackendUrl={}", echo.url())],
+        &[
+            "--param",
+            &format!("BackendUrl={}", echo.url()),
+            "--param",
+            &format!("Issuer={issuer}"),
+        ],
     );
     assert_eq!(g.get("/public").status, 200);
     let r = g.get("/private");
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(r.json()["message"], "Unauthorized");
+    let reader = token(&issuer, "orders/read");
+    let r = request(
+        g.port,
+        "GET",
+        "/private",
+        &[("Authorization", &reader)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let other = token(&issuer, "orders/write");
+    let r = request(g.port, "GET", "/private", &[("Authorization", &other)], b"");
+    assert_eq!(r.status, 403, "{}", r.text());
+}
+
+/// The operations of an export that the layout serves (Lambda and IAM ones are named on
+/// stderr, not written).
+fn served_operations(doc: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    let integrations = &doc["components"]["x-amazon-apigateway-integrations"];
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let mut op = op.clone();
+            let r = op["x-amazon-apigateway-integration"]["$ref"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let integration = integrations[r.rsplit('/').next().unwrap_or("")].clone();
+            // Lambda and IAM routes are kept aside: exported, not served.
+            let iam = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("sigv4").is_some()));
+            if integration["type"] == "aws_proxy" || iam {
+                continue;
+            }
+            op["x-amazon-apigateway-integration"] = integration;
+            out.push((format!("{method} {path}"), op));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Each fixture is checked, exported (as the directory layout, which keeps its stages,
+/// and as OpenAPI) and re-imported: the layout serves the same routes, integrations,
+/// authorizers and CORS, and its own OpenAPI export is the template's.
+#[test]
+fn own_fixtures_check_export_and_reimport() {
+    let dir = ConfDir::new(&[]);
+    let params = ["--param", "BackendUrl=http://127.0.0.1:9"];
+    let run = |args: &[&str], conf: &Path, extra: &[&str]| {
+        let o = Command::new(BIN)
+            .args(args)
+            .arg("--conf")
+            .arg(conf)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?} {}: {}",
+            conf.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    };
+    for name in ["sam-httpapi.yaml", "stack.json", "jwt.yaml"] {
+        let c = check(&fixture(name), &params);
+        assert!(c.ok, "{name}: {}", c.out);
+        let first: serde_json::Value = serde_json::from_slice(&run(
+            &["export", "--format", "openapi"],
+            &fixture(name),
+            &params,
+        ))
+        .unwrap();
+        assert!(
+            first["paths"].as_object().is_some_and(|p| !p.is_empty()),
+            "{name}: {first}"
+        );
+        let layout = dir.path.join(name.replace('.', "-"));
+        run(
+            &[
+                "export",
+                "--format",
+                "dir",
+                "--out",
+                layout.to_str().unwrap(),
+            ],
+            &fixture(name),
+            &params,
+        );
+        let c = check(&layout, &[]);
+        assert!(c.ok, "{name} as a layout: {}", c.out);
+        let again: serde_json::Value =
+            serde_json::from_slice(&run(&["export", "--format", "openapi"], &layout, &[])).unwrap();
+        assert_eq!(
+            served_operations(&again),
+            served_operations(&first),
+            "{name}"
+        );
+        assert_eq!(
+            again["x-amazon-apigateway-cors"], first["x-amazon-apigateway-cors"],
+            "{name}"
+        );
+        let jwt = |d: &serde_json::Value| {
+            let mut schemes = d["components"]["securitySchemes"].clone();
+            if let Some(m) = schemes.as_object_mut() {
+                m.remove("sigv4");
+                if m.is_empty() {
+                    return serde_json::Value::Null;
+                }
+            }
+            schemes
+        };
+        assert_eq!(jwt(&again), jwt(&first), "{name}");
+    }
 }
 
 #[test]
