@@ -11,7 +11,10 @@ mod apigw;
 mod intrinsics;
 mod lambda;
 pub mod params;
+mod resources;
 mod sam;
+mod sam_auth;
+mod sam_events;
 
 pub use params::{parse_param, read_params_file, Params};
 
