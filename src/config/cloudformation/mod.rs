@@ -11,7 +11,10 @@ mod apigw;
 mod intrinsics;
 mod lambda;
 pub mod params;
+mod resources;
 mod sam;
+mod sam_auth;
+mod sam_events;
 
 pub use params::{parse_param, read_params_file, Params};
 
@@ -202,6 +205,18 @@ impl Cx<'_> {
     /// The resolved `Properties` of the resource at `at` (an empty object when absent).
     fn properties(&mut self, r: &Resolver, res: &Value, at: &str) -> Option<Map<String, Value>> {
         let ptr = format!("{at}/Properties");
+        // What SAM's expansion made was resolved (and reported) already.
+        if res
+            .pointer(&format!("/Metadata/{}", apigw::ORIGIN))
+            .is_some()
+        {
+            return Some(
+                res.get("Properties")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
         match res.get("Properties") {
             None => Some(Map::new()),
             Some(p) => match r.resolve(p, &ptr) {
@@ -261,6 +276,21 @@ pub fn load_file(path: &Path, params: &Params) -> Option<Result<Config, ConfigEr
         ..Config::default()
     };
     lower(&doc, yaml.as_ref(), &name, params, &mut config);
+    if let Some(y) = &yaml {
+        // Messages of an inline OpenAPI body's lowering carry its pointer; add the line.
+        for e in config
+            .errors
+            .iter_mut()
+            .chain(&mut config.warnings)
+            .chain(&mut config.ignored)
+        {
+            if e.file == name && e.field.starts_with('/') && !e.field.contains(" (line ") {
+                if let Some(line) = y.line(&e.field) {
+                    e.field = format!("{} (line {line})", e.field);
+                }
+            }
+        }
+    }
     Some(Ok(config))
 }
 

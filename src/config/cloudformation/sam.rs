@@ -5,7 +5,7 @@
 //! sentence SAM's translator uses for them.
 
 use super::apigw::{API, ORIGIN};
-use super::intrinsics::{scalar_text, Resolver};
+use super::intrinsics::Resolver;
 use super::lambda::{merge_globals, Functions};
 use super::Cx;
 use crate::config::yaml::pointer_token;
@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const HTTP_API: &str = "AWS::Serverless::HttpApi";
-const IMPLICIT: &str = "ServerlessHttpApi";
+pub(super) const IMPLICIT: &str = "ServerlessHttpApi";
 
 const HTTP_API_FIELDS: &[&str] = &[
     "AccessLogSettings",
@@ -44,15 +44,15 @@ const CORS_FIELDS: &[&str] = &[
 
 /// One API being expanded: its authorizers by name, and route keys taken.
 #[derive(Default)]
-struct Api {
-    authorizers: BTreeMap<String, String>,
-    default_authorizer: Option<String>,
-    iam: bool,
-    route_keys: BTreeSet<String>,
-    route_settings: Map<String, Value>,
-    stage: Option<String>,
+pub(super) struct Api {
+    pub(super) authorizers: BTreeMap<String, String>,
+    pub(super) default_authorizer: Option<String>,
+    pub(super) iam: bool,
+    pub(super) route_keys: BTreeSet<String>,
+    pub(super) route_settings: Map<String, Value>,
+    pub(super) stage: Option<String>,
     /// (path, method, pointer) of body operations written as null.
-    null_ops: Vec<(String, String, String)>,
+    pub(super) null_ops: Vec<(String, String, String)>,
 }
 
 /// Adds to `live` the `AWS::ApiGatewayV2::*` resources of every SAM HTTP API.
@@ -103,7 +103,7 @@ pub fn expand(
         for (name, event) in &f.events {
             let Some(event) = event else { continue };
             let at = format!("{}/Properties/Events/{}", f.pointer, pointer_token(name));
-            event_routes(cx, r, fid, name, event, &at, &mut apis, live);
+            super::sam_events::event_routes(cx, r, fid, name, event, &at, &mut apis, live);
         }
     }
     for (id, api) in apis {
@@ -317,11 +317,13 @@ fn http_api(
     live.insert(stage_id.clone(), json!({"Type": "AWS::ApiGatewayV2::Stage", "Properties": stage, "Metadata": origin("stage")}));
     api.stage = Some(stage_id);
     if let Some(auth) = props.get("Auth") {
-        auth_section(cx, id, auth, &f("Auth"), &mut api, live);
+        super::sam_auth::auth_section(cx, id, auth, &f("Auth"), &mut api, live);
     }
+    let mut meta = origin("api");
+    meta["body"] = f("DefinitionBody").into();
     live.insert(
         id.to_string(),
-        json!({"Type": API, "Properties": api_props, "Metadata": origin("api")}),
+        json!({"Type": API, "Properties": api_props, "Metadata": meta}),
     );
     api
 }
@@ -443,398 +445,5 @@ fn domain(cx: &mut Cx, d: &Value, ptr: &str) {
         ptr,
         "Domain: custom domains, their certificates and Route 53 records are not emulated",
         "serve on --listen, or describe the domain in domains/*.json",
-    );
-}
-
-/// `Auth`: JWT authorizers become `AWS::ApiGatewayV2::Authorizer`s, Lambda ones too (not
-/// served yet), `EnableIamAuthorizer` allows `AWS_IAM`; `DefaultAuthorizer` is remembered.
-fn auth_section(
-    cx: &mut Cx,
-    api_id: &str,
-    auth: &Value,
-    ptr: &str,
-    api: &mut Api,
-    live: &mut Map<String, Value>,
-) {
-    let Some(auth) = auth.as_object() else {
-        cx.error(
-            ptr,
-            "Property 'Auth' should be a map.",
-            "write Auth: {Authorizers: {..}, DefaultAuthorizer: ..}",
-        );
-        return;
-    };
-    const FIELDS: [&str; 3] = ["Authorizers", "DefaultAuthorizer", "EnableIamAuthorizer"];
-    for k in auth.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
-        cx.error(
-            &format!("{ptr}/{}", pointer_token(k)),
-            format!("Invalid value for 'Auth' property: {k}"),
-            "use Authorizers, DefaultAuthorizer or EnableIamAuthorizer",
-        );
-    }
-    api.iam = auth.get("EnableIamAuthorizer").and_then(Value::as_bool) == Some(true);
-    match auth.get("Authorizers") {
-        None => {}
-        Some(Value::Object(list)) => {
-            for (name, a) in list {
-                let at = format!("{ptr}/Authorizers/{}", pointer_token(name));
-                if let Some(res) = authorizer(cx, api_id, name, a, &at) {
-                    let id = format!("{api_id}-{name}");
-                    let scopes = a.get("AuthorizationScopes").cloned().unwrap_or(json!([]));
-                    live.insert(id.clone(), json!({"Type": "AWS::ApiGatewayV2::Authorizer", "Properties": res, "Metadata": {ORIGIN: at, "scopes": scopes}}));
-                    api.authorizers.insert(name.clone(), id);
-                }
-            }
-        }
-        Some(_) => cx.error(
-            &format!("{ptr}/Authorizers"),
-            "Property 'Auth.Authorizers' should be a map.",
-            "map authorizer names to their definitions",
-        ),
-    }
-    if let Some(d) = auth.get("DefaultAuthorizer") {
-        let name = scalar_text(d);
-        if name != "AWS_IAM" && !api.authorizers.contains_key(&name) {
-            cx.error(
-                &format!("{ptr}/DefaultAuthorizer"),
-                format!("Unable to set DefaultAuthorizer because '{name}' was not defined in 'Authorizers'."),
-                "name one of the API's Authorizers",
-            );
-        }
-        api.default_authorizer = Some(name);
-    }
-}
-
-/// One SAM authorizer as an `AWS::ApiGatewayV2::Authorizer`'s properties.
-fn authorizer(cx: &mut Cx, api_id: &str, name: &str, a: &Value, at: &str) -> Option<Value> {
-    let Some(a) = a.as_object() else {
-        cx.error(
-            at,
-            format!("Property 'Authorizers.{name}' should be a map."),
-            "",
-        );
-        return None;
-    };
-    if let Some(jwt) = a.get("JwtConfiguration") {
-        let Some(jwt) = jwt.as_object() else {
-            cx.error(
-                &format!("{at}/JwtConfiguration"),
-                "Property 'JwtConfiguration' should be a map.",
-                "write JwtConfiguration: {issuer: .., audience: [..]}",
-            );
-            return None;
-        };
-        // SAM passes the OpenAPI extension's lower-case names through; CloudFormation's
-        // PascalCase ones are accepted too.
-        let get = |k: &str| jwt.get(k).or_else(|| jwt.get(&k.to_lowercase()));
-        let audience = match get("Audience") {
-            Some(Value::Array(a)) => Value::Array(a.clone()),
-            Some(v) => json!([v]),
-            None => json!([]),
-        };
-        let source = a
-            .get("IdentitySource")
-            .cloned()
-            .unwrap_or("$request.header.Authorization".into());
-        return Some(json!({
-            "ApiId": api_id,
-            "AuthorizerType": "JWT",
-            "Name": name,
-            "IdentitySource": [source],
-            "JwtConfiguration": {"Issuer": get("Issuer").cloned().unwrap_or(Value::Null), "Audience": audience},
-        }));
-    }
-    if a.contains_key("FunctionArn") || a.contains_key("AuthorizerPayloadFormatVersion") {
-        if !a.contains_key("AuthorizerPayloadFormatVersion") {
-            cx.error(
-                at,
-                format!("{name} Lambda Authorizer must define 'AuthorizerPayloadFormatVersion'."),
-                "add AuthorizerPayloadFormatVersion: 2.0",
-            );
-        }
-        let Some(arn) = a.get("FunctionArn") else {
-            cx.error(
-                at,
-                format!("{name} Lambda Authorizer must define 'FunctionArn'."),
-                "add FunctionArn: !GetAtt Fn.Arn",
-            );
-            return None;
-        };
-        if let Some(v) = a
-            .get("EnableFunctionDefaultPermissions")
-            .filter(|v| !v.is_boolean())
-        {
-            cx.error(&format!("{at}/EnableFunctionDefaultPermissions"), format!("Property 'Authorizers.{name}.EnableFunctionDefaultPermissions' should be a boolean, not {v}."), "");
-        }
-        if let Some(identity) = a.get("Identity") {
-            let Some(identity) = identity.as_object() else {
-                cx.error(
-                    &format!("{at}/Identity"),
-                    format!("Property 'Auth.Authorizers.{name}.Identity' should be a map."),
-                    "",
-                );
-                return None;
-            };
-            for (k, v) in identity {
-                if k == "ReauthorizeEvery" {
-                    continue;
-                }
-                match v.as_array() {
-                    Some(items) => {
-                        for (i, item) in items.iter().enumerate().filter(|(_, x)| !x.is_string()) {
-                            let _ = item;
-                            cx.error(&format!("{at}/Identity/{k}/{i}"), format!("Property 'Authorizers.{name}.Identity.{k}[{i}]' should be a string."), "");
-                        }
-                    }
-                    None => cx.error(
-                        &format!("{at}/Identity/{k}"),
-                        format!("Property 'Authorizers.{name}.Identity.{k}' should be a list."),
-                        "",
-                    ),
-                }
-            }
-        }
-        return Some(json!({
-            "ApiId": api_id,
-            "AuthorizerType": "REQUEST",
-            "Name": name,
-            "AuthorizerUri": arn,
-            "AuthorizerPayloadFormatVersion": a.get("AuthorizerPayloadFormatVersion").cloned().unwrap_or(Value::Null),
-        }));
-    }
-    cx.error(
-        at,
-        format!("Authorizer {name}: neither JwtConfiguration nor FunctionArn"),
-        "give a JwtConfiguration (JWT) or a FunctionArn (Lambda)",
-    );
-    None
-}
-
-/// A function's event: `HttpApi` adds a route and a Lambda integration; `Api` (REST) is
-/// checked and not served.
-#[allow(clippy::too_many_arguments)]
-fn event_routes(
-    cx: &mut Cx,
-    r: &Resolver,
-    fid: &str,
-    name: &str,
-    event: &Value,
-    at: &str,
-    apis: &mut BTreeMap<String, Api>,
-    live: &mut Map<String, Value>,
-) {
-    let kind = event.get("Type").and_then(Value::as_str).unwrap_or("");
-    let props = match event.get("Properties") {
-        None => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) if kind == "HttpApi" || kind == "Api" => {
-            cx.error(
-                &format!("{at}/Properties"),
-                "Properties should be a map.",
-                "write Properties: {Path: .., Method: ..}",
-            );
-            return;
-        }
-        Some(_) => return,
-    };
-    let p = format!("{at}/Properties");
-    if kind == "Api" {
-        let rest = props.get("RestApiId").map(scalar_text);
-        if rest.as_ref().is_some_and(|id| {
-            live.get(id)
-                .and_then(|v| v.get("Type"))
-                .and_then(Value::as_str)
-                != Some("AWS::Serverless::Api")
-        }) {
-            cx.error(&format!("{p}/RestApiId"), "RestApiId must be a valid reference to an 'AWS::Serverless::Api' resource in same template.", "use an HttpApi event for an HTTP API");
-        } else {
-            cx.warn(
-                at,
-                "Api event: REST APIs are not served (apigate emulates HTTP APIs)",
-                "use an HttpApi event",
-            );
-        }
-        return;
-    }
-    if kind != "HttpApi" {
-        return;
-    }
-    let api_id = match props.get("ApiId") {
-        None => IMPLICIT.to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => {
-            cx.error(
-                &format!("{p}/ApiId"),
-                "Property 'ApiId' should be a string.",
-                "write ApiId: !Ref MyHttpApi",
-            );
-            return;
-        }
-    };
-    let Some(api) = apis.get_mut(&api_id) else {
-        if live
-            .get(&api_id)
-            .and_then(|v| v.get("Type"))
-            .and_then(Value::as_str)
-            == Some("AWS::Serverless::Api")
-        {
-            cx.warn(
-                &format!("{p}/ApiId"),
-                format!("{api_id} is a REST API (AWS::Serverless::Api): not served"),
-                "use an AWS::Serverless::HttpApi",
-            );
-            return;
-        }
-        cx.error(&format!("{p}/ApiId"), "ApiId must be a valid reference to an 'AWS::Serverless::HttpApi' resource in same template.", "write ApiId: !Ref MyHttpApi");
-        return;
-    };
-    let path = match props.get("Path") {
-        None => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            cx.error(
-                &format!("{p}/Path"),
-                "Property 'Path' should be a string.",
-                "",
-            );
-            return;
-        }
-    };
-    let method = match props.get("Method") {
-        None => None,
-        Some(Value::String(s)) => Some(s.to_lowercase()),
-        Some(_) => {
-            cx.error(
-                &format!("{p}/Method"),
-                "Property 'Method' should be a string.",
-                "",
-            );
-            return;
-        }
-    };
-    let (route_key, sam_method, sam_path) = match (method, path) {
-        (None, None) => (
-            "$default".to_string(),
-            "x-amazon-apigateway-any-method".to_string(),
-            "$default".to_string(),
-        ),
-        (Some(m), Some(path)) => {
-            let upper = if m == "any" || m == "x-amazon-apigateway-any-method" {
-                "ANY".to_string()
-            } else {
-                m.to_uppercase()
-            };
-            let sam_m = if upper == "ANY" {
-                "x-amazon-apigateway-any-method".to_string()
-            } else {
-                m
-            };
-            let key = if path == "$default" {
-                "$default".to_string()
-            } else {
-                format!("{upper} {path}")
-            };
-            (key, sam_m, path)
-        }
-        (None, Some(_)) => {
-            cx.error(
-                &p,
-                "Property 'Method' is required.",
-                "add Method: get (or any)",
-            );
-            return;
-        }
-        (Some(_), None) => {
-            cx.error(&p, "Property 'Path' is required.", "add Path: /items");
-            return;
-        }
-    };
-    if !api.route_keys.insert(route_key.clone()) {
-        cx.error(
-            &p,
-            format!("API method '{sam_method}' defined multiple times for path '{sam_path}'."),
-            "give each event its own Path and Method",
-        );
-        return;
-    }
-    let mut route = json!({"ApiId": api_id, "RouteKey": route_key});
-    let auth = props.get("Auth");
-    let chosen = match auth.and_then(|a| a.get("Authorizer")) {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => {
-            cx.error(
-                &format!("{p}/Auth/Authorizer"),
-                format!("Unable to set Authorizer [{other}] on API method [{sam_method}] for path [{sam_path}]. The method authorizer must be a string with a corresponding dict entry in the api authorizer."),
-                "",
-            );
-            return;
-        }
-        None => api.default_authorizer.clone(),
-    };
-    match chosen.as_deref() {
-        None | Some("NONE") => {}
-        Some("AWS_IAM") => route["AuthorizationType"] = "AWS_IAM".into(),
-        Some(a) => match api.authorizers.get(a) {
-            Some(id) => {
-                let is_jwt = live
-                    .get(id)
-                    .and_then(|v| v.pointer("/Properties/AuthorizerType"))
-                    .and_then(Value::as_str)
-                    == Some("JWT");
-                route["AuthorizationType"] = if is_jwt { "JWT" } else { "CUSTOM" }.into();
-                route["AuthorizerId"] = id.clone().into();
-                let own = auth.and_then(|a| a.get("AuthorizationScopes"));
-                if let Some(scopes) =
-                    own.or_else(|| live.get(id).and_then(|v| v.pointer("/Metadata/scopes")))
-                {
-                    route["AuthorizationScopes"] = scopes.clone();
-                }
-            }
-            None => {
-                let why = if api.authorizers.is_empty() {
-                    "because the related API does not define any Authorizers.".to_string()
-                } else {
-                    "because it wasn't defined in the API's Authorizers.".to_string()
-                };
-                cx.error(&format!("{p}/Auth/Authorizer"), format!("Unable to set Authorizer [{a}] on API method [{sam_method}] for path [{sam_path}] {why}"), "name one of the API's Authorizers, NONE or AWS_IAM");
-                return;
-            }
-        },
-    }
-    match props.get("RouteSettings") {
-        Some(Value::Object(s)) => {
-            api.route_settings
-                .insert(route_key.clone(), Value::Object(s.clone()));
-        }
-        Some(_) => {
-            cx.error(
-                &format!("{p}/RouteSettings"),
-                "Property 'RouteSettings' should be a map.",
-                "",
-            );
-            return;
-        }
-        None => {}
-    }
-    let integration_id = format!("{fid}{name}Integration");
-    let arn = format!(
-        "arn:aws:lambda:{}:{}:function:{fid}",
-        r.pseudo("AWS::Region"),
-        r.pseudo("AWS::AccountId")
-    );
-    let mut integration = json!({
-        "ApiId": api_id,
-        "IntegrationType": "AWS_PROXY",
-        "IntegrationUri": arn,
-        "PayloadFormatVersion": props.get("PayloadFormatVersion").cloned().unwrap_or("2.0".into()),
-    });
-    if let Some(t) = props.get("TimeoutInMillis") {
-        integration["TimeoutInMillis"] = t.clone();
-    }
-    route["Target"] = format!("integrations/{integration_id}").into();
-    live.insert(integration_id, json!({"Type": "AWS::ApiGatewayV2::Integration", "Properties": integration, "Metadata": {ORIGIN: at}}));
-    live.insert(
-        format!("{fid}{name}Route"),
-        json!({"Type": "AWS::ApiGatewayV2::Route", "Properties": route, "Metadata": {ORIGIN: at}}),
     );
 }

@@ -56,7 +56,7 @@ fn separate_resources_lower_into_the_model() {
         "v"
     );
     assert_eq!(c.routes[0].conf.target.as_deref(), Some("integrations/Int"));
-    assert_eq!(c.routes[0].file, "t.json#/Resources/R");
+    assert_eq!(c.routes[0].file, "t.json#/Resources/R/Properties");
     assert!(c.has_stages_dir);
     assert_eq!(c.stages[0].conf.name, "v1");
 }
