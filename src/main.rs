@@ -1,5 +1,6 @@
 //! The `apigate` command: `serve`, `check` and `echo`.
 
+use apigate::config::cloudformation;
 use apigate::echo::Echo;
 use apigate::proxy::Gateway;
 use apigate::reload::{self, Reloader, SharedTable};
@@ -47,11 +48,31 @@ enum Command {
         threads: Option<u16>,
         #[command(flatten)]
         tls: apigate::tls::TlsFlags,
+        #[command(flatten)]
+        params: ParamArgs,
     },
     /// Validate the configuration: exit 0, or print every error and exit 1.
     Check {
         #[arg(long)]
         conf: PathBuf,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Also list what is ignored, as AWS ignores it.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Write the loaded API back out: as `aws apigatewayv2 export-api` would (openapi) or
+    /// as the directory layout (dir).
+    Export {
+        #[arg(long)]
+        conf: PathBuf,
+        #[arg(long, value_enum, default_value = "openapi")]
+        format: apigate::config::export::Format,
+        /// Where to write: a file (openapi, default stdout) or a directory (dir, required).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        params: ParamArgs,
     },
     /// A backend that answers JSON describing each request.
     Echo {
@@ -67,6 +88,28 @@ enum Command {
     },
 }
 
+/// A template's parameter values (CloudFormation/SAM `Parameters`).
+#[derive(clap::Args)]
+struct ParamArgs {
+    /// NAME=VALUE for a template parameter (repeatable; wins over --params).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = cloudformation::parse_param)]
+    param: Vec<(String, String)>,
+    /// A parameters file: [{"ParameterKey":..,"ParameterValue":..}] or {"Parameters":{..}}.
+    #[arg(long = "params", value_name = "FILE")]
+    params_file: Option<PathBuf>,
+}
+
+impl ParamArgs {
+    fn values(self) -> Result<cloudformation::Params, String> {
+        let mut out = match &self.params_file {
+            Some(f) => cloudformation::read_params_file(f)?,
+            None => cloudformation::Params::new(),
+        };
+        out.extend(self.param);
+        Ok(out)
+    }
+}
+
 fn main() -> ExitCode {
     // Clients that hang up mid-request make Pingora log at error level; apigate counts those
     // itself (status 499), so they stay out of the default log. RUST_LOG overrides.
@@ -80,14 +123,34 @@ fn main() -> ExitCode {
         log::error!("cannot listen for SIGHUP, reload disabled: {e}");
     }
     match Cli::parse().command {
-        Command::Check { conf } => check(conf),
+        Command::Check {
+            conf,
+            params,
+            verbose,
+        } => match params.values() {
+            Ok(p) => check(conf, &p, verbose),
+            Err(e) => param_error(&e),
+        },
         Command::Serve {
             conf,
             listen,
             metrics,
             threads,
             tls,
-        } => serve(conf, listen, metrics, threads.map(usize::from), tls),
+            params,
+        } => match params.values() {
+            Ok(p) => serve(conf, listen, metrics, threads.map(usize::from), tls, p),
+            Err(e) => param_error(&e),
+        },
+        Command::Export {
+            conf,
+            format,
+            out,
+            params,
+        } => match params.values() {
+            Ok(p) => export(conf, &p, format, out),
+            Err(e) => param_error(&e),
+        },
         Command::Echo {
             listen,
             threads,
@@ -97,12 +160,29 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(conf: PathBuf) -> ExitCode {
-    match reload::check_table(&conf, None) {
+fn param_error(e: &str) -> ExitCode {
+    eprintln!("apigate: --params {e}");
+    ExitCode::FAILURE
+}
+
+fn check(conf: PathBuf, params: &cloudformation::Params, verbose: bool) -> ExitCode {
+    let config = match apigate::config::load_with(&conf, params) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("{}: {errors}", conf.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    print_notes(&config, verbose);
+    match apigate::table::Table::compile(&config, None) {
         Ok(table) => {
             let routes: usize = table.stages().map(|s| s.router.routes().len()).sum();
+            let pending = match config.pending.routes.len() {
+                0 => String::new(),
+                n => format!(", {n} route(s) not served yet: see the warnings"),
+            };
             println!(
-                "{}: OK ({} stage(s), {routes} route(s) served)",
+                "{}: OK ({} stage(s), {routes} route(s) served{pending})",
                 conf.display(),
                 table.stages().count()
             );
@@ -115,14 +195,64 @@ fn check(conf: PathBuf) -> ExitCode {
     }
 }
 
+/// What a document holds that is not served (warnings), and with `verbose` what was
+/// ignored: never a silent drop.
+fn print_notes(config: &apigate::config::Config, verbose: bool) {
+    for w in &config.warnings {
+        println!("warning: {w}");
+    }
+    if verbose {
+        for i in &config.ignored {
+            println!("ignored: {i}");
+        }
+    }
+}
+
+fn export(
+    conf: PathBuf,
+    params: &cloudformation::Params,
+    format: apigate::config::export::Format,
+    out: Option<PathBuf>,
+) -> ExitCode {
+    let config = match apigate::config::load_with(&conf, params) {
+        Ok(c) if c.errors.is_empty() => c,
+        Ok(c) => {
+            let errors = apigate::config::ConfigErrors(c.errors);
+            eprint!("{}: {errors}", conf.display());
+            return ExitCode::FAILURE;
+        }
+        Err(errors) => {
+            eprint!("{}: {errors}", conf.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    match apigate::config::export::write(&config, format, out.as_deref()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("apigate export: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn serve(
     conf: PathBuf,
     listen: Option<String>,
     metrics: Option<String>,
     threads: Option<usize>,
     tls_flags: apigate::tls::TlsFlags,
+    params: cloudformation::Params,
 ) -> ExitCode {
-    let table = match reload::load_table(&conf, None) {
+    // What is read but not served is said at start-up too, not only by `check`.
+    if let Ok(config) = apigate::config::load_with(&conf, &params) {
+        for w in &config.warnings {
+            log::warn!("{w}");
+        }
+    }
+    let table = match reload::load_table_with(&conf, &params, None) {
         Ok(t) => t,
         Err(errors) => {
             eprintln!("{}: {errors}apigate: not started", conf.display());
@@ -216,6 +346,7 @@ fn serve(
         Reloader {
             path: conf,
             table: shared,
+            params,
         },
     ));
 

@@ -1,6 +1,7 @@
 //! Loading a configuration, publishing it atomically, and SIGHUP reloads.
 
 use crate::config;
+use crate::config::cloudformation::Params;
 use crate::table::Table;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -42,14 +43,36 @@ pub type SharedTable = Arc<ArcSwap<Table>>;
 /// nothing: this is all `apigate check` does. `previous` is the running table on reload
 /// (state such as rate-limit counters carries over).
 pub fn check_table(path: &Path, previous: Option<&Table>) -> Result<Table, config::ConfigErrors> {
-    let config = config::load(path)?;
+    check_table_with(path, &Params::new(), previous)
+}
+
+/// [`check_table`] with a template's parameter values; what is read but not served (a
+/// Lambda integration, IAM authorization) is logged as a warning.
+pub fn check_table_with(
+    path: &Path,
+    params: &Params,
+    previous: Option<&Table>,
+) -> Result<Table, config::ConfigErrors> {
+    let config = config::load_with(path, params)?;
+    for w in &config.warnings {
+        log::warn!("{w}");
+    }
     Table::compile(&config, previous)
 }
 
 /// [`check_table`], then opens what the table writes to (access-log files, created if
 /// absent): for a table that is about to serve.
 pub fn load_table(path: &Path, previous: Option<&Table>) -> Result<Table, config::ConfigErrors> {
-    let table = check_table(path, previous)?;
+    load_table_with(path, &Params::new(), previous)
+}
+
+/// [`load_table`] with a template's parameter values.
+pub fn load_table_with(
+    path: &Path,
+    params: &Params,
+    previous: Option<&Table>,
+) -> Result<Table, config::ConfigErrors> {
+    let table = check_table_with(path, params, previous)?;
     let mut errors = config::ConfigErrors::default();
     for log in table.stages().filter_map(|s| s.access_log.as_ref()) {
         if let Err(e) = log.open() {
@@ -73,14 +96,18 @@ const RELOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Reloader {
     pub path: PathBuf,
     pub table: SharedTable,
+    /// A template's parameter values from the command line, kept for every reload.
+    pub params: Params,
 }
 
 impl Reloader {
     pub async fn reload(&self) -> bool {
         let path = self.path.clone();
+        let params = self.params.clone();
         let previous = self.table.load_full();
         // Compiling resolves hostnames and reads files: keep it off the async workers.
-        let load = tokio::task::spawn_blocking(move || load_table(&path, Some(&previous)));
+        let load =
+            tokio::task::spawn_blocking(move || load_table_with(&path, &params, Some(&previous)));
         let errors = match tokio::time::timeout(RELOAD_TIMEOUT, load).await {
             Ok(Ok(Ok(table))) => {
                 let old = self.table.load();

@@ -3,23 +3,8 @@
 //! file it stands for (`routes/id.json`), so parsing and every error message treat it
 //! exactly as the layout.
 
-use super::layout::cannot_read;
-use super::{read, ConfigError, ConfigErrors, Files, KINDS};
+use super::{ConfigError, ConfigErrors, Files, KINDS};
 use std::collections::BTreeMap;
-use std::path::Path;
-
-/// Reads the bundle at `path` into its files. `None` when it cannot be used at all.
-pub(super) fn read_bundle(path: &Path, errors: &mut ConfigErrors) -> Option<Files> {
-    let name = path.display().to_string();
-    let raw = match read::read_text(path) {
-        Ok(t) => t,
-        Err(e) => {
-            errors.push(cannot_read(&name, &e));
-            return None;
-        }
-    };
-    bundle_files(&name, &raw, errors)
-}
 
 /// Splits a bundle's text (from the file `name`) into the layout's files.
 pub(super) fn bundle_files(name: &str, raw: &str, errors: &mut ConfigErrors) -> Option<Files> {

@@ -3,19 +3,24 @@
 //!
 //! Each external format is lowered into the one format-independent model (`model.rs`):
 //! the directory layout (`layout.rs`) and the single-file bundle (`bundle.rs`) both yield
-//! the layout's files, which `parse.rs` parses into a `Config`. Later formats (OpenAPI,
-//! SAM/CloudFormation, APIM) sit beside layout and bundle.
+//! the layout's files, which `parse.rs` parses into a `Config`. Documents are lowered
+//! straight into a `Config`: OpenAPI 3.0 (`openapi/`), SAM/CloudFormation templates
+//! (`cloudformation/`). `export.rs` writes a `Config` back out.
 
 mod bundle;
+pub mod cloudformation;
 mod error;
+pub mod export;
 mod layout;
 mod model;
+pub mod openapi;
 mod parse;
 #[cfg(test)]
 mod props;
 pub mod read;
 #[cfg(test)]
 mod tests;
+pub mod yaml;
 
 pub use error::{closest, ConfigError, ConfigErrors};
 pub use model::*;
@@ -52,15 +57,41 @@ pub struct Config {
     /// Resources present but not parsed, as references (`routes/r0`): references to them
     /// are not reported again as dangling, their file's own error says what to fix.
     pub unparsed: BTreeSet<String>,
+    /// Read but not served (Lambda, IAM, ...): kept so `check` names them and `export`
+    /// writes them back, never dropped silently.
+    pub pending: Pending,
+    /// What `check` prints without failing: each feature apigate reads but cannot serve.
+    pub warnings: Vec<ConfigError>,
+    /// What AWS's import ignores, ignored here too: listed by `check --verbose`.
+    pub ignored: Vec<ConfigError>,
+}
+
+/// Resources a document holds that the table does not serve (yet): their routes stay out
+/// of the router, so a request to one is answered as an unknown route would be.
+#[derive(Debug, Default)]
+pub struct Pending {
+    pub routes: Vec<Resource<RouteConf>>,
+    /// `AWS_PROXY` integrations (section 11's Lambda issue runs them).
+    pub lambdas: Vec<Resource<LambdaConf>>,
+    /// HTTP integrations that cannot be reached from one machine (`VPC_LINK`).
+    pub integrations: Vec<Resource<IntegrationConf>>,
+    /// Lambda (`REQUEST`) authorizers.
+    pub authorizers: Vec<Resource<AuthorizerConf>>,
 }
 
 const KINDS: [&str; 4] = ["stages", "routes", "integrations", "authorizers"];
 
-/// Loads `path`: a configuration directory, its `gateway.json`, or a single-file bundle
+/// Loads `path`: a configuration directory, its `gateway.json`, a template, an OpenAPI
+/// document, or a single-file bundle
 /// (`{"gateway": {..}, "api": {..}, "stages": {"id": {..}}, "routes": {..}, ...}`).
 /// `Err` only when there is nothing to read; problems in single files are in
 /// [`Config::errors`], so that the files that are fine still get checked.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, &cloudformation::Params::new())
+}
+
+/// [`load`], with the values of a template's parameters (`--param`, `--params`).
+pub fn load_with(path: &Path, params: &cloudformation::Params) -> Result<Config, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     let meta = std::fs::metadata(path);
     let is_dir = meta.as_ref().is_ok_and(|m| m.is_dir());
@@ -70,8 +101,28 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let dir = path.parent().unwrap_or(Path::new("."));
         layout::read_dir(dir, &mut errors)
     } else if meta.is_ok() {
-        // A regular file is a bundle; anything else is refused by the reader, by type.
-        bundle::read_bundle(path, &mut errors)
+        // A regular file is a template (told by content: `cloudformation::is_template`),
+        // an OpenAPI document or a bundle; anything else is refused by the reader, by type.
+        if let Some(template) = cloudformation::load_file(path, params) {
+            return template;
+        }
+        match read_document(path, &mut errors) {
+            Some(Document::OpenApi(doc, lines)) => {
+                let name = path.display().to_string();
+                let mut config = Config {
+                    dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                    ..Config::default()
+                };
+                openapi::lower(&doc, &name, "", &mut config);
+                if let Some(lines) = lines {
+                    openapi::add_lines(&mut config, &name, &lines);
+                }
+                config.errors.splice(0..0, errors.0);
+                return Ok(config);
+            }
+            Some(Document::Bundle(name, raw)) => bundle::bundle_files(&name, &raw, &mut errors),
+            None => None,
+        }
     } else {
         errors.push(ConfigError::new(
             path.display().to_string(),
@@ -101,4 +152,47 @@ struct Files {
     has_stages_dir: bool,
     /// Files that exist but could not be read (`routes/r0.json`).
     unreadable: Vec<String>,
+}
+
+/// A single configuration file, by what it holds.
+enum Document {
+    /// An OpenAPI (or Swagger, refused with AWS's reason) document, with its YAML lines
+    /// when it was written in YAML.
+    OpenApi(serde_json::Value, Option<yaml::Yaml>),
+    /// The bundle: its name and text.
+    Bundle(String, String),
+}
+
+/// Reads a single file and tells by its content what it is: a JSON or YAML object with
+/// `openapi` or `swagger` at the top is an OpenAPI document, any other text a bundle.
+fn read_document(path: &Path, errors: &mut ConfigErrors) -> Option<Document> {
+    let name = path.display().to_string();
+    let raw = match read::read_text(path) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(layout::cannot_read(&name, &e));
+            return None;
+        }
+    };
+    match serde_json::from_str::<serde_json::Value>(&raw) {
+        Ok(v) if openapi::is_openapi(&v) => return Some(Document::OpenApi(v, None)),
+        Ok(_) => {}
+        Err(_) => {
+            if let Ok(y) = yaml::from_str(&raw) {
+                if openapi::is_openapi(&y.value) {
+                    let v = y.value.clone();
+                    return Some(Document::OpenApi(v, Some(y)));
+                }
+                // YAML, but none of the YAML formats: say so rather than "invalid JSON".
+                errors.push(ConfigError::new(
+                    name,
+                    "",
+                    "neither an OpenAPI document (no \"openapi\" field) nor a SAM/CloudFormation template (no \"Resources\")",
+                    "pass an OpenAPI 3.0 document, a template, a bundle or a configuration directory",
+                ));
+                return None;
+            }
+        }
+    }
+    Some(Document::Bundle(name, raw))
 }

@@ -1,11 +1,11 @@
 //! The configuration files as written, in AWS apigatewayv2 field names.
 //! Nothing here is interpreted: `compile` turns these into the runtime table.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
 /// `gateway.json`: process-level settings.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct GatewayConf {
     pub listen: Option<String>,
@@ -35,7 +35,7 @@ pub struct GatewayConf {
 }
 
 /// `gateway.json` `Tls`: the listener's certificate, and mutual TLS (AWS's domain-name field).
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct TlsListenerConf {
     pub cert_file: String,
@@ -43,7 +43,7 @@ pub struct TlsListenerConf {
     pub mutual_tls_authentication: Option<MutualTlsConf>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct MutualTlsConf {
     /// A PEM file of the CAs client certificates must chain to (a path, or `file://`).
@@ -53,7 +53,7 @@ pub struct MutualTlsConf {
 }
 
 /// An integration's `TlsConfig` (AWS).
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct IntegrationTlsConf {
     pub server_name_to_verify: Option<String>,
@@ -62,7 +62,7 @@ pub struct IntegrationTlsConf {
     pub insecure_skip_verification: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct RateLimitStoreConf {
     #[serde(rename = "Type")]
@@ -71,7 +71,7 @@ pub struct RateLimitStoreConf {
 }
 
 /// `api.json`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct ApiConf {
     pub name: Option<String>,
@@ -79,7 +79,7 @@ pub struct ApiConf {
     pub policies: Option<PoliciesConf>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct CorsConf {
     #[serde(default)]
@@ -96,7 +96,7 @@ pub struct CorsConf {
 }
 
 /// `Policies` at api, stage or route scope.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct PoliciesConf {
     pub ip_filter: Option<IpFilterConf>,
@@ -107,14 +107,14 @@ pub struct PoliciesConf {
     pub response_parameters: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct IpFilterConf {
     pub action: String,
     pub addresses: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct RateLimitConf {
     pub calls: u64,
@@ -123,7 +123,7 @@ pub struct RateLimitConf {
 }
 
 /// `stages/*.json`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct StageConf {
     pub name: String,
@@ -141,7 +141,7 @@ pub struct StageConf {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct RouteSettingsConf {
     pub throttling_burst_limit: Option<u64>,
@@ -150,7 +150,7 @@ pub struct RouteSettingsConf {
     pub detailed_metrics_enabled: Option<bool>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct AccessLogConf {
     pub format: Option<String>,
@@ -159,7 +159,7 @@ pub struct AccessLogConf {
 }
 
 /// `routes/*.json`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct RouteConf {
     pub route_key: String,
@@ -174,7 +174,7 @@ pub struct RouteConf {
 }
 
 /// `integrations/*.json`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct IntegrationConf {
     pub integration_type: String,
@@ -225,7 +225,7 @@ fn version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
 }
 
 /// `authorizers/*.json`.
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct AuthorizerConf {
     pub authorizer_type: String,
@@ -245,10 +245,34 @@ pub struct AuthorizerConf {
     pub jwks_min_refetch_seconds: Option<u64>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct JwtConf {
     pub issuer: Option<String>,
     #[serde(default)]
     pub audience: Vec<String>,
+}
+
+/// An `AWS_PROXY` (Lambda) integration, read from an OpenAPI document or a template with
+/// what the Lambda issue needs to run it (GATEWAY.md 11). Not served yet: `check` warns,
+/// and the routes that target it are kept aside ([`super::Pending`]), never dropped.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LambdaConf {
+    /// The `uri` as written (an invocation ARN or a function ARN).
+    pub uri: String,
+    /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`, when the uri holds one.
+    pub function_arn: Option<String>,
+    pub function_name: Option<String>,
+    pub payload_format_version: String,
+    pub timeout_in_millis: Option<u64>,
+    /// From `AWS::Serverless::Function` / `AWS::Lambda::Function`, when a template has them.
+    pub code_uri: Option<String>,
+    pub handler: Option<String>,
+    pub runtime: Option<String>,
+    pub environment: BTreeMap<String, String>,
+    /// A template's inline code (`Code.ZipFile`).
+    pub inline_code: Option<String>,
+    /// The function's own `Timeout` (seconds) and `MemorySize` (MB).
+    pub function_timeout_seconds: Option<u64>,
+    pub memory_size: Option<u64>,
 }
