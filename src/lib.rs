@@ -32,6 +32,7 @@ pub mod proxy;
 pub mod rejection;
 pub mod reload;
 pub mod request_head;
+pub mod request_id;
 pub mod request_path;
 pub mod routing;
 pub mod table;

@@ -18,28 +18,33 @@ pub use limits::{
 pub use stream::Guarded;
 
 use crate::metrics::metrics;
-use crate::proxy::{Gateway, RequestIds};
 use crate::rejection::Rejection;
 use crate::reload::SharedTable;
+use crate::request_id::RequestIds;
 use async_trait::async_trait;
 use pingora_core::apps::{HttpServerApp, ServerApp};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
-use pingora_proxy::{HttpProxy, Session};
+use pingora_proxy::{HttpProxy, ProxyHttp, Session};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub struct Edge {
-    proxy: Arc<HttpProxy<Gateway>>,
+/// The listening service's app, in front of the proxy `SV` (apigate's `proxy::Gateway`).
+pub struct Edge<SV> {
+    proxy: Arc<HttpProxy<SV>>,
     table: SharedTable,
     ids: Arc<RequestIds>,
     open: Arc<AtomicUsize>,
 }
 
-impl Edge {
-    pub fn new(proxy: HttpProxy<Gateway>, table: SharedTable, ids: Arc<RequestIds>) -> Edge {
+impl<SV> Edge<SV>
+where
+    SV: ProxyHttp + Send + Sync + 'static,
+    SV::CTX: Send + Sync,
+{
+    pub fn new(proxy: HttpProxy<SV>, table: SharedTable, ids: Arc<RequestIds>) -> Edge<SV> {
         Edge {
             proxy: Arc::new(proxy),
             table,
@@ -94,7 +99,11 @@ impl Drop for Slot {
 }
 
 #[async_trait]
-impl ServerApp for Edge {
+impl<SV> ServerApp for Edge<SV>
+where
+    SV: ProxyHttp + Send + Sync + 'static,
+    SV::CTX: Send + Sync,
+{
     async fn process_new(
         self: &Arc<Self>,
         mut stream: Stream,

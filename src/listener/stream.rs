@@ -14,8 +14,8 @@
 
 use super::limits::ConnLimits;
 use crate::metrics::metrics;
-use crate::proxy::RequestIds;
 use crate::rejection::Rejection;
+use crate::request_id::RequestIds;
 use async_trait::async_trait;
 use pingora_core::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,

@@ -5,11 +5,10 @@
 
 mod context;
 mod record;
-mod request_id;
 mod respond;
 
+pub use crate::request_id::RequestIds;
 pub use context::{ip_string, Ctx};
-pub use request_id::RequestIds;
 
 use crate::integration::{http_proxy, Kind};
 use crate::lifecycle::InFlight;
