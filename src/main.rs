@@ -54,7 +54,7 @@ enum Command {
         conf: PathBuf,
         #[command(flatten)]
         params: ParamArgs,
-        /// Also list what was read and ignored (as AWS's import ignores it).
+        /// Also list what is ignored, as AWS ignores it.
         #[arg(long)]
         verbose: bool,
     },
@@ -123,15 +123,6 @@ fn main() -> ExitCode {
             Ok(p) => check(conf, &p, verbose),
             Err(e) => param_error(&e),
         },
-        Command::Export {
-            conf,
-            format,
-            out,
-            params,
-        } => match params.values() {
-            Ok(p) => export(conf, format, out, &p),
-            Err(e) => param_error(&e),
-        },
         Command::Serve {
             conf,
             listen,
@@ -140,6 +131,15 @@ fn main() -> ExitCode {
             params,
         } => match params.values() {
             Ok(p) => serve(conf, listen, metrics, threads, p),
+            Err(e) => param_error(&e),
+        },
+        Command::Export {
+            conf,
+            format,
+            out,
+            params,
+        } => match params.values() {
+            Ok(p) => export(conf, &p, format, out),
             Err(e) => param_error(&e),
         },
         Command::Echo { listen, threads } => echo(listen, threads),
@@ -185,34 +185,36 @@ fn check(conf: PathBuf, params: &cloudformation::Params, verbose: bool) -> ExitC
 /// ignored: never a silent drop.
 fn print_notes(config: &apigate::config::Config, verbose: bool) {
     for w in &config.warnings {
-        eprintln!("warning: {w}");
+        println!("warning: {w}");
     }
     if verbose {
         for i in &config.ignored {
-            eprintln!("ignored: {i}");
+            println!("ignored: {i}");
         }
     }
 }
 
 fn export(
     conf: PathBuf,
+    params: &cloudformation::Params,
     format: apigate::config::export::Format,
     out: Option<PathBuf>,
-    params: &cloudformation::Params,
 ) -> ExitCode {
     let config = match apigate::config::load_with(&conf, params) {
-        Ok(c) => c,
+        Ok(c) if c.errors.is_empty() => c,
+        Ok(c) => {
+            let errors = apigate::config::ConfigErrors(c.errors);
+            eprint!("{}: {errors}", conf.display());
+            return ExitCode::FAILURE;
+        }
         Err(errors) => {
             eprint!("{}: {errors}", conf.display());
             return ExitCode::FAILURE;
         }
     };
-    if !config.errors.is_empty() {
-        let errors = apigate::config::ConfigErrors(config.errors);
-        eprint!("{}: {errors}", conf.display());
-        return ExitCode::FAILURE;
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
     }
-    print_notes(&config, false);
     match apigate::config::export::write(&config, format, out.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -229,6 +231,7 @@ fn serve(
     threads: Option<usize>,
     params: cloudformation::Params,
 ) -> ExitCode {
+    // What is read but not served is logged by `load_table_with`, at start-up and on reload.
     let table = match reload::load_table_with(&conf, &params, None) {
         Ok(t) => t,
         Err(errors) => {

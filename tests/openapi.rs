@@ -28,11 +28,11 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// `check` passes; returns what it printed on stderr (warnings).
+/// `check --verbose` passes; returns what it printed (warnings, ignored parts, summary).
 fn check_ok(conf: &Path) -> String {
     let o = run(&["check", "--verbose"], conf);
     assert!(o.status.success(), "{}: {}", conf.display(), stderr(&o));
-    stderr(&o)
+    String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o)
 }
 
 fn export_openapi(conf: &Path) -> Value {
@@ -439,4 +439,68 @@ fn sam_generated_bodies_lower_without_errors_but_at_intrinsics() {
         }
     }
     assert!(bodies > 40, "only {bodies} bodies found");
+}
+
+#[test]
+fn sighup_rereads_the_document_and_a_broken_edit_keeps_the_old_one() {
+    let echo = Echo::start();
+    let (dir, path) = materialise("pets.yaml", &echo.url(), "");
+    let gw = Gateway::start(&path);
+    assert_eq!(gw.get("/owners").status, 404);
+    let added = std::fs::read_to_string(&path).unwrap().replace(
+        "components:",
+        &format!("  /owners:\n    get:\n      x-amazon-apigateway-integration:\n        type: http_proxy\n        uri: {}/owners\ncomponents:", echo.url()),
+    );
+    std::fs::write(&path, &added).unwrap();
+    gw.signal("HUP");
+    gw.wait_log("configuration reloaded", 1);
+    assert_eq!(echo_path(&gw.get("/owners")), "/owners");
+    std::fs::write(&path, added.replace("http_proxy", "http_prxy")).unwrap();
+    gw.signal("HUP");
+    gw.wait_log("reload rejected", 1);
+    assert!(
+        gw.output()
+            .contains("\"http_prxy\" is not an HTTP API integration type"),
+        "{}",
+        gw.output()
+    );
+    assert_eq!(echo_path(&gw.get("/owners")), "/owners");
+    drop(dir);
+}
+
+#[test]
+fn export_refuses_what_it_cannot_write() {
+    let dir = ConfDir::new(&[("x", "{}".into())]);
+    let path = Path::new("tests/fixtures/openapi/multi.json");
+    let o = run(&["export", "--format", "dir"], path);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--format dir needs --out DIR"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        &[
+            "export",
+            "--format",
+            "dir",
+            "--out",
+            dir.path.to_str().unwrap(),
+        ],
+        path,
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("exists and is not empty"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["export"], Path::new("tests/fixtures/openapi/broken.yaml"));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("4 configuration error(s)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(o.stdout.is_empty());
 }

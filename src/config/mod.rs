@@ -3,8 +3,9 @@
 //!
 //! Each external format is lowered into the one format-independent model (`model.rs`):
 //! the directory layout (`layout.rs`) and the single-file bundle (`bundle.rs`) both yield
-//! the layout's files, which `parse.rs` parses into a `Config`. Later formats (OpenAPI,
-//! SAM/CloudFormation, APIM) sit beside layout and bundle.
+//! the layout's files, which `parse.rs` parses into a `Config`. Documents are lowered
+//! straight into a `Config`: OpenAPI 3.0 (`openapi/`), SAM/CloudFormation templates
+//! (`cloudformation/`). `export.rs` writes a `Config` back out.
 
 mod bundle;
 pub mod cloudformation;
@@ -80,7 +81,8 @@ pub struct Pending {
 
 const KINDS: [&str; 4] = ["stages", "routes", "integrations", "authorizers"];
 
-/// Loads `path`: a configuration directory, its `gateway.json`, or a single-file bundle
+/// Loads `path`: a configuration directory, its `gateway.json`, a template, an OpenAPI
+/// document, or a single-file bundle
 /// (`{"gateway": {..}, "api": {..}, "stages": {"id": {..}}, "routes": {..}, ...}`).
 /// `Err` only when there is nothing to read; problems in single files are in
 /// [`Config::errors`], so that the files that are fine still get checked.
