@@ -107,6 +107,47 @@ fn every_sam_translator_input_loads() {
     );
 }
 
+/// The CloudFormation SAM made of each input (`AWS::ApiGatewayV2::*` with OpenAPI bodies)
+/// loads too, and every template exports to a document that re-imports.
+#[test]
+fn the_cloudformation_sam_made_loads_and_every_template_round_trips() {
+    let Some(dir) = realworld("sam-translator/output") else {
+        return;
+    };
+    let mut failed = Vec::new();
+    let scratch = ConfDir::new(&[]);
+    for f in files(&dir, "json") {
+        let name = f
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace(".json", ".yaml");
+        let c = check(&f, supplied(&name));
+        if !c.ok {
+            failed.push(format!("{name}:\n{}", c.out));
+            continue;
+        }
+        let o = Command::new(BIN)
+            .args(["export", "--format", "openapi", "--conf"])
+            .arg(&f)
+            .args(supplied(&name))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let again = scratch.path.join("exported.json");
+        std::fs::write(&again, &o.stdout).unwrap();
+        let c = check(&again, &[]);
+        if !c.ok {
+            failed.push(format!("{name} exported and re-imported:\n{}", c.out));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
 #[test]
 fn what_cannot_be_emulated_is_a_warning_naming_feature_and_pointer() {
     let Some(dir) = realworld("sam-translator/input") else {
