@@ -274,6 +274,17 @@ fn errors_name_file_pointer_yaml_line_and_the_missing_name() {
         c.out
     );
     assert!(c.out.contains("t.yaml"), "{}", c.out);
+    // A JSON template's messages have lines too.
+    let dir = ConfDir::new(&[(
+        "t.json",
+        "{\n  \"Resources\": {\n    \"Api\": {\"Type\": \"AWS::ApiGatewayV2::Api\"},\n    \"R\": {\n      \"Type\": \"AWS::ApiGatewayV2::Route\",\n      \"Properties\": {\"ApiId\": {\"Ref\": \"Api\"}, \"RouteKey\": \"GET /\", \"Targt\": \"x\"}\n    }\n  }\n}\n".to_string(),
+    )]);
+    let c = check(&dir.path.join("t.json"), &[]);
+    assert!(c.out.contains("/Resources/R/Properties/Targt (line 6): not a property of this resource type (fix: did you mean Target?)"), "{}", c.out);
+    let dir = ConfDir::new(&[(
+        "t.yaml",
+        "AWSTemplateFormatVersion: '2010-09-09'\nParameters:\n  Url:\n    Type: String\nResources:\n  Api:\n    Type: AWS::ApiGatewayV2::Api\n".to_string(),
+    )]);
     // A misspelt parameter name on the command line is pointed out.
     let c = check(
         &dir.path.join("t.yaml"),

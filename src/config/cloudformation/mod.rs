@@ -276,8 +276,12 @@ pub fn load_file(path: &Path, params: &Params) -> Option<Result<Config, ConfigEr
         ..Config::default()
     };
     lower(&doc, yaml.as_ref(), &name, params, &mut config);
+    let said = !(config.errors.is_empty() && config.warnings.is_empty());
+    // JSON is YAML too: a JSON template's messages get lines from the same reader, read
+    // only when there is something to say.
+    let yaml = yaml.or_else(|| said.then(|| super::yaml::from_str(&text).ok()).flatten());
     if let Some(y) = &yaml {
-        // Messages of an inline OpenAPI body's lowering carry its pointer; add the line.
+        // Messages without a line (a JSON template's, an inline OpenAPI body's) get one.
         for e in config
             .errors
             .iter_mut()
