@@ -11,6 +11,8 @@ mod apigw;
 mod intrinsics;
 mod lambda;
 pub mod params;
+#[cfg(test)]
+mod props;
 mod resources;
 mod sam;
 mod sam_auth;
