@@ -419,6 +419,43 @@ fn jwt_authorizer_with_scopes_guards_its_route() {
     assert_eq!(r.status, 403, "{}", r.text());
 }
 
+/// SAM's DefaultAuthorizer guards the inline body's operations (with the authorizer's
+/// scopes); an operation with `security: []` stays open.
+#[test]
+fn sam_default_authorizer_guards_the_body_routes() {
+    let jwk = std::fs::read_to_string("tests/fixtures/jwt/rsa-a.jwk.json").unwrap();
+    let idp = JwksServer::start(&format!(r#"{{"keys":[{jwk}]}}"#));
+    let issuer = format!("http://127.0.0.1:{}", idp.port);
+    let echo = Echo::start();
+    let g = Gateway::start_with(
+        &fixture("sam-jwt.yaml"),
+        &[
+            "--param",
+            &format!("BackendUrl={}", echo.url()),
+            "--param",
+            &format!("Issuer={issuer}"),
+        ],
+    );
+    assert_eq!(g.get("/public").json()["path"], "/public");
+    assert_eq!(g.get("/orders").status, 401);
+    let r = request(
+        g.port,
+        "GET",
+        "/orders",
+        &[("Authorization", &token(&issuer, "orders/read"))],
+        b"",
+    );
+    assert_eq!(r.json()["path"], "/orders", "{}", r.text());
+    let r = request(
+        g.port,
+        "GET",
+        "/orders",
+        &[("Authorization", &token(&issuer, "other"))],
+        b"",
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+}
+
 /// The operations of an export that the layout serves (Lambda and IAM ones are named on
 /// stderr, not written).
 fn served_operations(doc: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
@@ -453,7 +490,12 @@ fn served_operations(doc: &serde_json::Value) -> Vec<(String, serde_json::Value)
 #[test]
 fn own_fixtures_check_export_and_reimport() {
     let dir = ConfDir::new(&[]);
-    let params = ["--param", "BackendUrl=http://127.0.0.1:9"];
+    let params = [
+        "--param",
+        "BackendUrl=http://127.0.0.1:9",
+        "--param",
+        "Issuer=http://127.0.0.1:1",
+    ];
     let run = |args: &[&str], conf: &Path, extra: &[&str]| {
         let o = Command::new(BIN)
             .args(args)
@@ -470,7 +512,7 @@ fn own_fixtures_check_export_and_reimport() {
         );
         o.stdout
     };
-    for name in ["sam-httpapi.yaml", "stack.json", "jwt.yaml"] {
+    for name in ["sam-httpapi.yaml", "stack.json", "jwt.yaml", "sam-jwt.yaml"] {
         let c = check(&fixture(name), &params);
         assert!(c.ok, "{name}: {}", c.out);
         let first: serde_json::Value = serde_json::from_slice(&run(
