@@ -265,6 +265,14 @@ fn swagger_and_openapi_31_are_refused_with_the_reason() {
         "{}",
         stderr(&o)
     );
+    std::fs::write(dir.path.join("notes.yaml"), "title: notes\nitems: [a, b]\n").unwrap();
+    let o = run(&["check"], &dir.path.join("notes.yaml"));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("neither an OpenAPI document"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&["check"], &dir.path.join("v31.yaml"));
     assert!(!o.status.success());
     assert!(

@@ -183,6 +183,14 @@ fn read_document(path: &Path, errors: &mut ConfigErrors) -> Option<Document> {
                     let v = y.value.clone();
                     return Some(Document::OpenApi(v, Some(y)));
                 }
+                // YAML, but none of the YAML formats: say so rather than "invalid JSON".
+                errors.push(ConfigError::new(
+                    name,
+                    "",
+                    "neither an OpenAPI document (no \"openapi\" field) nor a SAM/CloudFormation template (no \"Resources\")",
+                    "pass an OpenAPI 3.0 document, a template, a bundle or a configuration directory",
+                ));
+                return None;
             }
         }
     }

@@ -215,7 +215,17 @@ impl Cx<'_> {
                     "/servers",
                     "servers (and a basePath variable): AWS's import ignores the base path by default",
                 ),
-                _ => self.extension(&format!("/{}", names::escape(key)), key, &TOP_EXTENSIONS),
+                "tags" | "externalDocs" => self.ignore(&format!("/{key}"), format!("{key}: documentation")),
+                k if k.starts_with("x-") => {
+                    self.extension(&format!("/{}", names::escape(k)), k, &TOP_EXTENSIONS)
+                }
+                // OpenAPI 3.0.3 section 4.7.1: no other fields (only `x-` extensions).
+                k => {
+                    let fix = closest(k, OPENAPI_FIELDS)
+                        .map(|s| format!("did you mean {s}?"))
+                        .unwrap_or_else(|| format!("the fields are {}", OPENAPI_FIELDS.join(", ")));
+                    self.error(&format!("/{}", names::escape(k)), format!("{k:?} is not an OpenAPI field"), fix);
+                }
             }
         }
     }
@@ -494,6 +504,18 @@ impl Cx<'_> {
         }
     }
 }
+
+/// The fixed fields of an OpenAPI 3.0 document.
+const OPENAPI_FIELDS: [&str; 8] = [
+    "openapi",
+    "info",
+    "servers",
+    "paths",
+    "components",
+    "security",
+    "tags",
+    "externalDocs",
+];
 
 const CORS_FIELDS: [&str; 6] = [
     "allowOrigins",

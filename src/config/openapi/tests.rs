@@ -181,3 +181,11 @@ fn sam_spellings_of_default_route_and_no_authorizer() {
         .collect();
     assert_eq!(keys, [("$default", Some("JWT")), ("GET /open", None)]);
 }
+
+#[test]
+fn a_misspelt_openapi_field_is_named() {
+    let c = lowered(json!({"openapi": "3.0.1", "path": {}, "paths": {}}));
+    assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
+    assert_eq!(c.errors[0].field, "/path");
+    assert_eq!(c.errors[0].fix, "did you mean paths?");
+}
