@@ -258,7 +258,9 @@ pub fn load_file(path: &Path, params: &Params) -> Option<Result<Config, ConfigEr
     };
     let (doc, yaml) = match parse_text(&text) {
         Ok(d) => d,
-        // Not JSON: a bundle is JSON, so this was meant to be a YAML template.
+        // Text that opens like JSON is left to the bundle (or OpenAPI) reader, whose JSON
+        // error names the position; anything else was meant to be YAML.
+        Err(_) if text.trim_start().starts_with(['{', '[']) => return None,
         Err(e) => {
             let mut errors = ConfigErrors::default();
             errors.push(ConfigError::new(
