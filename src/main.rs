@@ -246,12 +246,7 @@ fn serve(
     tls_flags: apigate::tls::TlsFlags,
     params: cloudformation::Params,
 ) -> ExitCode {
-    // What is read but not served is said at start-up too, not only by `check`.
-    if let Ok(config) = apigate::config::load_with(&conf, &params) {
-        for w in &config.warnings {
-            log::warn!("{w}");
-        }
-    }
+    // What is read but not served is logged by `load_table_with`, at start-up and on reload.
     let table = match reload::load_table_with(&conf, &params, None) {
         Ok(t) => t,
         Err(errors) => {

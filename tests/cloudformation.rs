@@ -107,6 +107,47 @@ fn every_sam_translator_input_loads() {
     );
 }
 
+/// The CloudFormation SAM made of each input (`AWS::ApiGatewayV2::*` with OpenAPI bodies)
+/// loads too, and every template exports to a document that re-imports.
+#[test]
+fn the_cloudformation_sam_made_loads_and_every_template_round_trips() {
+    let Some(dir) = realworld("sam-translator/output") else {
+        return;
+    };
+    let mut failed = Vec::new();
+    let scratch = ConfDir::new(&[]);
+    for f in files(&dir, "json") {
+        let name = f
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace(".json", ".yaml");
+        let c = check(&f, supplied(&name));
+        if !c.ok {
+            failed.push(format!("{name}:\n{}", c.out));
+            continue;
+        }
+        let o = Command::new(BIN)
+            .args(["export", "--format", "openapi", "--conf"])
+            .arg(&f)
+            .args(supplied(&name))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let again = scratch.path.join("exported.json");
+        std::fs::write(&again, &o.stdout).unwrap();
+        let c = check(&again, &[]);
+        if !c.ok {
+            failed.push(format!("{name} exported and re-imported:\n{}", c.out));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
 #[test]
 fn what_cannot_be_emulated_is_a_warning_naming_feature_and_pointer() {
     let Some(dir) = realworld("sam-translator/input") else {
@@ -233,6 +274,17 @@ fn errors_name_file_pointer_yaml_line_and_the_missing_name() {
         c.out
     );
     assert!(c.out.contains("t.yaml"), "{}", c.out);
+    // A JSON template's messages have lines too.
+    let dir = ConfDir::new(&[(
+        "t.json",
+        "{\n  \"Resources\": {\n    \"Api\": {\"Type\": \"AWS::ApiGatewayV2::Api\"},\n    \"R\": {\n      \"Type\": \"AWS::ApiGatewayV2::Route\",\n      \"Properties\": {\"ApiId\": {\"Ref\": \"Api\"}, \"RouteKey\": \"GET /\", \"Targt\": \"x\"}\n    }\n  }\n}\n".to_string(),
+    )]);
+    let c = check(&dir.path.join("t.json"), &[]);
+    assert!(c.out.contains("/Resources/R/Properties/Targt (line 6): not a property of this resource type (fix: did you mean Target?)"), "{}", c.out);
+    let dir = ConfDir::new(&[(
+        "t.yaml",
+        "AWSTemplateFormatVersion: '2010-09-09'\nParameters:\n  Url:\n    Type: String\nResources:\n  Api:\n    Type: AWS::ApiGatewayV2::Api\n".to_string(),
+    )]);
     // A misspelt parameter name on the command line is pointed out.
     let c = check(
         &dir.path.join("t.yaml"),
@@ -367,6 +419,43 @@ fn jwt_authorizer_with_scopes_guards_its_route() {
     assert_eq!(r.status, 403, "{}", r.text());
 }
 
+/// SAM's DefaultAuthorizer guards the inline body's operations (with the authorizer's
+/// scopes); an operation with `security: []` stays open.
+#[test]
+fn sam_default_authorizer_guards_the_body_routes() {
+    let jwk = std::fs::read_to_string("tests/fixtures/jwt/rsa-a.jwk.json").unwrap();
+    let idp = JwksServer::start(&format!(r#"{{"keys":[{jwk}]}}"#));
+    let issuer = format!("http://127.0.0.1:{}", idp.port);
+    let echo = Echo::start();
+    let g = Gateway::start_with(
+        &fixture("sam-jwt.yaml"),
+        &[
+            "--param",
+            &format!("BackendUrl={}", echo.url()),
+            "--param",
+            &format!("Issuer={issuer}"),
+        ],
+    );
+    assert_eq!(g.get("/public").json()["path"], "/public");
+    assert_eq!(g.get("/orders").status, 401);
+    let r = request(
+        g.port,
+        "GET",
+        "/orders",
+        &[("Authorization", &token(&issuer, "orders/read"))],
+        b"",
+    );
+    assert_eq!(r.json()["path"], "/orders", "{}", r.text());
+    let r = request(
+        g.port,
+        "GET",
+        "/orders",
+        &[("Authorization", &token(&issuer, "other"))],
+        b"",
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+}
+
 /// The operations of an export that the layout serves (Lambda and IAM ones are named on
 /// stderr, not written).
 fn served_operations(doc: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
@@ -401,7 +490,12 @@ fn served_operations(doc: &serde_json::Value) -> Vec<(String, serde_json::Value)
 #[test]
 fn own_fixtures_check_export_and_reimport() {
     let dir = ConfDir::new(&[]);
-    let params = ["--param", "BackendUrl=http://127.0.0.1:9"];
+    let params = [
+        "--param",
+        "BackendUrl=http://127.0.0.1:9",
+        "--param",
+        "Issuer=http://127.0.0.1:1",
+    ];
     let run = |args: &[&str], conf: &Path, extra: &[&str]| {
         let o = Command::new(BIN)
             .args(args)
@@ -418,7 +512,7 @@ fn own_fixtures_check_export_and_reimport() {
         );
         o.stdout
     };
-    for name in ["sam-httpapi.yaml", "stack.json", "jwt.yaml"] {
+    for name in ["sam-httpapi.yaml", "stack.json", "jwt.yaml", "sam-jwt.yaml"] {
         let c = check(&fixture(name), &params);
         assert!(c.ok, "{name}: {}", c.out);
         let first: serde_json::Value = serde_json::from_slice(&run(

@@ -129,7 +129,7 @@ pub fn lower(cx: &mut Cx, r: &Resolver, live: &Map<String, Value>, functions: &F
     let p = props_origin(&api, &live[&api]);
     known(cx, &props, API_FIELDS, &p);
     let mut live = live.clone();
-    api_props(cx, &api, &props, &p, &mut live);
+    api_props(cx, r, &api, &props, &p, &mut live);
 
     let mut by_kind: BTreeMap<&str, Vec<Found>> = BTreeMap::new();
     for (id, res) in &live {
@@ -334,6 +334,7 @@ fn body_location(cx: &mut Cx, api: &str, loc: &Value, at: &str, live: &Map<Strin
 /// The Api's own properties; quick create (`Target`) adds its route, integration and stage.
 fn api_props(
     cx: &mut Cx,
+    r: &Resolver,
     id: &str,
     props: &Map<String, Value>,
     p: &str,
@@ -385,15 +386,20 @@ fn api_props(
     };
     // Quick create (AWS: "Target ... creates a default route, integration and stage").
     let overrides = live
-        .values()
-        .find(|v| {
+        .iter()
+        .find(|(_, v)| {
             kind(v) == "AWS::ApiGatewayV2::ApiGatewayManagedOverrides"
                 && v.pointer("/Properties/ApiId")
                     .is_some_and(|a| a == &json!({"Ref": id}) || a.as_str() == Some(id))
         })
-        .and_then(|v| v.get("Properties"))
-        .cloned()
-        .unwrap_or_default();
+        .map(|(oid, v)| (oid.clone(), v.clone()));
+    let overrides = match overrides {
+        Some((oid, v)) => cx
+            .properties(r, &v, &format!("/Resources/{}", pointer_token(&oid)))
+            .map(Value::Object)
+            .unwrap_or_default(),
+        None => Value::Null,
+    };
     let is_lambda = target.contains(":lambda:") || target.starts_with("arn:");
     let mut integration = json!({
         "ApiId": id,

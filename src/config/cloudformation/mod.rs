@@ -11,6 +11,8 @@ mod apigw;
 mod intrinsics;
 mod lambda;
 pub mod params;
+#[cfg(test)]
+mod props;
 mod resources;
 mod sam;
 mod sam_auth;
@@ -256,7 +258,9 @@ pub fn load_file(path: &Path, params: &Params) -> Option<Result<Config, ConfigEr
     };
     let (doc, yaml) = match parse_text(&text) {
         Ok(d) => d,
-        // Not JSON: a bundle is JSON, so this was meant to be a YAML template.
+        // Text that opens like JSON is left to the bundle (or OpenAPI) reader, whose JSON
+        // error names the position; anything else was meant to be YAML.
+        Err(_) if text.trim_start().starts_with(['{', '[']) => return None,
         Err(e) => {
             let mut errors = ConfigErrors::default();
             errors.push(ConfigError::new(
@@ -276,8 +280,12 @@ pub fn load_file(path: &Path, params: &Params) -> Option<Result<Config, ConfigEr
         ..Config::default()
     };
     lower(&doc, yaml.as_ref(), &name, params, &mut config);
+    let said = !(config.errors.is_empty() && config.warnings.is_empty());
+    // JSON is YAML too: a JSON template's messages get lines from the same reader, read
+    // only when there is something to say.
+    let yaml = yaml.or_else(|| said.then(|| super::yaml::from_str(&text).ok()).flatten());
     if let Some(y) = &yaml {
-        // Messages of an inline OpenAPI body's lowering carry its pointer; add the line.
+        // Messages without a line (a JSON template's, an inline OpenAPI body's) get one.
         for e in config
             .errors
             .iter_mut()

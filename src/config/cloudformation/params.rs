@@ -119,7 +119,15 @@ pub fn values(doc: &Value, given: &Params, problems: &mut Vec<Problem>) -> BTree
             continue;
         }
         let kind = decl.get("Type").and_then(Value::as_str).unwrap_or("String");
-        let v = if kind == "CommaDelimitedList" || kind.starts_with("List<") {
+        // *Choice:* a `Number` parameter's Ref is a JSON number (CloudFormation hands out a
+        // string), so it fits numeric fields of an OpenAPI body (`timeoutInMillis`) too;
+        // Fn::Sub, Fn::Join and Fn::Equals read it as text all the same.
+        let number = (kind == "Number")
+            .then(|| value.parse::<serde_json::Number>().ok())
+            .flatten();
+        let v = if let Some(n) = number {
+            Value::Number(n)
+        } else if kind == "CommaDelimitedList" || kind.starts_with("List<") {
             Value::Array(
                 value
                     .split(',')

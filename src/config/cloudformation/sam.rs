@@ -319,6 +319,9 @@ fn http_api(
     if let Some(auth) = props.get("Auth") {
         super::sam_auth::auth_section(cx, id, auth, &f("Auth"), &mut api, live);
     }
+    if let Some(body) = api_props.get_mut("Body") {
+        super::sam_auth::secure_body(body, &api, live);
+    }
     let mut meta = origin("api");
     meta["body"] = f("DefinitionBody").into();
     live.insert(

@@ -171,3 +171,91 @@ fn authorizer(cx: &mut Cx, api_id: &str, name: &str, a: &Value, at: &str) -> Opt
     );
     None
 }
+
+/// The methods an OpenAPI path item holds operations under, and AWS's `ANY`.
+const OPERATIONS: [&str; 9] = [
+    "get",
+    "put",
+    "post",
+    "delete",
+    "options",
+    "head",
+    "patch",
+    "trace",
+    "x-amazon-apigateway-any-method",
+];
+
+/// SAM writes the API's authorizers into an inline body as security schemes and puts the
+/// default authorizer on every operation that names none (SAM docs, `Auth` of
+/// `AWS::Serverless::HttpApi`): without this the body's routes would be served unguarded.
+pub(super) fn secure_body(body: &mut Value, api: &Api, live: &Map<String, Value>) {
+    let Some(root) = body.as_object_mut() else {
+        return;
+    };
+    let components = root.entry("components").or_insert_with(|| json!({}));
+    let Some(schemes) = components
+        .as_object_mut()
+        .map(|c| c.entry("securitySchemes").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, id) in &api.authorizers {
+        let Some(p) = live.get(id).and_then(|r| r.get("Properties")) else {
+            continue;
+        };
+        let source = match p.get("IdentitySource") {
+            Some(Value::Array(a)) => a.first().map(scalar_text).unwrap_or_default(),
+            Some(v) => scalar_text(v),
+            None => "$request.header.Authorization".into(),
+        };
+        let scheme = if p.get("AuthorizerType").and_then(Value::as_str) == Some("JWT") {
+            let jwt = p.get("JwtConfiguration").cloned().unwrap_or_default();
+            json!({"type": "oauth2", "x-amazon-apigateway-authorizer": {
+                "type": "jwt",
+                "identitySource": source,
+                "jwtConfiguration": {"issuer": jwt.get("Issuer"), "audience": jwt.get("Audience")},
+            }})
+        } else {
+            json!({"type": "apiKey", "name": "Authorization", "in": "header", "x-amazon-apigateway-authorizer": {
+                "type": "request",
+                "identitySource": source,
+                "authorizerUri": p.get("AuthorizerUri"),
+                "authorizerPayloadFormatVersion": p.get("AuthorizerPayloadFormatVersion"),
+            }})
+        };
+        schemes.entry(name.clone()).or_insert(scheme);
+    }
+    let default = api.default_authorizer.as_deref();
+    if api.iam || default == Some("AWS_IAM") {
+        schemes.entry("AWS_IAM").or_insert_with(|| {
+            json!({"type": "apiKey", "name": "Authorization", "in": "header", "x-amazon-apigateway-authtype": "awsSigv4"})
+        });
+    }
+    let Some(default) = default.filter(|d| *d == "AWS_IAM" || api.authorizers.contains_key(*d))
+    else {
+        return;
+    };
+    let scopes = api
+        .authorizers
+        .get(default)
+        .and_then(|id| live.get(id))
+        .and_then(|r| r.pointer("/Metadata/scopes"))
+        .cloned()
+        .unwrap_or(json!([]));
+    let paths = root.get_mut("paths").and_then(Value::as_object_mut);
+    for item in paths.into_iter().flat_map(|p| p.values_mut()) {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            if let Some(op) = op
+                .as_object_mut()
+                .filter(|_| OPERATIONS.contains(&method.as_str()))
+            {
+                op.entry("security")
+                    .or_insert_with(|| json!([{ default: scopes.clone() }]));
+            }
+        }
+    }
+}
