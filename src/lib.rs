@@ -20,6 +20,7 @@ pub mod accesslog;
 pub mod config;
 pub mod echo;
 pub mod integration;
+pub mod lambda;
 pub mod lifecycle;
 pub mod mapping;
 pub mod metrics;

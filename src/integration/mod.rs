@@ -2,8 +2,10 @@
 //! compiled at load; today HTTP_PROXY. AWS_PROXY (Lambda) and AGGREGATE are siblings to
 //! come: a kind that is not a plain proxy answers from `request_filter` itself.
 
+pub mod aws_proxy;
 pub mod http_proxy;
 
+pub use aws_proxy::AwsProxy;
 pub use http_proxy::HttpProxy;
 
 /// The kinds of integration, as `IntegrationType` names them.
@@ -11,4 +13,7 @@ pub use http_proxy::HttpProxy;
 pub enum Kind {
     /// `HTTP_PROXY`: the request is forwarded to a URL, the answer streamed back.
     HttpProxy(HttpProxy),
+    /// `AWS_PROXY`: a Lambda function invoked with the request as an event; answered from
+    /// `request_filter` (`proxy::lambda`).
+    AwsProxy(AwsProxy),
 }

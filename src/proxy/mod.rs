@@ -4,6 +4,7 @@
 //! `fail_to_proxy`, metrics and access logs in `logging`.
 
 mod context;
+mod lambda;
 mod record;
 mod request_id;
 mod respond;
@@ -159,6 +160,9 @@ impl ProxyHttp for Gateway {
             .admit(&view, &table.store, &mut ctx.policy)
             .await;
         match verdict {
+            Ok(()) if matches!(route.integration.kind, Kind::AwsProxy(_)) => {
+                lambda::answer(session, ctx, route).await
+            }
             Ok(()) => Ok(false),
             Err(rejection) => reject(session, ctx, rejection).await,
         }
@@ -188,6 +192,7 @@ impl ProxyHttp for Gateway {
         ctx.upstream.start = Some(Instant::now());
         match &routed(ctx)?.route.integration.kind {
             Kind::HttpProxy(p) => Ok(Box::new(p.target.peer.clone())),
+            Kind::AwsProxy(_) => Error::e_explain(ErrorType::InternalError, "not proxied"),
         }
     }
 
@@ -242,6 +247,7 @@ impl ProxyHttp for Gateway {
                 route.is_default.then_some(routed.stage_path.as_str()),
                 &forwarding,
             ),
+            Kind::AwsProxy(_) => Ok(()),
         }
     }
 
@@ -276,6 +282,7 @@ impl ProxyHttp for Gateway {
                 .as_ref()
                 .and_then(|r| match &r.route.integration.kind {
                     Kind::HttpProxy(p) => p.target.peer.options.read_timeout,
+                    Kind::AwsProxy(_) => None,
                 });
             if budget.is_some_and(|b| took > b) {
                 let mut e = Error::explain(
