@@ -31,23 +31,19 @@ pub(super) async fn answer(
     let crate::integration::Kind::AwsProxy(p) = &route.integration.kind else {
         return reject(session, ctx, Rejection::Other(500)).await;
     };
-    let limit = MAX_REQUEST_BODY.min(ctx.table.settings.max_body_bytes.max(MAX_REQUEST_BODY));
+    // `MaxBodyBytes` was checked before routing; Lambda's own limit applies on top.
+    let limit = MAX_REQUEST_BODY;
     if content_length(session.req_header()).is_some_and(|l| l > limit) {
         session.set_keepalive(None);
         return reject(session, ctx, Rejection::TooLarge).await;
     }
     let mut body = BytesMut::new();
-    loop {
-        match session.read_request_body().await? {
-            Some(chunk) => {
-                if (body.len() + chunk.len()) as u64 > limit {
-                    session.set_keepalive(None);
-                    return reject(session, ctx, Rejection::TooLarge).await;
-                }
-                body.extend_from_slice(&chunk);
-            }
-            None => break,
+    while let Some(chunk) = session.read_request_body().await? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            session.set_keepalive(None);
+            return reject(session, ctx, Rejection::TooLarge).await;
         }
+        body.extend_from_slice(&chunk);
     }
     ctx.body_bytes = body.len() as u64;
     let event = build_event(session, ctx, &route, p, &body);
@@ -73,11 +69,7 @@ pub(super) async fn answer(
 }
 
 fn build_event(session: &Session, ctx: &Ctx, route: &Route, p: &AwsProxy, body: &[u8]) -> Bytes {
-    let (params, stage_path): (&[(Box<str>, Box<str>)], _) = match &ctx.routed {
-        Some(r) => (&r.params, r.stage_path.as_str()),
-        None => (&[], ""),
-    };
-    let _ = stage_path;
+    let params: &[(Box<str>, Box<str>)] = ctx.routed.as_ref().map_or(&[], |r| &r.params);
     let input = EventInput {
         req: session.req_header(),
         body,

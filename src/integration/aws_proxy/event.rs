@@ -284,8 +284,9 @@ pub fn v2(input: &EventInput<'_>) -> Value {
     Value::Object(event)
 }
 
-/// Payload format 1.0 (REST API's proxy event): `headers` and `queryStringParameters`
-/// hold the last value of each name, the `multiValue*` maps all of them.
+/// Payload format 1.0 (REST API's proxy event): `headers` holds each name's last value,
+/// `queryStringParameters` its first (as the guide's example shows), the `multiValue*`
+/// maps all of them.
 pub fn v1(input: &EventInput<'_>) -> Value {
     let req = input.req;
     let mut headers: Map<String, Value> = Map::new();
@@ -305,7 +306,11 @@ pub fn v1(input: &EventInput<'_>) -> Value {
     let mut query: Map<String, Value> = Map::new();
     let mut multi_query: Map<String, Value> = Map::new();
     for (k, v) in query_pairs(req.uri.query().unwrap_or("")) {
-        query.insert(k.clone(), Value::String(v.clone()));
+        // The guide's 1.0 example keeps a repeated parameter's first value (and a
+        // repeated header's last).
+        query
+            .entry(k.clone())
+            .or_insert_with(|| Value::String(v.clone()));
         match multi_query.get_mut(&k) {
             Some(Value::Array(a)) => a.push(Value::String(v)),
             _ => {
@@ -361,7 +366,8 @@ pub fn v1(input: &EventInput<'_>) -> Value {
         let auth = match (input.claims, input.lambda_context) {
             (Some(claims), _) => json!({"claims": Value::Object(claims.clone()), "scopes": null}),
             (None, Some(l)) => Value::Object(l.clone()),
-            _ => Value::Null,
+            // As the guide's example shows a request without an authorizer.
+            _ => json!({"claims": null, "scopes": null}),
         };
         c.insert("authorizer".into(), auth);
     }
