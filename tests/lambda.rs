@@ -281,6 +281,32 @@ fn functions_run_with_lambdas_environment_and_context_and_stay_warm() {
     let again = gw.get("/env").json();
     assert_eq!(again["pid"], v["pid"]);
     assert_ne!(again["requestId"], v["requestId"]);
+    let m = gw.scrape();
+    let series = |s: &str| common::metric_value(&m, s).unwrap_or_else(|| panic!("{s}:\n{m}"));
+    assert_eq!(
+        series("apigate_lambda_cold_starts_total{function=\"EchoFn\"}"),
+        1.0
+    );
+    assert_eq!(
+        series("apigate_lambda_invocations_total{function=\"EchoFn\",outcome=\"success\"}"),
+        2.0
+    );
+    assert_eq!(
+        series("apigate_lambda_invocation_duration_seconds_count{function=\"EchoFn\"}"),
+        2.0
+    );
+    assert_eq!(
+        series("apigate_lambda_instances{function=\"EchoFn\",state=\"idle\"}"),
+        1.0
+    );
+    assert_eq!(
+        series("apigate_lambda_instances{function=\"EchoFn\",state=\"busy\"}"),
+        0.0
+    );
+    assert_eq!(
+        series("apigate_lambda_queue_wait_seconds_count{function=\"EchoFn\"}"),
+        2.0
+    );
 }
 
 fn answers_gateway(extra_fn: Value, extra_int: Value) -> (ConfDir, Gateway) {

@@ -6,6 +6,7 @@
 //! stay warm); every instance runs in its own process group and is ended on exit.
 
 mod instance;
+pub mod metrics;
 mod runtime_api;
 pub mod spec;
 
@@ -41,6 +42,7 @@ pub struct Function {
     permits: Semaphore,
     waiting: AtomicUsize,
     ids: AtomicU64,
+    metrics: metrics::FunctionMetrics,
 }
 
 impl std::fmt::Debug for Function {
@@ -61,11 +63,12 @@ impl Function {
     fn new(spec: FunctionSpec) -> Function {
         let n = spec.instances.max(1);
         Function {
-            spec: Arc::new(spec),
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(n),
             waiting: AtomicUsize::new(0),
             ids: AtomicU64::new(0),
+            metrics: metrics::FunctionMetrics::new(&spec.name),
+            spec: Arc::new(spec),
         }
     }
 
@@ -73,36 +76,59 @@ impl Function {
     /// while all are busy. `timeout` bounds the invocation itself; an instance that times
     /// out or dies is ended, and the next invocation starts a new one.
     pub async fn invoke(&self, event: Bytes, timeout: Duration) -> Result<Invocation, InvokeError> {
+        use metrics::Label;
+        let m = &self.metrics;
         let limit = self.spec.instances.max(1) * QUEUE_PER_INSTANCE;
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= limit {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
+            m.outcome(Label::Throttled);
             return Err(InvokeError::Throttled);
         }
+        let queued = std::time::Instant::now();
         let permit = self.permits.acquire().await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
+        m.queue_wait.observe(queued.elapsed().as_secs_f64());
         let Ok(_permit) = permit else {
             return Err(InvokeError::StartFailed);
         };
         let warm = {
             let mut idle = self.idle.lock();
             idle.retain(|i| i.is_alive());
-            idle.pop()
+            let warm = idle.pop();
+            m.idle.set(idle.len() as i64);
+            warm
         };
+        let started = std::time::Instant::now();
         let (instance, cold_start) = match warm {
             Some(i) => (i, false),
             None => match Instance::start(&self.spec).await {
-                Ok(i) => (i, true),
+                Ok(i) => {
+                    m.cold_starts.inc();
+                    (i, true)
+                }
                 Err(e) => {
                     log::error!("function {}: cannot start an instance: {e}", self.spec.name);
+                    m.outcome(Label::StartFailed);
                     return Err(InvokeError::StartFailed);
                 }
             },
         };
+        m.busy.inc();
         let id = request_id(self.ids.fetch_add(1, Ordering::Relaxed));
         let outcome = instance.invoke(id, event, timeout).await;
+        m.busy.dec();
+        m.duration.observe(started.elapsed().as_secs_f64());
+        m.outcome(match &outcome {
+            Outcome::Answered(_) => Label::Success,
+            Outcome::FunctionError(_) => Label::FunctionError,
+            Outcome::Crashed => Label::Crash,
+            Outcome::TimedOut => Label::Timeout,
+        });
         match &outcome {
             Outcome::Answered(_) | Outcome::FunctionError(_) if instance.is_alive() => {
-                self.idle.lock().push(instance)
+                let mut idle = self.idle.lock();
+                idle.push(instance);
+                m.idle.set(idle.len() as i64);
             }
             Outcome::TimedOut => {
                 log::warn!(
