@@ -416,7 +416,7 @@ fn function_errors_crashes_and_timeouts_answer_as_aws_and_instances_are_replaced
 
 #[test]
 fn integration_timeout_is_503() {
-    let (_conf, gw) = answers_gateway(json!({"Timeout": 10}), json!({"TimeoutInMillis": 500}));
+    let (_conf, gw) = answers_gateway(json!({"Timeout": 10}), json!({"TimeoutInMillis": 2000}));
     let r = gw.get("/a?kind=sleep");
     assert_eq!(r.status, 503);
     assert_eq!(r.json(), json!({"message": "Service Unavailable"}));
@@ -638,4 +638,13 @@ fn sigterm_drains_then_ends_every_instance() {
     for p in pids {
         wait_gone(p);
     }
+}
+
+#[test]
+fn the_lambda_example_answers() {
+    let conf = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conf/lambda-example");
+    let gw = Gateway::start(&conf);
+    let r = gw.get("/hello?name=ci");
+    assert_eq!(r.status, 200, "{}", gw.output());
+    assert_eq!(r.json(), json!({"message": "hello ci", "path": "/hello"}));
 }

@@ -45,11 +45,27 @@ pub struct Slot {
     pub arn: String,
     pending: Mutex<Option<Pending>>,
     wake: Notify,
+    /// `Starting` until the runtime first asks for an invocation (its init is done).
+    state: tokio::sync::watch::Sender<State>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Starting,
+    Ready,
+    Dead,
 }
 
 impl Slot {
     /// Waits for the next invocation (the runtime's long poll).
     pub async fn next(&self) -> Arc<Next> {
+        self.state.send_if_modified(|s| {
+            let starting = *s == State::Starting;
+            if starting {
+                *s = State::Ready;
+            }
+            starting
+        });
         loop {
             let notified = self.wake.notified();
             {
@@ -88,6 +104,7 @@ impl Slot {
 
     /// The process ended: whatever it held fails.
     fn died(&self) {
+        self.state.send_replace(State::Dead);
         if let Some(p) = self.pending.lock().take() {
             let _ = p.reply.send(Outcome::Crashed);
         }
@@ -111,6 +128,7 @@ impl Instance {
             arn: spec.arn(),
             pending: Mutex::new(None),
             wake: Notify::new(),
+            state: tokio::sync::watch::Sender::new(State::Starting),
         });
         let mut cmd = spec.command();
         cmd.envs(spec.environment(&api))
@@ -152,6 +170,17 @@ impl Instance {
             tasks,
             exited,
         })
+    }
+
+    /// Waits until the runtime finished its init (asked for its first invocation); `false`
+    /// if it died or took longer than `limit` (Lambda's init phase has its own 10 s limit,
+    /// apart from the function's `Timeout`).
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        let mut rx = self.slot.state.subscribe();
+        let ready = tokio::time::timeout(limit, rx.wait_for(|s| *s != State::Starting))
+            .await
+            .is_ok_and(|s| s.is_ok_and(|s| *s == State::Ready));
+        ready
     }
 
     pub fn is_alive(&self) -> bool {

@@ -24,6 +24,8 @@ use tokio::sync::Semaphore;
 
 /// Invocations waiting for an instance, per instance allowed (a bounded queue).
 const QUEUE_PER_INSTANCE: usize = 64;
+/// Lambda's init phase limit: a runtime that has not asked for work by then is ended.
+const INIT_LIMIT: Duration = Duration::from_secs(10);
 
 /// Why an invocation got no answer from the function.
 #[derive(Debug, PartialEq, Eq)]
@@ -73,8 +75,9 @@ impl Function {
     }
 
     /// Runs `event` on an idle instance (or a new one: a cold start), waiting in the queue
-    /// while all are busy. `timeout` bounds the invocation itself; an instance that times
-    /// out or dies is ended, and the next invocation starts a new one.
+    /// while all are busy. `timeout` (the function's) bounds the invocation itself; an
+    /// instance that times out or dies is ended, and the next invocation starts a new one.
+    /// Dropping the future (the integration's timeout) ends the instance it was using.
     pub async fn invoke(&self, event: Bytes, timeout: Duration) -> Result<Invocation, InvokeError> {
         use metrics::Label;
         let m = &self.metrics;
@@ -115,7 +118,13 @@ impl Function {
         };
         m.busy.inc();
         let id = request_id(self.ids.fetch_add(1, Ordering::Relaxed));
-        let outcome = instance.invoke(id, event, timeout).await;
+        // The function's Timeout counts from the end of init, as in Lambda.
+        let outcome = if cold_start && !instance.wait_ready(INIT_LIMIT).await {
+            log::warn!("function {}: the runtime did not start", self.spec.name);
+            Outcome::Crashed
+        } else {
+            instance.invoke(id, event, timeout).await
+        };
         m.busy.dec();
         m.duration.observe(started.elapsed().as_secs_f64());
         m.outcome(match &outcome {

@@ -29,8 +29,8 @@ pub enum PayloadFormat {
 pub struct AwsProxy {
     pub function: Arc<Function>,
     pub format: PayloadFormat,
-    /// `TimeoutInMillis`: past it the client gets 503 (the function's own `Timeout`, when
-    /// shorter, is a function error: 500).
+    /// `TimeoutInMillis`: past it the client gets 503 (the function's own `Timeout` is a
+    /// function error: 500).
     pub timeout: Duration,
     /// The stage's variables, for `stageVariables`.
     pub stage_vars: BTreeMap<String, String>,
@@ -53,19 +53,30 @@ impl AwsProxy {
 
     /// Invokes the function with `event` and reads its answer as API Gateway does.
     pub async fn call(&self, event: Bytes) -> Called {
-        let function_timeout = self.function.spec.timeout;
-        let budget = self.timeout.min(function_timeout);
-        let invoked = self.function.invoke(event, budget).await;
+        // TimeoutInMillis bounds everything the client waits for (queue and cold start
+        // included, as in AWS): past it, 503. The function's own Timeout, from the end of
+        // its init, is a function error: 500.
+        let invoked = tokio::time::timeout(
+            self.timeout,
+            self.function.invoke(event, self.function.spec.timeout),
+        )
+        .await;
         let (outcome, cold_start) = match invoked {
-            Ok(i) => (i.outcome, i.cold_start),
-            Err(InvokeError::Throttled) => {
+            Ok(Ok(i)) => (i.outcome, i.cold_start),
+            Err(_) => {
+                return Called {
+                    result: Err(Rejection::Timeout),
+                    cold_start: false,
+                }
+            }
+            Ok(Err(InvokeError::Throttled)) => {
                 // Lambda's 429 TooManyRequestsException reaches HTTP API clients as 500.
                 return Called {
                     result: Err(Rejection::Other(500)),
                     cold_start: false,
                 };
             }
-            Err(InvokeError::StartFailed) => {
+            Ok(Err(InvokeError::StartFailed)) => {
                 return Called {
                     result: Err(Rejection::Other(500)),
                     cold_start: true,
@@ -87,10 +98,9 @@ impl AwsProxy {
                     Rejection::Other(500)
                 })
             }
-            Outcome::FunctionError(_) | Outcome::Crashed => Err(Rejection::Other(500)),
-            // Past TimeoutInMillis: 503; the function's own Timeout first: a function error.
-            Outcome::TimedOut if self.timeout <= function_timeout => Err(Rejection::Timeout),
-            Outcome::TimedOut => Err(Rejection::Other(500)),
+            Outcome::FunctionError(_) | Outcome::Crashed | Outcome::TimedOut => {
+                Err(Rejection::Other(500))
+            }
         };
         Called { result, cold_start }
     }
