@@ -194,11 +194,13 @@ impl Instance {
         let deadline_ms = deadline
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let trace_id = format!(
-            "Root=1-{:08x}-{}",
-            deadline_ms / 1000,
-            &id.replace('-', "")[..24.min(id.len())]
-        );
+        // X-Ray's form: Root=1-{epoch seconds, 8 hex}-{24 hex}.
+        let hex: String = id
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .take(24)
+            .collect();
+        let trace_id = format!("Root=1-{:08x}-{hex:0>24}", deadline_ms / 1000);
         *self.slot.pending.lock() = Some(Pending {
             next: Arc::new(Next {
                 id,
