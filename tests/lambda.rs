@@ -648,3 +648,52 @@ fn the_lambda_example_answers() {
     assert_eq!(r.status, 200, "{}", gw.output());
     assert_eq!(r.json(), json!({"message": "hello ci", "path": "/hello"}));
 }
+
+#[test]
+fn jwt_claims_and_scopes_reach_the_event_as_aws_puts_them() {
+    use base64::Engine;
+    const SECRET: &[u8] = b"an HS256 secret of 32+ bytes, for tests only";
+    let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(SECRET);
+    let conf = ConfDir::new(&[
+        ("functions/echo.json", function("app.echo", json!({}))),
+        ("integrations/e.json", lambda_integration("echo", json!({}))),
+        (
+            "routes/r.json",
+            json!({"RouteKey": "GET /me", "Target": "integrations/e", "AuthorizationType": "JWT",
+                   "AuthorizerId": "auth", "AuthorizationScopes": ["read"]})
+            .to_string(),
+        ),
+        (
+            "authorizers/auth.json",
+            json!({"AuthorizerType": "JWT", "IdentitySource": ["$request.header.Authorization"],
+                   "JwtConfiguration": {"Issuer": "https://issuer.test", "Audience": ["api"]},
+                   "Jwks": {"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": k}]}})
+            .to_string(),
+        ),
+    ]);
+    let gw = Gateway::start(&conf.path);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 300;
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    h.kid = Some("k1".into());
+    let claims = json!({"sub": "u1", "iss": "https://issuer.test", "aud": "api", "exp": exp,
+                        "scope": "read write", "n": 7});
+    let token =
+        jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_secret(SECRET)).unwrap();
+    assert_eq!(
+        gw.get("/me").status,
+        401,
+        "the function is not called without a token"
+    );
+    let bearer = format!("Bearer {token}");
+    let r = request(gw.port, "GET", "/me", &[("Authorization", &bearer)], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let jwt = &r.json()["event"]["requestContext"]["authorizer"]["jwt"];
+    assert_eq!(jwt["claims"]["sub"], "u1");
+    assert_eq!(jwt["claims"]["exp"], exp.to_string(), "claims are strings");
+    assert_eq!(jwt["claims"]["n"], "7");
+    assert_eq!(jwt["scopes"], json!(["read", "write"]));
+}
