@@ -4,7 +4,8 @@
 The same handler logic (a small JSON answer) served three ways: by a plain Python HTTP
 server (one process: the floor, no Lambda machinery at all), and through apigate's AWS_PROXY
 route with 1, 2 and 4 warm awslambdaric instances. wrk drives each for --duration seconds
-with --connections; prints req/s and p50/p99. Then the cold start: the time of the first
+with --connections; prints req/s, p50/p99, and the CPU each request cost apigate and the
+function processes (what bounds throughput). Then the cold start: the time of the first
 request after the gateway starts (median of --cold runs). Loopback only; every run bounded.
 
     python3 loadtest/lambda_bench.py [--duration 10] [--connections 16] [--cold 5]
@@ -43,6 +44,9 @@ from app import answer
 
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One write per answer and no Nagle: otherwise delayed ACKs cap it at ~25 req/s.
+    wbufsize = 65536
+    disable_nagle_algorithm = True
     def do_GET(self):
         a = answer(self.path.partition("?")[2])
         body = a["body"].encode()
@@ -92,6 +96,25 @@ def wrk(url, duration, connections):
     return rps, pct(50), pct(99), int(non2xx.group(1)) if non2xx else 0
 
 
+def cpu_seconds(pid):
+    """User + system CPU of one process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid):
+    """Every child of every thread (instances are started from the runtime's workers)."""
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
 def conf_dir(tmp, instances):
     d = os.path.join(tmp, f"conf{instances}")
     for sub in ["functions", "integrations", "routes"]:
@@ -132,6 +155,7 @@ def main():
     ap.add_argument("--cold", type=int, default=5)
     a = ap.parse_args()
     rows = []
+    cpu = []
     with tempfile.TemporaryDirectory() as tmp:
         os.makedirs(os.path.join(tmp, "code"))
         with open(os.path.join(tmp, "code", "app.py"), "w") as f:
@@ -153,8 +177,13 @@ def main():
                 url = f"http://127.0.0.1:{port}/bench?x=1"
                 # Warm every instance first: the run measures warm invocations.
                 wrk(url, 2, max(n, 2))
-                rows.append((f"apigate AWS_PROXY, {n} warm instance(s)",
-                             wrk(url, a.duration, a.connections)))
+                kids = children(gw.pid)
+                g0, k0 = cpu_seconds(gw.pid), sum(cpu_seconds(k) for k in kids)
+                result = wrk(url, a.duration, a.connections)
+                g1, k1 = cpu_seconds(gw.pid), sum(cpu_seconds(k) for k in kids)
+                done = result[0] * a.duration
+                cpu.append((n, (g1 - g0) / done * 1e6, (k1 - k0) / done * 1e6))
+                rows.append((f"apigate AWS_PROXY, {n} warm instance(s)", result))
             finally:
                 stop(gw)
         colds = []
@@ -174,6 +203,9 @@ def main():
     print(f"{'setup':45} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     for name, (rps, p50, p99, bad) in rows:
         print(f"{name:45} {rps:9.0f} {p50:8.2f} {p99:8.2f} {bad:8d}")
+    for n, g, f in cpu:
+        print(f"{n} instance(s): CPU per request: apigate {g:.0f} us, function processes "
+              f"(awslambdaric + handler) {f:.0f} us")
     print(f"cold start (first request, python3 -m awslambdaric): median {statistics.median(colds):.0f} ms "
           f"over {len(colds)} starts (then warm: {warm:.1f} ms)")
 
