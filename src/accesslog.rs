@@ -196,7 +196,7 @@ fn escape(s: &str, out: &mut String) {
 }
 
 /// `22/Nov/2026:10:00:00 +0000`.
-fn clf_time(t: SystemTime, out: &mut String) {
+pub(crate) fn clf_time(t: SystemTime, out: &mut String) {
     use std::fmt::Write as _;
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -23,6 +23,7 @@ pub mod accesslog;
 pub mod config;
 pub mod echo;
 pub mod integration;
+pub mod lambda;
 pub mod lifecycle;
 pub mod listener;
 pub mod mapping;

@@ -346,6 +346,7 @@ fn serve(
     ));
 
     apigate::lifecycle::exit_when_drained(server.watch_execution_phase(), || {
+        apigate::lambda::shutdown(std::time::Duration::from_secs(2));
         apigate::accesslog::flush(std::time::Duration::from_secs(1))
     });
     log::info!("apigate listening on {scheme}://{listen}");

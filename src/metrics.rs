@@ -252,6 +252,11 @@ impl Metrics {
         self.last_reload.set(now);
     }
 
+    /// The one registry, for families owned by other modules (`lambda::metrics`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -491,6 +496,7 @@ mod dashboard_tests {
         m.jwks_fetch_failures.inc();
         m.ratelimit_store_errors.inc();
         m.access_log_dropped.inc();
+        crate::lambda::metrics::record_sample();
         let text = m.render();
         let exported: Vec<&str> = text
             .lines()

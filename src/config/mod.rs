@@ -50,6 +50,8 @@ pub struct Config {
     pub routes: Vec<Resource<RouteConf>>,
     pub integrations: Vec<Resource<IntegrationConf>>,
     pub authorizers: Vec<Resource<AuthorizerConf>>,
+    /// `functions/*.json`: Lambda functions run locally.
+    pub functions: Vec<Resource<FunctionConf>>,
     /// What was wrong with the files as read (unreadable, bad JSON, unknown fields, wrong
     /// types). Files at fault take no part in the rest; `Table::compile` reports these
     /// along with its own findings on every file that did parse, so one run shows all.
@@ -79,7 +81,13 @@ pub struct Pending {
     pub authorizers: Vec<Resource<AuthorizerConf>>,
 }
 
-const KINDS: [&str; 4] = ["stages", "routes", "integrations", "authorizers"];
+const KINDS: [&str; 5] = [
+    "stages",
+    "routes",
+    "integrations",
+    "authorizers",
+    "functions",
+];
 
 /// Loads `path`: a configuration directory, its `gateway.json`, a template, an OpenAPI
 /// document, or a single-file bundle

@@ -276,3 +276,34 @@ pub struct LambdaConf {
     pub function_timeout_seconds: Option<u64>,
     pub memory_size: Option<u64>,
 }
+
+/// `functions/*.json`: a Lambda function apigate runs itself (GATEWAY.md 11), in SAM's
+/// `AWS::Serverless::Function` field names.
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct FunctionConf {
+    /// Defaults to the file's id.
+    pub function_name: Option<String>,
+    /// The code directory, relative to the configuration directory.
+    pub code_uri: String,
+    #[serde(default)]
+    pub handler: String,
+    pub runtime: String,
+    pub environment: Option<FunctionEnvironment>,
+    /// Seconds (Lambda's default 3).
+    pub timeout: Option<u64>,
+    /// MB (Lambda's default 128).
+    pub memory_size: Option<u64>,
+    /// Warm instances at most (default 4).
+    pub instances: Option<usize>,
+    /// Overrides how an instance starts (argv), e.g. a virtualenv's python.
+    pub command: Option<Vec<String>>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct FunctionEnvironment {
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}

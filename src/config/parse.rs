@@ -40,6 +40,7 @@ pub(super) fn parse_files(dir: PathBuf, files: Files, errors: &mut ConfigErrors)
                     "integrations" => {
                         push(&mut config.integrations, id, file, parse(rel, text, errors))
                     }
+                    "functions" => push(&mut config.functions, id, file, parse(rel, text, errors)),
                     _ => push(&mut config.authorizers, id, file, parse(rel, text, errors)),
                 };
                 if !parsed {

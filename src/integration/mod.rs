@@ -2,13 +2,21 @@
 //! compiled at load; today HTTP_PROXY. AWS_PROXY (Lambda) and AGGREGATE are siblings to
 //! come: a kind that is not a plain proxy answers from `request_filter` itself.
 
+pub mod aws_proxy;
 pub mod http_proxy;
 
+pub use aws_proxy::AwsProxy;
 pub use http_proxy::HttpProxy;
 
 /// The kinds of integration, as `IntegrationType` names them.
+// Built once per stage and shared through an `Arc`: the size of a variant costs nothing
+// per request, and boxing `HttpProxy` would add a pointer chase to every proxied request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Kind {
     /// `HTTP_PROXY`: the request is forwarded to a URL, the answer streamed back.
     HttpProxy(HttpProxy),
+    /// `AWS_PROXY`: a Lambda function invoked with the request as an event; answered from
+    /// `request_filter` (`proxy::lambda`).
+    AwsProxy(AwsProxy),
 }

@@ -4,6 +4,7 @@
 //! `fail_to_proxy`, metrics and access logs in `logging`.
 
 mod context;
+mod lambda;
 mod record;
 mod respond;
 
@@ -169,6 +170,9 @@ impl ProxyHttp for Gateway {
             .admit(&view, &table.store, &mut ctx.policy)
             .await;
         match verdict {
+            Ok(()) if matches!(route.integration.kind, Kind::AwsProxy(_)) => {
+                lambda::answer(session, ctx, route).await
+            }
             Ok(()) => Ok(false),
             Err(rejection) => reject(session, ctx, rejection).await,
         }
@@ -201,6 +205,7 @@ impl ProxyHttp for Gateway {
         ctx.upstream.start = Some(Instant::now());
         match &routed(ctx)?.route.integration.kind {
             Kind::HttpProxy(p) => Ok(Box::new(p.target.peer.clone())),
+            Kind::AwsProxy(_) => Error::e_explain(ErrorType::InternalError, "not proxied"),
         }
     }
 
@@ -255,6 +260,7 @@ impl ProxyHttp for Gateway {
                 route.is_default.then_some(routed.stage_path.as_str()),
                 &forwarding,
             ),
+            Kind::AwsProxy(_) => Ok(()),
         }
     }
 
@@ -289,6 +295,7 @@ impl ProxyHttp for Gateway {
                 .as_ref()
                 .and_then(|r| match &r.route.integration.kind {
                     Kind::HttpProxy(p) => p.target.peer.options.read_timeout,
+                    Kind::AwsProxy(_) => None,
                 });
             if budget.is_some_and(|b| took > b) {
                 let mut e = Error::explain(

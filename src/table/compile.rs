@@ -402,6 +402,20 @@ fn compile_integration(
 ) -> Option<Integration> {
     let c = &i.res.conf;
     let f = i.res.file.as_str();
+    if let Some((function, format)) = &i.lambda {
+        let (request, response) = i.mappings.for_stage(vars);
+        return Some(Integration {
+            id: i.res.id.clone(),
+            kind: Kind::AwsProxy(crate::integration::AwsProxy {
+                function: function.clone(),
+                format: *format,
+                timeout: i.timeout,
+                stage_vars: vars.clone(),
+            }),
+            request,
+            response,
+        });
+    }
     let target = match &i.target {
         // A URI without stage variables that failed was reported by validation.
         CheckedTarget::Fixed(target) => target.as_deref()?.clone(),

@@ -9,6 +9,7 @@
 
 mod api;
 mod compile;
+mod functions;
 mod policies;
 mod stage_vars;
 #[cfg(test)]

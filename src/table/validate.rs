@@ -37,10 +37,16 @@ impl<'c> Checked<'c> {
             config.gateway.upstream_ca_file.as_deref(),
             errors,
         );
+        let functions = super::functions::load(config, errors);
         let integrations = config
             .integrations
             .iter()
-            .map(|r| (r.id.as_str(), validate_integration(r, &roots, errors)))
+            .map(|r| {
+                (
+                    r.id.as_str(),
+                    validate_integration(r, &roots, &functions, errors),
+                )
+            })
             .collect();
         let routes = validate_routes(config, &integrations, errors);
         let route_keys = config
@@ -74,6 +80,11 @@ pub(super) struct CheckedIntegration<'c> {
     pub mappings: MappingPair<'c>,
     /// `TlsConfig` and the trusted roots, for https targets.
     pub tls: PeerTls,
+    /// AWS_PROXY: the function and payload format (`target` is then unused).
+    pub lambda: Option<(
+        std::sync::Arc<crate::lambda::Function>,
+        crate::integration::aws_proxy::PayloadFormat,
+    )>,
 }
 
 /// An IntegrationUri as validation left it.
@@ -105,16 +116,20 @@ pub(super) fn reference<'a>(value: &'a str, kind: &str) -> Option<&'a str> {
 fn validate_integration<'c>(
     r: &'c Resource<IntegrationConf>,
     roots: &Roots,
+    functions: &HashMap<String, std::sync::Arc<crate::lambda::Function>>,
     errors: &mut ConfigErrors,
 ) -> CheckedIntegration<'c> {
     let c = &r.conf;
     let f = r.file.as_str();
+    if c.integration_type == "AWS_PROXY" {
+        return validate_lambda(r, functions, errors);
+    }
     if c.integration_type != "HTTP_PROXY" {
         errors.push(ConfigError::new(
             f,
             "IntegrationType",
             format!("{:?} is not supported", c.integration_type),
-            "use \"HTTP_PROXY\"",
+            "use \"HTTP_PROXY\" or \"AWS_PROXY\"",
         ));
     }
     if let Some(t) = c.timeout_in_millis {
@@ -193,6 +208,43 @@ fn validate_integration<'c>(
         },
         mappings,
         tls,
+        lambda: None,
+    }
+}
+
+/// An AWS_PROXY integration: its function (see `functions`), timeout and mappings.
+fn validate_lambda<'c>(
+    r: &'c Resource<IntegrationConf>,
+    functions: &HashMap<String, std::sync::Arc<crate::lambda::Function>>,
+    errors: &mut ConfigErrors,
+) -> CheckedIntegration<'c> {
+    let c = &r.conf;
+    let f = r.file.as_str();
+    if let Some(t) = c.timeout_in_millis {
+        if !(50..=30_000).contains(&t) {
+            errors.push(ConfigError::new(
+                f,
+                "TimeoutInMillis",
+                format!("{t} is outside 50..30000"),
+                "use a value from 50 to 30000 (AWS's limits)",
+            ));
+        }
+    }
+    let lambda = super::functions::check_integration(r, functions, errors);
+    CheckedIntegration {
+        res: r,
+        target: CheckedTarget::Fixed(None),
+        timeout: Duration::from_millis(c.timeout_in_millis.unwrap_or(DEFAULT_TIMEOUT_MS)),
+        method: None,
+        mappings: MappingPair::compile(
+            f,
+            "",
+            &c.request_parameters,
+            &c.response_parameters,
+            errors,
+        ),
+        tls: PeerTls::new(f, None, None, errors),
+        lambda,
     }
 }
 

@@ -1,0 +1,133 @@
+//! AWS_PROXY: the request becomes a Lambda event (payload format 1.0 or 2.0), the function
+//! is invoked on the local host (`crate::lambda`), and its answer is read back into HTTP.
+
+pub mod answer;
+pub mod event;
+#[cfg(test)]
+mod tests;
+
+pub use answer::Answer;
+pub use event::EventInput;
+
+use crate::lambda::{Function, InvokeError, Outcome};
+use crate::rejection::Rejection;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Lambda's synchronous invocation payload limit: larger request bodies get 413.
+pub const MAX_REQUEST_BODY: u64 = 6 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadFormat {
+    V1,
+    V2,
+}
+
+#[derive(Debug)]
+pub struct AwsProxy {
+    pub function: Arc<Function>,
+    pub format: PayloadFormat,
+    /// `TimeoutInMillis`: past it the client gets 503 (the function's own `Timeout` is a
+    /// function error: 500).
+    pub timeout: Duration,
+    /// The stage's variables, for `stageVariables`.
+    pub stage_vars: BTreeMap<String, String>,
+}
+
+/// What an invocation produced for the client, and whether it was a cold start.
+pub struct Called {
+    pub result: Result<Answer, Rejection>,
+    pub cold_start: bool,
+}
+
+impl AwsProxy {
+    pub fn event(&self, input: &EventInput<'_>) -> Bytes {
+        let v = match self.format {
+            PayloadFormat::V1 => event::v1(input),
+            PayloadFormat::V2 => event::v2(input),
+        };
+        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+    }
+
+    /// Invokes the function with `event` and reads its answer as API Gateway does.
+    pub async fn call(&self, event: Bytes) -> Called {
+        // TimeoutInMillis bounds everything the client waits for (queue and cold start
+        // included, as in AWS): past it, 503. The function's own Timeout, from the end of
+        // its init, is a function error: 500.
+        let invoked = tokio::time::timeout(
+            self.timeout,
+            self.function.invoke(event, self.function.spec.timeout),
+        )
+        .await;
+        let (outcome, cold_start) = match invoked {
+            Ok(Ok(i)) => (i.outcome, i.cold_start),
+            Err(_) => {
+                return Called {
+                    result: Err(Rejection::Timeout),
+                    cold_start: false,
+                }
+            }
+            Ok(Err(InvokeError::Throttled)) => {
+                // Lambda's 429 TooManyRequestsException reaches HTTP API clients as 500.
+                return Called {
+                    result: Err(Rejection::Other(500)),
+                    cold_start: false,
+                };
+            }
+            Ok(Err(InvokeError::StartFailed)) => {
+                return Called {
+                    result: Err(Rejection::Other(500)),
+                    cold_start: true,
+                }
+            }
+        };
+        let result = match outcome {
+            Outcome::Answered(payload) => {
+                let read = match self.format {
+                    PayloadFormat::V1 => answer::v1(&payload),
+                    PayloadFormat::V2 => answer::v2(&payload),
+                };
+                read.ok_or_else(|| {
+                    log::warn!(
+                        "function {}: an answer API Gateway cannot read: {}",
+                        self.function.spec.name,
+                        String::from_utf8_lossy(&payload[..payload.len().min(200)])
+                    );
+                    Rejection::Other(500)
+                })
+            }
+            Outcome::FunctionError(_) | Outcome::Crashed | Outcome::TimedOut => {
+                Err(Rejection::Other(500))
+            }
+        };
+        Called { result, cold_start }
+    }
+}
+
+/// The function name an `IntegrationUri` names: `functions/<id>`, a function ARN
+/// (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`), or API Gateway's
+/// invocation URI around one (`arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/ARN/invocations`).
+pub fn function_ref(uri: &str) -> Option<&str> {
+    if let Some(id) = uri.strip_prefix("functions/") {
+        return (!id.is_empty()).then_some(id);
+    }
+    let arn = match uri.split_once(":lambda:path/2015-03-31/functions/") {
+        Some((_, rest)) => rest.strip_suffix("/invocations")?,
+        None => uri,
+    };
+    let rest = arn.strip_prefix("arn:")?;
+    let mut parts = rest.splitn(7, ':');
+    let (_partition, service, _region, _account, kind) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if service != "lambda" || kind != "function" {
+        return None;
+    }
+    parts.next().filter(|n| !n.is_empty())
+}
