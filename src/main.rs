@@ -166,7 +166,7 @@ fn param_error(e: &str) -> ExitCode {
 }
 
 fn check(conf: PathBuf, params: &cloudformation::Params, verbose: bool) -> ExitCode {
-    let config = match apigate::config::load_with(&conf, params) {
+    let config = match apigate::config::load_served(&conf, params) {
         Ok(c) => c,
         Err(errors) => {
             eprint!("{}: {errors}", conf.display());

@@ -53,7 +53,7 @@ pub fn check_table_with(
     params: &Params,
     previous: Option<&Table>,
 ) -> Result<Table, config::ConfigErrors> {
-    let config = config::load_with(path, params)?;
+    let config = config::load_served(path, params)?;
     for w in &config.warnings {
         log::warn!("{w}");
     }

@@ -649,6 +649,22 @@ fn the_lambda_example_answers() {
     assert_eq!(r.json(), json!({"message": "hello ci", "path": "/hello"}));
 }
 
+/// The same project as its SAM template: the function's CodeUri, Handler and Runtime are
+/// read from `template.yaml` and run locally; the route comes from the HttpApi event.
+#[test]
+fn the_lambda_example_template_answers() {
+    let conf = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conf/lambda-example/template.yaml");
+    let gw = Gateway::start(&conf);
+    let r = gw.get("/hello?name=sam");
+    assert_eq!(r.status, 200, "{}", gw.output());
+    assert_eq!(r.json(), json!({"message": "hello sam", "path": "/hello"}));
+    assert!(
+        !gw.output().contains("not served yet"),
+        "the function runs: {}",
+        gw.output()
+    );
+}
+
 #[test]
 fn jwt_claims_and_scopes_reach_the_event_as_aws_puts_them() {
     use base64::Engine;

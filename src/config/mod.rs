@@ -11,6 +11,7 @@ mod bundle;
 pub mod cloudformation;
 mod error;
 pub mod export;
+mod functions;
 mod layout;
 mod model;
 pub mod openapi;
@@ -99,6 +100,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// [`load`], with the values of a template's parameters (`--param`, `--params`).
+/// [`load_with`], then the Lambda functions a template defines with local code made into
+/// functions apigate runs (`functions`): what `serve`, `check` and reloads serve.
+pub fn load_served(path: &Path, params: &cloudformation::Params) -> Result<Config, ConfigErrors> {
+    let mut config = load_with(path, params)?;
+    functions::serve_local(&mut config);
+    Ok(config)
+}
+
 pub fn load_with(path: &Path, params: &cloudformation::Params) -> Result<Config, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     let meta = std::fs::metadata(path);
