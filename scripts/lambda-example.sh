@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Serves conf/lambda-example (a SAM hello-world function behind GET /hello) on
+# Serves conf/lambda-example/template.yaml (SAM's hello-world function behind GET /hello) on
 # 127.0.0.1:8080, installing Lambda's Python runtime interface client if it is missing.
 #   curl 'http://127.0.0.1:8080/hello?name=you'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -c 'import awslambdaric' 2>/dev/null || python3 -m pip install -q awslambdaric
 cargo build --release
-exec target/release/apigate serve --conf conf/lambda-example "$@"
+exec target/release/apigate serve --conf conf/lambda-example/template.yaml "$@"
