@@ -4,6 +4,8 @@
 #   curl 'http://127.0.0.1:8080/hello?name=you'
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -c 'import awslambdaric' 2>/dev/null || python3 -m pip install -q awslambdaric
+source scripts/lib.sh
+bash scripts/setup.sh
+need_python awslambdaric awslambdaric
 cargo build --release
 exec target/release/apigate serve --conf conf/lambda-example/template.yaml "$@"

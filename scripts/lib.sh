@@ -61,3 +61,22 @@ wait_for_port() {
   } >&2
   exit 1
 }
+
+# need_python IMPORTS PACKAGES...: installs the PyPI PACKAGES with pip unless python3 can
+# already `import IMPORTS` (comma-separated). On a Debian python3 without pip, python3-pip
+# comes from apt-get first. Debian marks its python3 "externally managed" (PEP 668), so pip
+# refuses to install there; these are test and example dependencies, not system packages,
+# so the install is retried with --break-system-packages knowingly (a pyenv or virtualenv
+# python, as on the CI machine, takes the first attempt).
+need_python() {
+  local imports="$1"; shift
+  python3 -c "import $imports" 2>/dev/null && return 0
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  python3 -m pip install -q "$@" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "$@"
+  python3 -c "import $imports" || { echo "${0##*/}: could not install $*" >&2; exit 1; }
+}

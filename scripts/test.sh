@@ -3,11 +3,11 @@
 # backends, real Redis on loopback), then the black-box conformance suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 bash scripts/setup.sh redis-server prometheus
-python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography
+need_python cryptography cryptography
 # tests/lambda.rs runs real Python handlers through Lambda's runtime interface client.
-python3 -c 'import awslambdaric, aws_lambda_powertools, pydantic' 2>/dev/null \
-  || python3 -m pip install -q awslambdaric aws-lambda-powertools pydantic
+need_python awslambdaric,aws_lambda_powertools,pydantic awslambdaric aws-lambda-powertools pydantic
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
