@@ -7,7 +7,8 @@ use common::*;
 use std::path::Path;
 
 /// The layout API "shop": `GET /items` and `GET /admin` to the echo under `/shop`, its
-/// `$default` stage throttled to a burst of `burst` (rate 0: no refill).
+/// `$default` stage throttled to a burst of `burst` (rate 0: no refill) and logging
+/// `api=$context.apiId` to stdout.
 fn shop(echo: &Echo, burst: u32) -> Vec<(&'static str, String)> {
     vec![
         ("api.json", r#"{"Name":"shop"}"#.to_string()),
@@ -20,7 +21,7 @@ fn shop(echo: &Echo, burst: u32) -> Vec<(&'static str, String)> {
         (
             "stages/default.json",
             format!(
-                r#"{{"Name":"$default","DefaultRouteSettings":{{"ThrottlingRateLimit":0,"ThrottlingBurstLimit":{burst}}}}}"#
+                r#"{{"Name":"$default","AccessLogSettings":{{"Format":"api=$context.apiId $context.requestId"}},"DefaultRouteSettings":{{"ThrottlingRateLimit":0,"ThrottlingBurstLimit":{burst}}}}}"#
             ),
         ),
     ]
@@ -109,7 +110,13 @@ fn two_apis_by_host_and_domain_mappings_longest_key_wins() {
         reached(&get(&gw, host, "/v1/invoices")),
         "/billing/invoices"
     );
-    assert_eq!(reached(&get(&gw, host, "/v1/admin/admin")), "/shop");
+    let r = get(&gw, host, "/v1/admin/admin");
+    assert_eq!(reached(&r), "/shop");
+    // The access log names the API that served it.
+    gw.wait_log(
+        &format!("api=shop {}", r.header("apigw-requestid").unwrap()),
+        1,
+    );
     let r = get(&gw, host, "/v1/items");
     assert_eq!(
         (r.status, r.json()),

@@ -70,6 +70,7 @@ pub(super) fn request(session: &Session, ctx: &Ctx) {
         request_time: std::time::SystemTime::now() - took,
         stage: ctx.stage.as_deref().unwrap_or("-"),
         domain_name: host.map_or("-", host_without_port),
+        api_id: ctx.table.api_name().unwrap_or("-"),
         claims: ctx.policy.claims.as_deref(),
         client_cert: ctx.client_cert(),
     };
