@@ -153,6 +153,19 @@ fn each_api_keeps_its_own_throttling() {
             "/billing/invoices"
         );
     }
+    // Request metrics carry the API's name.
+    let text = gw.scrape();
+    let series = |api: &str, route: &str, status: u16| {
+        metric_value(
+            &text,
+            &format!(
+                r#"apigate_requests_total{{api="{api}",method="GET",route="{route}",stage="$default",status="{status}"}}"#
+            ),
+        )
+    };
+    assert_eq!(series("shop", "GET /items", 200), Some(2.0), "{text}");
+    assert_eq!(series("shop", "GET /items", 429), Some(1.0), "{text}");
+    assert_eq!(series("billing", "GET /invoices", 200), Some(5.0), "{text}");
 }
 
 #[test]

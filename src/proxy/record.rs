@@ -21,7 +21,10 @@ pub(super) fn request(session: &Session, ctx: &Ctx) {
     let routed = ctx.routed.as_ref();
     let route_metrics = match routed {
         Some(r) => &r.route.metrics,
-        None => crate::metrics::unmatched(ctx.stage.as_deref().unwrap_or("-")),
+        None => crate::metrics::unmatched(
+            ctx.table.api_name().unwrap_or("-"),
+            ctx.stage.as_deref().unwrap_or("-"),
+        ),
     };
     let took = ctx.start.elapsed();
     let sent = session.body_bytes_sent() as u64;
