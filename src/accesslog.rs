@@ -54,6 +54,8 @@ pub struct LogVars<'a> {
     pub request_time: SystemTime,
     pub stage: &'a str,
     pub domain_name: &'a str,
+    /// The serving API's Name (`-` without one).
+    pub api_id: &'a str,
     pub claims: Option<&'a Claims>,
     pub client_cert: Option<&'a crate::tls::client_cert::ClientCert>,
 }
@@ -168,6 +170,7 @@ impl AccessLogFormat {
                 }
                 ContextVar::Stage => escape(v.stage, out),
                 ContextVar::DomainName => escape(v.domain_name, out),
+                ContextVar::ApiId => escape(v.api_id, out),
                 ContextVar::Claim(name) => match v.claims.and_then(|c| c.get(name)) {
                     Some(serde_json::Value::String(s)) => escape(s, out),
                     Some(other) => escape(&other.to_string(), out),
@@ -492,6 +495,7 @@ mod tests {
             request_time: UNIX_EPOCH + Duration::from_secs(1_795_348_800),
             stage: "$default",
             domain_name: "localhost",
+            api_id: "pets",
             claims,
             client_cert: None,
         }

@@ -21,6 +21,7 @@
 
 pub mod accesslog;
 pub mod config;
+pub mod dispatch;
 pub mod echo;
 pub mod integration;
 pub mod lambda;

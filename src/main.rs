@@ -35,8 +35,10 @@ struct Cli {
 enum Command {
     /// Serve the configuration (flags override gateway.json).
     Serve {
-        #[arg(long)]
-        conf: PathBuf,
+        /// A configuration; repeat for several APIs (the first one's gateway.json and
+        /// domains/ apply).
+        #[arg(long, required = true)]
+        conf: Vec<PathBuf>,
         /// HOST:PORT for API traffic.
         #[arg(long)]
         listen: Option<String>,
@@ -239,7 +241,7 @@ fn export(
 }
 
 fn serve(
-    conf: PathBuf,
+    conf: Vec<PathBuf>,
     listen: Option<String>,
     metrics: Option<String>,
     threads: Option<usize>,
@@ -247,10 +249,14 @@ fn serve(
     params: cloudformation::Params,
 ) -> ExitCode {
     // What is read but not served is logged by `load_table_with`, at start-up and on reload.
-    let table = match reload::load_table_with(&conf, &params, None) {
+    let table = match reload::load_gateway(&conf, &params, None) {
         Ok(t) => t,
         Err(errors) => {
-            eprintln!("{}: {errors}apigate: not started", conf.display());
+            let first = conf.first().map(|c| c.display().to_string());
+            eprintln!(
+                "{}: {errors}apigate: not started",
+                first.unwrap_or_default()
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -339,7 +345,7 @@ fn serve(
     server.add_service(background_service(
         "config reload",
         Reloader {
-            path: conf,
+            paths: conf,
             table: shared,
             params,
         },

@@ -143,41 +143,41 @@ impl Metrics {
             requests: counter_vec(
                 &r,
                 "apigate_requests_total",
-                "Requests by stage, route key template, method and status.",
-                &["stage", "route", "method", "status"],
+                "Requests by API (its Name, `-` without one), stage, route key template, method and status.",
+                &["api", "stage", "route", "method", "status"],
             ),
             duration: histogram_vec(
                 &r,
                 "apigate_request_duration_seconds",
                 "Time from request to the end of the response, in the gateway.",
-                &["stage", "route"],
+                &["api", "stage", "route"],
                 &BUCKETS,
             ),
             integration: histogram_vec(
                 &r,
                 "apigate_integration_duration_seconds",
                 "Time from sending to the backend until its response headers arrived.",
-                &["stage", "route"],
+                &["api", "stage", "route"],
                 &BUCKETS,
             ),
             overhead: histogram_vec(
                 &r,
                 "apigate_gateway_overhead_seconds",
                 "For requests answered by a backend: the request's time minus the wait for the backend's response headers (policies, routing, forwarding, and streaming the body).",
-                &["stage", "route"],
+                &["api", "stage", "route"],
                 &OVERHEAD_BUCKETS,
             ),
             request_bytes: counter_vec(
                 &r,
                 "apigate_request_bytes_total",
                 "Request body bytes received from clients.",
-                &["stage", "route"],
+                &["api", "stage", "route"],
             ),
             response_bytes: counter_vec(
                 &r,
                 "apigate_response_bytes_total",
                 "Response body bytes sent to clients.",
-                &["stage", "route"],
+                &["api", "stage", "route"],
             ),
             upstream_connections,
             upstream_connect_failures: counter(
@@ -209,16 +209,18 @@ impl Metrics {
         }
     }
 
-    /// Handles for one stage route, made at config load.
-    pub fn route(&self, stage: &str, route: &str) -> RouteMetrics {
+    /// Handles for one stage route of API `api`, made at config load.
+    pub fn route(&self, api: &str, stage: &str, route: &str) -> RouteMetrics {
+        let labels = [api, stage, route];
         RouteMetrics {
+            api: api.to_string(),
             stage: stage.to_string(),
             route: route.to_string(),
-            duration: self.duration.with_label_values(&[stage, route]),
-            integration: self.integration.with_label_values(&[stage, route]),
-            overhead: self.overhead.with_label_values(&[stage, route]),
-            request_bytes: self.request_bytes.with_label_values(&[stage, route]),
-            response_bytes: self.response_bytes.with_label_values(&[stage, route]),
+            duration: self.duration.with_label_values(&labels),
+            integration: self.integration.with_label_values(&labels),
+            overhead: self.overhead.with_label_values(&labels),
+            request_bytes: self.request_bytes.with_label_values(&labels),
+            response_bytes: self.response_bytes.with_label_values(&labels),
             by_status: RwLock::new(Vec::new()),
         }
     }
@@ -283,6 +285,7 @@ fn method_label(m: &Method) -> &'static str {
 
 /// Metric handles of one stage route.
 pub struct RouteMetrics {
+    api: String,
     stage: String,
     route: String,
     duration: Histogram,
@@ -321,6 +324,7 @@ impl RouteMetrics {
             Some(c) => c,
             None => {
                 let c = metrics().requests.with_label_values(&[
+                    self.api.as_str(),
                     self.stage.as_str(),
                     self.route.as_str(),
                     m,
@@ -356,19 +360,25 @@ fn status_label(status: u16) -> &'static str {
 }
 
 /// Requests that matched no route share these handles (stage "-" when no stage matched).
-pub fn unmatched(stage: &str) -> &'static RouteMetrics {
-    static NO_STAGE: LazyLock<RouteMetrics> = LazyLock::new(|| metrics().route("-", "-"));
-    static CACHE: LazyLock<RwLock<Vec<(String, &'static RouteMetrics)>>> =
-        LazyLock::new(|| RwLock::new(Vec::new()));
-    if stage == "-" {
+pub fn unmatched(api: &str, stage: &str) -> &'static RouteMetrics {
+    static NO_STAGE: LazyLock<RouteMetrics> = LazyLock::new(|| metrics().route("-", "-", "-"));
+    /// (api, stage, handles)
+    type Entry = (String, String, &'static RouteMetrics);
+    static CACHE: LazyLock<RwLock<Vec<Entry>>> = LazyLock::new(|| RwLock::new(Vec::new()));
+    if api == "-" && stage == "-" {
         return &NO_STAGE;
     }
-    if let Some((_, m)) = CACHE.read().iter().find(|(s, _)| s == stage) {
+    let found = CACHE
+        .read()
+        .iter()
+        .find(|(a, s, _)| a == api && s == stage)
+        .map(|(_, _, m)| *m);
+    if let Some(m) = found {
         return m;
     }
-    // Stage names come from the configuration, so this stays small.
-    let m: &'static RouteMetrics = Box::leak(Box::new(metrics().route(stage, "-")));
-    CACHE.write().push((stage.to_string(), m));
+    // API and stage names come from the configuration, so this stays small.
+    let m: &'static RouteMetrics = Box::leak(Box::new(metrics().route(api, stage, "-")));
+    CACHE.write().push((api.to_string(), stage.to_string(), m));
     m
 }
 
@@ -406,7 +416,7 @@ mod tests {
 
     #[test]
     fn records_by_template_with_sub_millisecond_buckets() {
-        let m = metrics().route("unit", "GET /pets/{id}");
+        let m = metrics().route("-", "unit", "GET /pets/{id}");
         m.observe(
             &Method::GET,
             200,
@@ -425,19 +435,20 @@ mod tests {
         );
         metrics().rejection(Reason::Throttled);
         let text = metrics().render();
-        assert!(text.contains(r#"apigate_requests_total{method="GET",route="GET /pets/{id}",stage="unit",status="200"} 1"#), "{text}");
+        assert!(text.contains(r#"apigate_requests_total{api="-",method="GET",route="GET /pets/{id}",stage="unit",status="200"} 1"#), "{text}");
         assert!(text.contains(r#"method="OTHER""#));
-        assert!(text.contains(r#"apigate_request_duration_seconds_bucket{route="GET /pets/{id}",stage="unit",le="0.0005"} 1"#), "{text}");
-        assert!(text.contains(r#"apigate_integration_duration_seconds_bucket{route="GET /pets/{id}",stage="unit",le="0.00025"} 1"#));
+        assert!(text.contains(r#"apigate_request_duration_seconds_bucket{api="-",route="GET /pets/{id}",stage="unit",le="0.0005"} 1"#), "{text}");
+        assert!(text.contains(r#"apigate_integration_duration_seconds_bucket{api="-",route="GET /pets/{id}",stage="unit",le="0.00025"} 1"#));
         assert!(text.contains(r#"apigate_rejections_total{reason="throttled"}"#));
-        assert!(text
-            .contains(r#"apigate_response_bytes_total{route="GET /pets/{id}",stage="unit"} 42"#));
+        assert!(text.contains(
+            r#"apigate_response_bytes_total{api="-",route="GET /pets/{id}",stage="unit"} 42"#
+        ));
     }
 
     #[test]
     fn unmatched_handles_are_shared() {
-        assert!(std::ptr::eq(unmatched("x"), unmatched("x")));
-        assert!(std::ptr::eq(unmatched("-"), unmatched("-")));
+        assert!(std::ptr::eq(unmatched("-", "x"), unmatched("-", "x")));
+        assert!(std::ptr::eq(unmatched("-", "-"), unmatched("-", "-")));
     }
 }
 
@@ -481,7 +492,7 @@ mod dashboard_tests {
         .unwrap();
         // Record one of everything so every family is present in the exposition.
         let m = metrics();
-        m.route("dash", "GET /x").observe(
+        m.route("-", "dash", "GET /x").observe(
             &Method::GET,
             200,
             Duration::from_millis(1),

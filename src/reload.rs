@@ -86,6 +86,71 @@ pub fn load_table_with(
     }
 }
 
+/// Loads every `--conf` (the first one's `gateway.json` holds the process settings, which
+/// every API then shares) and the first one's `domains/`, as one table: the first API's,
+/// holding the others and the dispatcher, so a reload swaps them all at once and any
+/// error keeps the whole running set. `previous` gives each API its predecessor by
+/// position, so rate-limit counters and caches carry over.
+pub fn load_gateway(
+    paths: &[PathBuf],
+    params: &Params,
+    previous: Option<&Table>,
+) -> Result<Table, config::ConfigErrors> {
+    let Some((first, rest)) = paths.split_first() else {
+        return Err(config::ConfigErrors(vec![config::ConfigError::new(
+            "--conf",
+            "",
+            "no configuration given",
+            "pass --conf DIR_OR_FILE",
+        )]));
+    };
+    let mut table = load_table_with(first, params, previous)?;
+    if rest.is_empty() && !first.join("domains").is_dir() {
+        return Ok(table);
+    }
+    let before = previous.and_then(|p| p.apis.as_ref()).map(|a| a.others());
+    let mut others = Vec::with_capacity(rest.len());
+    let mut errors = config::ConfigErrors::default();
+    for (i, path) in rest.iter().enumerate() {
+        let prev = before.and_then(|o| o.get(i)).map(|t| &**t);
+        match load_table_with(path, params, prev) {
+            Ok(mut t) => {
+                t.settings = table.settings.clone();
+                others.push(Arc::new(t));
+            }
+            // Errors name their file relative to its own --conf: say which one.
+            Err(e) => errors.0.extend(e.0.into_iter().map(|mut e| {
+                e.file = format!("{}: {}", path.display(), e.file);
+                e
+            })),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut ids = vec![api_id(&table, first)];
+    ids.extend(others.iter().zip(rest).map(|(t, p)| api_id(t, p)));
+    let mut stages = vec![stage_names(&table)];
+    stages.extend(others.iter().map(|t| stage_names(t)));
+    let apis = crate::dispatch::Apis::build(first, ids, others, &stages)?;
+    if !apis.is_trivial() {
+        table.apis = Some(Box::new(apis));
+    }
+    Ok(table)
+}
+
+/// An API's id in domain mappings: `api.json` Name, else the file or directory name.
+fn api_id(table: &Table, path: &Path) -> String {
+    table.api_name().map(str::to_string).unwrap_or_else(|| {
+        path.file_stem()
+            .map_or(String::new(), |s| s.to_string_lossy().into_owned())
+    })
+}
+
+fn stage_names(table: &Table) -> Vec<String> {
+    table.stages().map(|s| s.name.to_string()).collect()
+}
+
 /// How long one reload may take. Reading files cannot block, but resolving hostnames
 /// can take long; past this the reload counts as failed, and later SIGHUPs are served
 /// (the stuck attempt's result, if it ever comes, is dropped).
@@ -94,7 +159,8 @@ const RELOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Re-reads the configuration on SIGHUP; an invalid one is reported and the running one
 /// keeps serving.
 pub struct Reloader {
-    pub path: PathBuf,
+    /// Every `--conf`, in order.
+    pub paths: Vec<PathBuf>,
     pub table: SharedTable,
     /// A template's parameter values from the command line, kept for every reload.
     pub params: Params,
@@ -102,12 +168,12 @@ pub struct Reloader {
 
 impl Reloader {
     pub async fn reload(&self) -> bool {
-        let path = self.path.clone();
+        let paths = self.paths.clone();
         let params = self.params.clone();
         let previous = self.table.load_full();
         // Compiling resolves hostnames and reads files: keep it off the async workers.
         let load =
-            tokio::task::spawn_blocking(move || load_table_with(&path, &params, Some(&previous)));
+            tokio::task::spawn_blocking(move || load_gateway(&paths, &params, Some(&previous)));
         let errors = match tokio::time::timeout(RELOAD_TIMEOUT, load).await {
             Ok(Ok(Ok(table))) => {
                 let old = self.table.load();
@@ -121,7 +187,7 @@ impl Reloader {
                 prefetch_keys(&table).await;
                 crate::tls::listener::reload(table.settings.tls.as_ref());
                 self.table.store(Arc::new(table));
-                log::info!("configuration reloaded from {}", self.path.display());
+                log::info!("configuration reloaded from {:?}", self.paths);
                 crate::metrics::metrics().reload(true);
                 return true;
             }
@@ -150,7 +216,10 @@ impl BackgroundService for Reloader {
 
 /// Fetches remote JWK sets so the first requests do not wait for them.
 async fn prefetch_keys(table: &Table) {
-    for (_, auth) in table.authorizers.values() {
-        auth.prefetch().await;
+    let others = table.apis.as_ref().map_or(&[][..], |a| a.others());
+    for t in std::iter::once(table).chain(others.iter().map(|t| &**t)) {
+        for (_, auth) in t.authorizers.values() {
+            auth.prefetch().await;
+        }
     }
 }

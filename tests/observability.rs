@@ -41,11 +41,11 @@ fn counts_histograms_and_rejections_after_known_traffic() {
     // Counted in `logging`, which runs after the client has its answer.
     gw.wait_metric("apigate_requests_in_flight", 0.0);
     let text = gw.scrape();
-    let route = r#"route="GET /pets/{id}",stage="$default""#;
+    let route = r#"api="-",route="GET /pets/{id}",stage="$default""#;
     assert_eq!(
         value(
             &text,
-            &format!(r#"apigate_requests_total{{method="GET",{route},status="200"}}"#)
+            r#"apigate_requests_total{api="-",method="GET",route="GET /pets/{id}",stage="$default",status="200"}"#
         ),
         5.0
     );
@@ -82,7 +82,7 @@ fn counts_histograms_and_rejections_after_known_traffic() {
     assert_eq!(
         value(
             &text,
-            r#"apigate_gateway_overhead_seconds_count{route="POST /pets",stage="$default"}"#
+            r#"apigate_gateway_overhead_seconds_count{api="-",route="POST /pets",stage="$default"}"#
         ),
         0.0
     );
@@ -96,14 +96,14 @@ fn counts_histograms_and_rejections_after_known_traffic() {
     assert_eq!(
         value(
             &text,
-            r#"apigate_requests_total{method="POST",route="POST /pets",stage="$default",status="403"}"#
+            r#"apigate_requests_total{api="-",method="POST",route="POST /pets",stage="$default",status="403"}"#
         ),
         1.0
     );
     assert_eq!(
         value(
             &text,
-            r#"apigate_requests_total{method="GET",route="-",stage="$default",status="404"}"#
+            r#"apigate_requests_total{api="-",method="GET",route="-",stage="$default",status="404"}"#
         ),
         1.0
     );

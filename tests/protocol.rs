@@ -206,7 +206,7 @@ fn an_abandoned_request_is_counted_as_499() {
     gw.wait_metric("apigate_requests_in_flight", 1.0);
     drop(c);
     gw.wait_metric(
-        r#"apigate_requests_total{method="GET",route="ANY /u/{proxy+}",stage="$default",status="499"}"#,
+        r#"apigate_requests_total{api="-",method="GET",route="ANY /u/{proxy+}",stage="$default",status="499"}"#,
         1.0,
     );
 }

@@ -469,7 +469,7 @@ fn https_listener_serves_http1_and_http2_alike() {
             metric_value(
                 &text,
                 &format!(
-                    r#"apigate_requests_total{{method="GET",route="{route}",stage="v0",status="{status}"}}"#
+                    r#"apigate_requests_total{{api="-",method="GET",route="{route}",stage="v0",status="{status}"}}"#
                 )
             ),
             Some(2.0),

@@ -17,6 +17,8 @@ pub enum ContextVar {
     /// `path`: the request path including the stage.
     Path,
     DomainName,
+    /// `apiId`: the serving API's id (its Name), which tells several APIs apart.
+    ApiId,
     /// `authorizer.claims.NAME`
     Claim(String),
     Status,
@@ -64,6 +66,7 @@ const NAMES: &[(&str, ContextVar)] = &[
     ("requestTimeEpoch", ContextVar::RequestTimeEpoch),
     ("stage", ContextVar::Stage),
     ("domainName", ContextVar::DomainName),
+    ("apiId", ContextVar::ApiId),
     ("error.message", ContextVar::ErrorMessage),
     ("authorizer.error", ContextVar::AuthorizerError),
 ];
@@ -119,6 +122,7 @@ impl Scope {
             "requestTimeEpoch",
             "stage",
             "domainName",
+            "apiId",
             "error.message",
             "authorizer.error",
         ],

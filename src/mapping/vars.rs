@@ -97,9 +97,10 @@ impl Vars<'_> {
                     out.push_str(c.field(*f))
                 }
             }
-            // Outside `Scope::MAPPING`: known only once the exchange is over, so a template
-            // never holds them.
-            ContextVar::Status
+            // Outside `Scope::MAPPING`: known only once the exchange is over (or, for
+            // `apiId`, offered to access logs only), so a template never holds them.
+            ContextVar::ApiId
+            | ContextVar::Status
             | ContextVar::Protocol
             | ContextVar::UserAgent
             | ContextVar::ResponseLength

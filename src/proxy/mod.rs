@@ -11,6 +11,7 @@ mod respond;
 pub use crate::request_id::RequestIds;
 pub use context::{ip_string, Ctx};
 
+use crate::dispatch::Target;
 use crate::integration::{http_proxy, Kind};
 use crate::lifecycle::InFlight;
 use crate::mapping::{apply_header, ResponseOp, VALID_STATUS};
@@ -95,9 +96,33 @@ impl ProxyHttp for Gateway {
         // mappings, logs and the backend all read the same one.
         let refused = crate::request_path::canonicalise(session.req_header_mut()).err();
         let req = session.req_header();
+        // Several APIs: the Host (and a custom domain's mapping) picks the API first; with
+        // one API this is a single `None` check.
+        let front = table;
+        let (table, stage) = match front.apis.as_deref() {
+            None => (&front, front.stage_for(req.uri.path())),
+            Some(apis) => {
+                let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok());
+                match apis.target(host.unwrap_or(""), req.uri.path()) {
+                    Target::Api(i) => {
+                        let t = apis.api(i).unwrap_or(&front);
+                        (t, t.stage_for(req.uri.path()))
+                    }
+                    Target::Mapped { api, stage, path } => {
+                        let t = apis.api(api).unwrap_or(&front);
+                        (t, t.stage_named(stage).map(|s| (s, path)))
+                    }
+                    Target::Unmapped => {
+                        return reject(session, ctx, Rejection::Forbidden).await;
+                    }
+                }
+            }
+        };
+        if !Arc::ptr_eq(table, &front) {
+            ctx.table = table.clone();
+        }
         // The stage is known first so that every answer, rejections included, is logged
         // in its access log.
-        let stage = table.stage_for(req.uri.path());
         if let Some((stage, _)) = stage {
             ctx.stage = Some(stage.name.clone());
             ctx.access_log = stage.access_log.clone();

@@ -21,7 +21,10 @@ pub(super) fn request(session: &Session, ctx: &Ctx) {
     let routed = ctx.routed.as_ref();
     let route_metrics = match routed {
         Some(r) => &r.route.metrics,
-        None => crate::metrics::unmatched(ctx.stage.as_deref().unwrap_or("-")),
+        None => crate::metrics::unmatched(
+            ctx.table.api_name().unwrap_or("-"),
+            ctx.stage.as_deref().unwrap_or("-"),
+        ),
     };
     let took = ctx.start.elapsed();
     let sent = session.body_bytes_sent() as u64;
@@ -70,6 +73,7 @@ pub(super) fn request(session: &Session, ctx: &Ctx) {
         request_time: std::time::SystemTime::now() - took,
         stage: ctx.stage.as_deref().unwrap_or("-"),
         domain_name: host.map_or("-", host_without_port),
+        api_id: ctx.table.api_name().unwrap_or("-"),
         claims: ctx.policy.claims.as_deref(),
         client_cert: ctx.client_cert(),
     };

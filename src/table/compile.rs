@@ -300,7 +300,11 @@ impl Compiler<'_, '_> {
                 .chain([integration.response.clone()])
                 .filter(|m| !m.is_empty())
                 .collect(),
-            metrics: crate::metrics::metrics().route(&stage.conf.name, &conf.route_key),
+            metrics: crate::metrics::metrics().route(
+                self.config.api.name.as_deref().unwrap_or("-"),
+                &stage.conf.name,
+                &conf.route_key,
+            ),
             integration,
         }
     }

@@ -105,6 +105,9 @@ pub struct Table {
     pub api_ip_filter: Option<IpFilter>,
     named: HashMap<String, Stage>,
     default_stage: Option<Stage>,
+    /// Set on the first API's table when several APIs or custom domains are served
+    /// (`crate::dispatch`); `None` keeps the single-API path untouched.
+    pub apis: Option<Box<crate::dispatch::Apis>>,
 }
 
 impl Table {
@@ -124,11 +127,16 @@ impl Table {
         self.default_stage.as_ref().map(|s| (s, path))
     }
 
-    fn stage_named(&self, name: &str) -> Option<&Stage> {
+    pub fn stage_named(&self, name: &str) -> Option<&Stage> {
         match name {
             "$default" => self.default_stage.as_ref(),
             _ => self.named.get(name),
         }
+    }
+
+    /// `api.json`'s Name, which other documents (domain mappings) use as the API's id.
+    pub fn api_name(&self) -> Option<&str> {
+        self.api_name.as_deref()
     }
 
     pub fn stages(&self) -> impl Iterator<Item = &Stage> {
@@ -168,6 +176,7 @@ impl Table {
             api_ip_filter: shared.policies.and_then(|p| p.ip_filter),
             named,
             default_stage,
+            apis: None,
         })
     }
 }
