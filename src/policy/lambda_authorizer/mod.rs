@@ -104,7 +104,11 @@ impl LambdaAuthorizer {
         let unauthorized = || Rejection::Unauthorized("".into());
         let identity = self.identity(input).ok_or_else(unauthorized)?;
         let arn = route_arn(input.stage, input.req.method.as_str(), stage_path);
-        let key = identity.join("\0");
+        // Length-prefixed, so that no two lists of values share a key.
+        let key: String = identity
+            .iter()
+            .map(|v| format!("{}:{v}", v.len()))
+            .collect();
         let cached = (!self.sources.is_empty() && !self.ttl.is_zero())
             .then(|| {
                 let mut cache = self.cache.lock();
