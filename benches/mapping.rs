@@ -43,6 +43,7 @@ fn bench_mapping(c: &mut Criterion) {
         route_key: "ANY /users/{proxy+}",
         source_ip: "127.0.0.1",
         claims: Some(&claims),
+        authorizer: None,
         resp: None,
         client_cert: None,
     };

@@ -125,6 +125,7 @@ fn bench_policy(c: &mut Criterion) {
             key: KeySource::SourceIp,
         }],
         authorizer: Some(Arc::new(warm)),
+        lambda_authorizer: None,
         scopes,
     };
     let store = Store::Local(LocalStore::new(100_000));
@@ -156,6 +157,7 @@ fn bench_policy(c: &mut Criterion) {
                     query: req.uri.query(),
                     client_ip: ip,
                     client_ip_str: "127.0.0.1",
+                    lambda: None,
                 };
                 let mut outcome = Outcome::default();
                 assert!(now(policies.admit(&view, &store, &mut outcome)).is_ok());
@@ -169,6 +171,7 @@ fn bench_policy(c: &mut Criterion) {
                     route_key: "GET /pets/{id}",
                     source_ip: "127.0.0.1",
                     claims: outcome.claims.as_deref(),
+                    authorizer: None,
                     resp: None,
                     client_cert: None,
                 };

@@ -171,6 +171,8 @@ impl AccessLogFormat {
                 ContextVar::Stage => escape(v.stage, out),
                 ContextVar::DomainName => escape(v.domain_name, out),
                 ContextVar::ApiId => escape(v.api_id, out),
+                // Access-log lines do not carry a Lambda authorizer's context yet.
+                ContextVar::AuthorizerProperty(_) => out.push('-'),
                 ContextVar::Claim(name) => match v.claims.and_then(|c| c.get(name)) {
                     Some(serde_json::Value::String(s)) => escape(s, out),
                     Some(other) => escape(&other.to_string(), out),

@@ -243,6 +243,18 @@ pub struct AuthorizerConf {
     /// The least time between two fetches of a remote set (default 10 s): a flood of
     /// unknown `kid`s costs at most one fetch per interval.
     pub jwks_min_refetch_seconds: Option<u64>,
+    /// REQUEST: the Lambda function (`functions/<id>`, a function ARN or invocation URI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorizer_uri: Option<String>,
+    /// REQUEST: `1.0` or `2.0`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorizer_payload_format_version: Option<String>,
+    /// REQUEST, 2.0 only: the function answers `{"isAuthorized": bool}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_simple_responses: Option<bool>,
+    /// REQUEST: how long an answer is cached per identity (AWS: 0..3600, default 300).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorizer_result_ttl_in_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]

@@ -21,6 +21,8 @@ pub enum ContextVar {
     ApiId,
     /// `authorizer.claims.NAME`
     Claim(String),
+    /// `authorizer.NAME`: a key of the context a Lambda authorizer returned.
+    AuthorizerProperty(String),
     Status,
     Protocol,
     /// `identity.userAgent`
@@ -73,6 +75,9 @@ const NAMES: &[(&str, ContextVar)] = &[
 
 /// `authorizer.claims.NAME` reads claim NAME of the verified JWT; every scope has claims.
 pub const CLAIMS_PREFIX: &str = "authorizer.claims.";
+
+/// `authorizer.NAME` reads key NAME of a Lambda authorizer's context.
+pub const AUTHORIZER_PREFIX: &str = "authorizer.";
 
 /// The `$context` variables one consumer can supply.
 #[derive(Debug)]
@@ -134,6 +139,12 @@ impl Scope {
         if let Some(claim) = name.strip_prefix(CLAIMS_PREFIX) {
             return Some(ContextVar::Claim(claim.to_string()));
         }
+        if let Some(key) = name
+            .strip_prefix(AUTHORIZER_PREFIX)
+            .filter(|k| !k.is_empty() && *k != "error" && !k.contains('.'))
+        {
+            return Some(ContextVar::AuthorizerProperty(key.to_string()));
+        }
         if let Some((_, f)) = ClientCertField::NAMES.iter().find(|(n, _)| *n == name) {
             return Some(ContextVar::ClientCert(*f));
         }
@@ -154,7 +165,7 @@ impl Scope {
     /// `requestId, stage, ..., authorizer.claims.NAME`, for error messages.
     pub fn supported(&self) -> String {
         format!(
-            "{}, authorizer.claims.NAME, identity.clientCert.(clientCertPem|subjectDN|issuerDN|\
+            "{}, authorizer.claims.NAME, authorizer.NAME, identity.clientCert.(clientCertPem|subjectDN|issuerDN|\
              serialNumber|validity.notBefore|validity.notAfter)",
             self.listed.join(", ")
         )

@@ -124,6 +124,7 @@ proptest! {
                         route_key: "GET /a/{proxy+}",
                         source_ip: "192.0.2.1",
                         claims: Some(&claims),
+                        authorizer: None,
                         resp: Some(&resp),
                         client_cert: None,
                     };

@@ -16,6 +16,7 @@ fn vars_for<'a>(req: &'a RequestHeader, params: &'a [(Box<str>, Box<str>)]) -> V
         route_key: "GET /a/{proxy+}",
         source_ip: "127.0.0.1",
         claims: None,
+        authorizer: None,
         resp: None,
         client_cert: None,
     }

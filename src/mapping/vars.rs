@@ -22,6 +22,8 @@ pub struct Vars<'a> {
     pub route_key: &'a str,
     pub source_ip: &'a str,
     pub claims: Option<&'a Claims>,
+    /// A Lambda authorizer's context, for `$context.authorizer.NAME`.
+    pub authorizer: Option<&'a serde_json::Map<String, serde_json::Value>>,
     pub resp: Option<&'a ResponseHeader>,
     /// The mutual-TLS client certificate, if the connection has one.
     pub client_cert: Option<&'a crate::tls::client_cert::ClientCert>,
@@ -89,6 +91,11 @@ impl Vars<'_> {
                         .collect();
                     out.push_str(&strs.join(","));
                 }
+                Some(other) => out.push_str(&other.to_string()),
+                None => {}
+            },
+            ContextVar::AuthorizerProperty(key) => match self.authorizer.and_then(|c| c.get(key)) {
+                Some(serde_json::Value::String(s)) => out.push_str(s),
                 Some(other) => out.push_str(&other.to_string()),
                 None => {}
             },

@@ -6,6 +6,7 @@
 
 use super::ipfilter::IpFilter;
 use super::jwt::{self, AuthReject, Claims, JwtAuthorizer};
+use super::lambda_authorizer::{AuthContext, LambdaAuthorizer, LambdaInput};
 use super::ratelimit::{self, Decision, KeySource, RateLimit, Store};
 use super::throttle::TokenBucket;
 use crate::rejection::Rejection;
@@ -20,6 +21,8 @@ pub struct RequestView<'r> {
     pub client_ip: IpAddr,
     /// `client_ip` as text, formatted once per request (rate-limit keys use it).
     pub client_ip_str: &'r str,
+    /// What a Lambda authorizer's event is built from (`None` where no route has one).
+    pub lambda: Option<LambdaInput<'r>>,
 }
 
 /// A route's policies, compiled at load (api, stage and route scopes folded together).
@@ -32,6 +35,8 @@ pub struct RoutePolicies {
     pub throttle: Option<Arc<TokenBucket>>,
     pub rate_limits: Vec<RateLimit>,
     pub authorizer: Option<Arc<JwtAuthorizer>>,
+    /// A Lambda REQUEST authorizer (a route has one authorizer: this or the JWT one).
+    pub lambda_authorizer: Option<Arc<LambdaAuthorizer>>,
     /// `AuthorizationScopes`: a token needs one of them.
     pub scopes: Vec<String>,
 }
@@ -41,6 +46,8 @@ pub struct RoutePolicies {
 pub struct Outcome {
     /// The verified token's claims (mappings, claim-keyed limits, access logs).
     pub claims: Option<Arc<Claims>>,
+    /// The context a Lambda authorizer returned (`$context.authorizer.NAME`, events).
+    pub lambda_context: Option<Arc<AuthContext>>,
     /// The tightest rate-limit decision, reported in `RateLimit-*` headers; also on
     /// answers refused before the limits were counted.
     pub rate: Option<Decision>,
@@ -84,6 +91,12 @@ impl RoutePolicies {
                 }
                 Err(AuthReject::Forbidden) => return Err(Rejection::Forbidden),
             }
+        }
+        if let Some(auth) = &self.lambda_authorizer {
+            let Some(input) = &req.lambda else {
+                return Err(Rejection::Other(500));
+            };
+            out.lambda_context = Some(auth.authorize(&input.event, input.stage_path).await?);
         }
         // Limits keyed by a claim can only be counted once the token is verified.
         if !self.count(req, store, out, true).await {

@@ -3,5 +3,6 @@ pub mod chain;
 pub mod cors;
 pub mod ipfilter;
 pub mod jwt;
+pub mod lambda_authorizer;
 pub mod ratelimit;
 pub mod throttle;

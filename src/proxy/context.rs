@@ -109,6 +109,7 @@ impl Ctx {
             route_key: &routed.route.key,
             source_ip: &self.client.ip_str,
             claims: self.policy.claims.as_deref(),
+            authorizer: self.policy.lambda_context.as_deref(),
             resp,
             client_cert: self.client_cert(),
         }

@@ -5,6 +5,7 @@
 use super::context::Ctx;
 use super::respond::{content_length, gateway_headers, reject};
 use crate::integration::aws_proxy::{Answer, AwsProxy, EventInput, MAX_REQUEST_BODY};
+use crate::policy::lambda_authorizer::LambdaInput;
 use crate::rejection::Rejection;
 use crate::table::Route;
 use bytes::{Bytes, BytesMut};
@@ -80,10 +81,42 @@ fn build_event(session: &Session, ctx: &Ctx, route: &Route, p: &AwsProxy, body: 
         request_id: &ctx.request_id,
         source_ip: &ctx.client.ip_str,
         claims: ctx.policy.claims.as_deref(),
-        lambda_context: None,
+        lambda_context: ctx.policy.lambda_context.as_deref(),
         time: SystemTime::now(),
     };
     p.event(&input)
+}
+
+/// What a Lambda authorizer's event is built from: the request as the integration's event
+/// would show it, without a body (authorizers run before it is read).
+pub(super) struct AuthorizerArgs<'r> {
+    pub req: &'r pingora_http::RequestHeader,
+    pub route_key: &'r str,
+    pub params: &'r [(Box<str>, Box<str>)],
+    pub stage: &'r str,
+    pub stage_path: &'r str,
+    pub stage_vars: &'r std::collections::BTreeMap<String, String>,
+    pub request_id: &'r str,
+    pub source_ip: &'r str,
+}
+
+pub(super) fn authorizer_input(a: AuthorizerArgs<'_>) -> LambdaInput<'_> {
+    LambdaInput {
+        event: EventInput {
+            req: a.req,
+            body: &[],
+            route_key: a.route_key,
+            params: a.params,
+            stage: a.stage,
+            stage_vars: a.stage_vars,
+            request_id: a.request_id,
+            source_ip: a.source_ip,
+            claims: None,
+            lambda_context: None,
+            time: SystemTime::now(),
+        },
+        stage_path: a.stage_path,
+    }
 }
 
 enum RejectOr {

@@ -184,11 +184,29 @@ impl ProxyHttp for Gateway {
             route: route.clone(),
         });
 
+        let no_vars = std::collections::BTreeMap::new();
+        let lambda = route.policies.lambda_authorizer.as_ref().map(|_| {
+            let stage_vars = match &route.integration.kind {
+                Kind::AwsProxy(p) => &p.stage_vars,
+                _ => &no_vars,
+            };
+            lambda::authorizer_input(lambda::AuthorizerArgs {
+                req,
+                route_key: &route.key,
+                params: ctx.routed.as_ref().map_or(&[], |r| &r.params),
+                stage: ctx.stage.as_deref().unwrap_or("$default"),
+                stage_path,
+                stage_vars,
+                request_id: &ctx.request_id,
+                source_ip: &ctx.client.ip_str,
+            })
+        });
         let view = RequestView {
             headers: &req.headers,
             query: req.uri.query(),
             client_ip: ctx.client.ip,
             client_ip_str: &ctx.client.ip_str,
+            lambda,
         };
         let verdict = route
             .policies

@@ -37,8 +37,12 @@ pub(super) async fn write_rejection(session: &mut Session, ctx: &Ctx) -> Result<
     let mut resp = ResponseHeader::build(rejection.status(), Some(5))?;
     resp.insert_header(header::CONTENT_TYPE, "application/json")?;
     resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
-    if let Rejection::Unauthorized(challenge) = rejection {
-        resp.insert_header(header::WWW_AUTHENTICATE, &**challenge)?;
+    // A Lambda authorizer's 401 carries no challenge (AWS sends none).
+    match rejection {
+        Rejection::Unauthorized(challenge) if !challenge.is_empty() => {
+            resp.insert_header(header::WWW_AUTHENTICATE, &**challenge)?;
+        }
+        _ => {}
     }
     gateway_headers(&mut resp, session, ctx)?;
     let head_only = session.req_header().method == http::Method::HEAD;

@@ -83,7 +83,12 @@ fn compile_authorizers(
     errors: &mut ConfigErrors,
 ) -> HashMap<String, (AuthorizerConf, Arc<JwtAuthorizer>)> {
     let mut authorizers = HashMap::new();
-    for a in &config.authorizers {
+    // REQUEST (Lambda) authorizers need the functions: `validate::Checked` compiles them.
+    for a in config
+        .authorizers
+        .iter()
+        .filter(|a| a.conf.authorizer_type != "REQUEST")
+    {
         // An unchanged authorizer keeps its keys and verified tokens; one reading a
         // JwksFile is rebuilt, so a reload picks up a rotated or revoked key in the file.
         let reused = previous

@@ -270,6 +270,10 @@ impl Compiler<'_, '_> {
                 self.api.authorizers.get(id)
             })
             .map(|(_, a)| a.clone());
+        let lambda_authorizer = conf.authorizer_id.as_deref().and_then(|id| {
+            let id = reference(id, "authorizers").unwrap_or(id);
+            self.checked.lambda_authorizers.get(id).cloned()
+        });
         if authorizer.is_none() {
             let scope_files = [
                 ("api.json", &stage.api),
@@ -286,6 +290,7 @@ impl Compiler<'_, '_> {
                 throttle,
                 rate_limits: scopes.iter().filter_map(|p| p.rate_limit.clone()).collect(),
                 authorizer,
+                lambda_authorizer,
                 scopes: conf.authorization_scopes.clone(),
             },
             request_maps: scopes

@@ -10,10 +10,12 @@ use crate::config::{
 };
 use crate::integration::http_proxy::Target;
 use crate::mapping::Reference;
+use crate::policy::lambda_authorizer::LambdaAuthorizer;
 use crate::routing::RouteKey;
 use crate::tls::upstream::{PeerTls, Roots};
 use http::Method;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -27,6 +29,8 @@ pub(super) struct Checked<'c> {
     pub routes: HashMap<&'c str, CheckedRoute<'c>>,
     /// Every route file by id, with its RouteKey (`None`: the file did not parse).
     pub route_keys: BTreeMap<&'c str, Option<&'c str>>,
+    /// Lambda (REQUEST) authorizers that compiled, by id (they need the functions).
+    pub lambda_authorizers: HashMap<&'c str, Arc<LambdaAuthorizer>>,
 }
 
 impl<'c> Checked<'c> {
@@ -38,6 +42,15 @@ impl<'c> Checked<'c> {
             errors,
         );
         let functions = super::functions::load(config, errors);
+        let lambda_authorizers = config
+            .authorizers
+            .iter()
+            .filter(|a| a.conf.authorizer_type == "REQUEST")
+            .filter_map(|a| {
+                LambdaAuthorizer::compile(&a.file, &a.id, &a.conf, &functions, errors)
+                    .map(|l| (a.id.as_str(), Arc::new(l)))
+            })
+            .collect();
         let integrations = config
             .integrations
             .iter()
@@ -65,6 +78,7 @@ impl<'c> Checked<'c> {
             integrations,
             routes,
             route_keys,
+            lambda_authorizers,
         }
     }
 }
@@ -256,7 +270,6 @@ fn validate_routes<'c>(
     integrations: &HashMap<&str, CheckedIntegration<'c>>,
     errors: &mut ConfigErrors,
 ) -> HashMap<&'c str, CheckedRoute<'c>> {
-    let authorizer_ids: Vec<&str> = config.authorizers.iter().map(|r| r.id.as_str()).collect();
     let mut out = HashMap::new();
     // Route identity (method and path shape) -> (file, key as written).
     let mut seen_keys: HashMap<String, (&str, &str)> = HashMap::new();
@@ -354,30 +367,41 @@ fn validate_routes<'c>(
                 "set but AuthorizationType is NONE",
                 "set \"AuthorizationType\": \"JWT\" or remove AuthorizerId",
             )),
-            ("JWT", None) => errors.push(ConfigError::new(
+            ("JWT" | "CUSTOM", None) => errors.push(ConfigError::new(
                 f,
                 "AuthorizerId",
-                "required when AuthorizationType is JWT",
+                format!("required when AuthorizationType is {auth_type}"),
                 "set \"AuthorizerId\" to an authorizer id",
             )),
-            ("JWT", Some(id)) => {
+            ("JWT" | "CUSTOM", Some(id)) => {
                 let id = reference(id, "authorizers").unwrap_or(id);
-                if !authorizer_ids.contains(&id)
-                    && !config.unparsed.contains(&format!("authorizers/{id}"))
-                {
-                    errors.push(ConfigError::new(
+                // AWS: JWT routes use JWT authorizers, CUSTOM routes REQUEST (Lambda) ones.
+                let wanted = if auth_type == "JWT" { "JWT" } else { "REQUEST" };
+                match config.authorizers.iter().find(|a| a.id == id) {
+                    Some(a) if a.conf.authorizer_type != wanted => errors.push(ConfigError::new(
+                        f,
+                        "AuthorizationType",
+                        format!(
+                            "{auth_type} but authorizer {id:?} is {:?}",
+                            a.conf.authorizer_type
+                        ),
+                        "use \"JWT\" for a JWT authorizer, \"CUSTOM\" for a REQUEST (Lambda) one",
+                    )),
+                    Some(_) => {}
+                    None if config.unparsed.contains(&format!("authorizers/{id}")) => {}
+                    None => errors.push(ConfigError::new(
                         f,
                         "AuthorizerId",
                         format!("no authorizer {id:?} exists"),
                         format!("create authorizers/{id}.json"),
-                    ));
+                    )),
                 }
             }
             (other, _) => errors.push(ConfigError::new(
                 f,
                 "AuthorizationType",
                 format!("{other:?} is not supported"),
-                "use \"NONE\" or \"JWT\"",
+                "use \"NONE\", \"JWT\" or \"CUSTOM\"",
             )),
         }
         let policies = c

@@ -160,6 +160,7 @@ mod tests {
             route_key: "GET /svc/{proxy+}",
             source_ip: "127.0.0.1",
             claims: None,
+            authorizer: None,
             resp: None,
             client_cert: None,
         };
