@@ -51,7 +51,7 @@ pub(super) async fn answer(
     ctx.upstream.start = Some(start);
     let called = p.call(event).await;
     if called.cold_start {
-        log::debug!("function {}: cold start", p.function.spec.name);
+        log::debug!("function {}: cold start", p.function.name());
     }
     let status = match &called.result {
         Ok(a) => a.status,
