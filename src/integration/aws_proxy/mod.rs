@@ -4,6 +4,7 @@
 
 pub mod answer;
 pub mod event;
+pub mod request;
 #[cfg(test)]
 mod tests;
 
