@@ -32,6 +32,8 @@ pub struct GatewayConf {
     pub tls: Option<TlsListenerConf>,
     /// Accept prior-knowledge HTTP/2 (h2c) on a plain listener.
     pub http2_cleartext: Option<bool>,
+    /// The Lambda Invoke API (`http://HOST:PORT`) for functions not defined locally.
+    pub lambda_endpoint: Option<String>,
 }
 
 /// `gateway.json` `Tls`: the listener's certificate, and mutual TLS (AWS's domain-name field).

@@ -7,6 +7,7 @@
 
 mod instance;
 pub mod metrics;
+pub mod remote;
 mod runtime_api;
 pub mod spec;
 

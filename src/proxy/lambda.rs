@@ -4,7 +4,7 @@
 
 use super::context::Ctx;
 use super::respond::{content_length, gateway_headers, reject};
-use crate::integration::aws_proxy::{Answer, AwsProxy, EventInput, MAX_REQUEST_BODY};
+use crate::integration::aws_proxy::{request, Answer, AwsProxy, EventInput, MAX_REQUEST_BODY};
 use crate::policy::lambda_authorizer::LambdaInput;
 use crate::rejection::Rejection;
 use crate::table::Route;
@@ -47,12 +47,14 @@ pub(super) async fn answer(
         body.extend_from_slice(&chunk);
     }
     ctx.body_bytes = body.len() as u64;
-    let event = build_event(session, ctx, &route, p, &body);
+    let Some(event) = build_event(session, ctx, &route, p, &body) else {
+        return reject(session, ctx, Rejection::BadRequest).await;
+    };
     let start = Instant::now();
     ctx.upstream.start = Some(start);
     let called = p.call(event).await;
     if called.cold_start {
-        log::debug!("function {}: cold start", p.function.spec.name);
+        log::debug!("function {}: cold start", p.function.name());
     }
     let status = match &called.result {
         Ok(a) => a.status,
@@ -69,10 +71,32 @@ pub(super) async fn answer(
     }
 }
 
-fn build_event(session: &Session, ctx: &Ctx, route: &Route, p: &AwsProxy, body: &[u8]) -> Bytes {
+/// The event for the request as its `RequestParameters` map it; `None` (400) when a mapped
+/// value cannot stand in a request.
+fn build_event(
+    session: &Session,
+    ctx: &Ctx,
+    route: &Route,
+    p: &AwsProxy,
+    body: &[u8],
+) -> Option<Bytes> {
     let params: &[(Box<str>, Box<str>)] = ctx.routed.as_ref().map_or(&[], |r| &r.params);
+    let client = session.req_header();
+    let req = match &ctx.routed {
+        Some(routed) => {
+            let vars = ctx.vars(routed, client, None);
+            match request::mapped(client, &route.request_maps, &vars) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::info!("request mapping on a Lambda route: {e}");
+                    return None;
+                }
+            }
+        }
+        None => std::borrow::Cow::Borrowed(client),
+    };
     let input = EventInput {
-        req: session.req_header(),
+        req: &req,
         body,
         route_key: &route.key,
         params,
@@ -84,7 +108,7 @@ fn build_event(session: &Session, ctx: &Ctx, route: &Route, p: &AwsProxy, body: 
         lambda_context: ctx.policy.lambda_context.as_deref(),
         time: SystemTime::now(),
     };
-    p.event(&input)
+    Some(p.event(&input))
 }
 
 /// What a Lambda authorizer's event is built from: the request as the integration's event

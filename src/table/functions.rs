@@ -1,9 +1,10 @@
 //! `functions/*.json` and AWS_PROXY integrations: each function resolved to the local
 //! host's running `Function` (kept warm across reloads while unchanged), each AWS_PROXY
-//! `IntegrationUri` to one of them.
+//! `IntegrationUri` to one of them, or to `LambdaEndpoint` when none is defined locally.
 
 use crate::config::{Config, ConfigError, ConfigErrors, IntegrationConf, Resource};
-use crate::integration::aws_proxy::{function_ref, PayloadFormat};
+use crate::integration::aws_proxy::{function_ref, PayloadFormat, Target};
+use crate::lambda::remote::{Endpoint, RemoteFunction};
 use crate::lambda::{Function, FunctionSpec};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +17,44 @@ const DEFAULT_MEMORY_MB: u64 = 128;
 const DEFAULT_INSTANCES: usize = 4;
 const MAX_INSTANCES: usize = 256;
 
-/// Every function that loaded, by file id and by `FunctionName`.
-pub(super) fn load(config: &Config, errors: &mut ConfigErrors) -> HashMap<String, Arc<Function>> {
+/// The functions an AWS_PROXY integration may name.
+pub(super) struct Functions {
+    /// Every function that loaded, by file id and by `FunctionName`.
+    pub local: HashMap<String, Arc<Function>>,
+    /// `gateway.json` `LambdaEndpoint`, for every other name.
+    pub remote: Option<Arc<Endpoint>>,
+}
+
+/// Every local function, and the remote endpoint.
+pub(super) fn load(config: &Config, errors: &mut ConfigErrors) -> Functions {
+    let remote = config.gateway.lambda_endpoint.as_deref().and_then(|url| {
+        crate::lambda::remote::endpoint(url)
+            .map_err(|(problem, fix)| {
+                errors.push(ConfigError::new(
+                    "gateway.json",
+                    "LambdaEndpoint",
+                    problem,
+                    fix,
+                ))
+            })
+            .ok()
+    });
+    Functions {
+        local: load_local(config, errors),
+        remote,
+    }
+}
+
+/// Lambda's function names (`[A-Za-z0-9_-]`, 1 to 64 characters): what a remote Invoke API
+/// path can carry without escaping.
+fn is_function_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn load_local(config: &Config, errors: &mut ConfigErrors) -> HashMap<String, Arc<Function>> {
     let mut out = HashMap::new();
     for r in &config.functions {
         let c = &r.conf;
@@ -91,9 +128,9 @@ pub(super) fn load(config: &Config, errors: &mut ConfigErrors) -> HashMap<String
 /// An AWS_PROXY integration, checked: its function and payload format.
 pub(super) fn check_integration(
     r: &Resource<IntegrationConf>,
-    functions: &HashMap<String, Arc<Function>>,
+    functions: &Functions,
     errors: &mut ConfigErrors,
-) -> Option<(Arc<Function>, PayloadFormat)> {
+) -> Option<(Target, PayloadFormat)> {
     let c = &r.conf;
     let f = r.file.as_str();
     let format = match c.payload_format_version.as_deref() {
@@ -118,14 +155,30 @@ pub(super) fn check_integration(
         ));
         return None;
     };
-    let Some(func) = functions.get(name) else {
+    if let Some(func) = functions.local.get(name) {
+        return Some((Target::Local(func.clone()), format?));
+    }
+    let Some(endpoint) = &functions.remote else {
         errors.push(ConfigError::new(
             f,
             "IntegrationUri",
             format!("function {name:?} is not defined"),
-            format!("add functions/{name}.json (CodeUri, Handler, Runtime)"),
+            format!("add functions/{name}.json (CodeUri, Handler, Runtime), or set gateway.json LambdaEndpoint to invoke it remotely"),
         ));
         return None;
     };
-    Some((func.clone(), format?))
+    if !is_function_name(name) {
+        errors.push(ConfigError::new(
+            f,
+            "IntegrationUri",
+            format!("{name:?} is not a Lambda function name"),
+            "use 1 to 64 letters, digits, '-' or '_'",
+        ));
+        return None;
+    }
+    let remote = RemoteFunction {
+        name: Arc::from(name),
+        endpoint: endpoint.clone(),
+    };
+    Some((Target::Remote(Arc::new(remote)), format?))
 }

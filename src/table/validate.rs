@@ -47,7 +47,7 @@ impl<'c> Checked<'c> {
             .iter()
             .filter(|a| a.conf.authorizer_type == "REQUEST")
             .filter_map(|a| {
-                LambdaAuthorizer::compile(&a.file, &a.id, &a.conf, &functions, errors)
+                LambdaAuthorizer::compile(&a.file, &a.id, &a.conf, &functions.local, errors)
                     .map(|l| (a.id.as_str(), Arc::new(l)))
             })
             .collect();
@@ -96,7 +96,7 @@ pub(super) struct CheckedIntegration<'c> {
     pub tls: PeerTls,
     /// AWS_PROXY: the function and payload format (`target` is then unused).
     pub lambda: Option<(
-        std::sync::Arc<crate::lambda::Function>,
+        crate::integration::aws_proxy::Target,
         crate::integration::aws_proxy::PayloadFormat,
     )>,
 }
@@ -130,7 +130,7 @@ pub(super) fn reference<'a>(value: &'a str, kind: &str) -> Option<&'a str> {
 fn validate_integration<'c>(
     r: &'c Resource<IntegrationConf>,
     roots: &Roots,
-    functions: &HashMap<String, std::sync::Arc<crate::lambda::Function>>,
+    functions: &super::functions::Functions,
     errors: &mut ConfigErrors,
 ) -> CheckedIntegration<'c> {
     let c = &r.conf;
@@ -229,7 +229,7 @@ fn validate_integration<'c>(
 /// An AWS_PROXY integration: its function (see `functions`), timeout and mappings.
 fn validate_lambda<'c>(
     r: &'c Resource<IntegrationConf>,
-    functions: &HashMap<String, std::sync::Arc<crate::lambda::Function>>,
+    functions: &super::functions::Functions,
     errors: &mut ConfigErrors,
 ) -> CheckedIntegration<'c> {
     let c = &r.conf;

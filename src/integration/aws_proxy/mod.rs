@@ -1,14 +1,17 @@
 //! AWS_PROXY: the request becomes a Lambda event (payload format 1.0 or 2.0), the function
-//! is invoked on the local host (`crate::lambda`), and its answer is read back into HTTP.
+//! is invoked on the local host (`crate::lambda`) or through a remote Invoke API
+//! (`crate::lambda::remote`), and its answer is read back into HTTP.
 
 pub mod answer;
 pub mod event;
+pub mod request;
 #[cfg(test)]
 mod tests;
 
 pub use answer::Answer;
 pub use event::EventInput;
 
+use crate::lambda::remote::{RemoteError, RemoteFunction};
 use crate::lambda::{Function, InvokeError, Outcome};
 use crate::rejection::Rejection;
 use bytes::Bytes;
@@ -25,9 +28,27 @@ pub enum PayloadFormat {
     V2,
 }
 
+/// Where the function runs.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// On the local host, `functions/*.json`.
+    Local(Arc<Function>),
+    /// Behind `LambdaEndpoint`.
+    Remote(Arc<RemoteFunction>),
+}
+
+impl Target {
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Local(f) => &f.spec.name,
+            Target::Remote(f) => &f.name,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct AwsProxy {
-    pub function: Arc<Function>,
+    pub function: Target,
     pub format: PayloadFormat,
     /// `TimeoutInMillis`: past it the client gets 503 (the function's own `Timeout` is a
     /// function error: 500).
@@ -56,11 +77,11 @@ impl AwsProxy {
         // TimeoutInMillis bounds everything the client waits for (queue and cold start
         // included, as in AWS): past it, 503. The function's own Timeout, from the end of
         // its init, is a function error: 500.
-        let invoked = tokio::time::timeout(
-            self.timeout,
-            self.function.invoke(event, self.function.spec.timeout),
-        )
-        .await;
+        let f = match &self.function {
+            Target::Local(f) => f,
+            Target::Remote(r) => return self.call_remote(r, event).await,
+        };
+        let invoked = tokio::time::timeout(self.timeout, f.invoke(event, f.spec.timeout)).await;
         let (outcome, cold_start) = match invoked {
             Ok(Ok(i)) => (i.outcome, i.cold_start),
             Err(_) => {
@@ -83,7 +104,39 @@ impl AwsProxy {
                 }
             }
         };
-        let result = match outcome {
+        Called {
+            result: self.read(outcome),
+            cold_start,
+        }
+    }
+
+    /// A remote invocation: the endpoint's failures (unreachable, refused) are invocation
+    /// failures, which HTTP APIs answer 500; past `TimeoutInMillis`, 503.
+    async fn call_remote(&self, r: &RemoteFunction, event: Bytes) -> Called {
+        let result = match tokio::time::timeout(self.timeout, r.invoke(event)).await {
+            Err(_) => Err(Rejection::Timeout),
+            Ok(Ok(outcome)) => self.read(outcome),
+            Ok(Err(e)) => {
+                match e {
+                    RemoteError::Unreachable(why) => {
+                        log::warn!("function {}: Invoke API failed: {why}", r.name)
+                    }
+                    RemoteError::Refused(status) => {
+                        log::warn!("function {}: {} answered {status}", r.name, r.endpoint.url)
+                    }
+                }
+                Err(Rejection::Other(500))
+            }
+        };
+        Called {
+            result,
+            cold_start: false,
+        }
+    }
+
+    /// The function's outcome as the client's answer.
+    fn read(&self, outcome: Outcome) -> Result<Answer, Rejection> {
+        match outcome {
             Outcome::Answered(payload) => {
                 let read = match self.format {
                     PayloadFormat::V1 => answer::v1(&payload),
@@ -92,7 +145,7 @@ impl AwsProxy {
                 read.ok_or_else(|| {
                     log::warn!(
                         "function {}: an answer API Gateway cannot read: {}",
-                        self.function.spec.name,
+                        self.function.name(),
                         String::from_utf8_lossy(&payload[..payload.len().min(200)])
                     );
                     Rejection::Other(500)
@@ -101,8 +154,7 @@ impl AwsProxy {
             Outcome::FunctionError(_) | Outcome::Crashed | Outcome::TimedOut => {
                 Err(Rejection::Other(500))
             }
-        };
-        Called { result, cold_start }
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod rewrite;
 mod target;
 
 pub use forwarding::{strip_hop_by_hop, Forwarding};
+pub(crate) use rewrite::{edit_query, mapped_path};
 pub use target::{Target, UriError};
 
 use crate::mapping::{apply_header, RequestMapping, RequestOp, Vars};

@@ -3,7 +3,7 @@
 //! mappings.
 
 use super::Target;
-use crate::mapping::{Action, RequestMapping, RequestOp, Vars};
+use crate::mapping::{Action, RequestMapping, RequestOp, Template, Vars};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use pingora_core::{Error, ErrorType, Result};
 
@@ -43,22 +43,7 @@ pub(super) fn backend_uri(
         }
     }
     match overwrite_path {
-        Some(t) => {
-            // A leading `/` is implied (AWS's examples write `/$request.path.proxy`);
-            // merging makes a doubled one harmless.
-            let mut mapped = String::with_capacity(64);
-            mapped.push('/');
-            t.eval_path_into(vars, &mut mapped);
-            // The same rules as a client's path: a value can add no segment (its `/` is
-            // encoded, and an encoded `/` is refused) and no dot segment.
-            let canon = crate::request_path::canonical(&mapped).map_err(|why| {
-                Error::explain(
-                    ErrorType::HTTPStatus(400),
-                    format!("overwrite:path {mapped:?}: {why}"),
-                )
-            })?;
-            path.push_str(&canon);
-        }
+        Some(t) => path.push_str(&mapped_path(t, vars)?),
         None => target.write_path(vars.params, append, &mut path),
     }
 
@@ -81,8 +66,28 @@ pub(super) fn backend_uri(
         .map_err(|e| Error::because(ErrorType::HTTPStatus(400), "bad backend URI", e))
 }
 
+/// `overwrite:path`'s value, in canonical form; 400 when it is not a path a client could
+/// have sent.
+pub(crate) fn mapped_path(t: &Template, vars: &Vars<'_>) -> Result<String> {
+    // A leading `/` is implied (AWS's examples write `/$request.path.proxy`);
+    // merging makes a doubled one harmless.
+    let mut mapped = String::with_capacity(64);
+    mapped.push('/');
+    t.eval_path_into(vars, &mut mapped);
+    // The same rules as a client's path: a value can add no segment (its `/` is
+    // encoded, and an encoded `/` is refused) and no dot segment.
+    crate::request_path::canonical(&mapped)
+        .map(|c| c.to_string())
+        .map_err(|why| {
+            Error::explain(
+                ErrorType::HTTPStatus(400),
+                format!("overwrite:path {mapped:?}: {why}"),
+            )
+        })
+}
+
 /// Rebuilds the query string with the `querystring` mappings applied.
-fn edit_query(query: &str, maps: &[RequestMapping], vars: &Vars<'_>) -> Option<String> {
+pub(crate) fn edit_query(query: &str, maps: &[RequestMapping], vars: &Vars<'_>) -> Option<String> {
     let mut pairs: Vec<(String, String)> = query
         .split('&')
         .filter(|p| !p.is_empty())
