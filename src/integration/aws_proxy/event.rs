@@ -2,7 +2,6 @@
 //! as AWS's guide "Create AWS Lambda proxy integrations for HTTP APIs" shows them.
 
 use crate::lambda::spec::ACCOUNT;
-use crate::policy::jwt::Claims;
 use base64::Engine;
 use pingora_http::RequestHeader;
 use serde_json::{json, Map, Value};
@@ -23,7 +22,9 @@ pub struct EventInput<'a> {
     pub stage_vars: &'a BTreeMap<String, String>,
     pub request_id: &'a str,
     pub source_ip: &'a str,
-    pub claims: Option<&'a Claims>,
+    /// The verified JWT's claims (`policy::jwt::Claims`; named by its type here so that
+    /// integrations, which policies build events with, import nothing from `policy`).
+    pub claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
     /// A Lambda authorizer's context (`requestContext.authorizer.lambda`).
     pub lambda_context: Option<&'a Map<String, Value>>,
     pub time: SystemTime,
