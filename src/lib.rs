@@ -27,6 +27,7 @@ pub mod integration;
 pub mod lambda;
 pub mod lifecycle;
 pub mod listener;
+pub mod load;
 pub mod mapping;
 pub mod metrics;
 pub mod policy;

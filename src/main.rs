@@ -3,6 +3,7 @@
 use apigate::config::cloudformation;
 use apigate::echo::Echo;
 use apigate::proxy::Gateway;
+use apigate::load::Inputs;
 use apigate::reload::{self, Reloader, SharedTable};
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
@@ -52,22 +53,35 @@ enum Command {
         tls: apigate::tls::TlsFlags,
         #[command(flatten)]
         params: ParamArgs,
+        /// Invoke functions not defined locally through this Lambda Invoke API
+        /// (`sam local start-lambda`, LocalStack), over any LambdaEndpoint in gateway.json.
+        #[arg(long, value_name = "URL")]
+        lambda_endpoint: Option<String>,
     },
     /// Validate the configuration: exit 0, or print every error and exit 1.
     Check {
-        #[arg(long)]
-        conf: PathBuf,
+        /// A configuration; repeat for several APIs, as for serve.
+        #[arg(long, required = true)]
+        conf: Vec<PathBuf>,
         #[command(flatten)]
         params: ParamArgs,
         /// Also list what is ignored, as AWS ignores it.
         #[arg(long)]
         verbose: bool,
+        /// Invoke functions not defined locally through this Lambda Invoke API
+        /// (`sam local start-lambda`, LocalStack), over any LambdaEndpoint in gateway.json.
+        #[arg(long, value_name = "URL")]
+        lambda_endpoint: Option<String>,
     },
     /// Write the loaded API back out: as `aws apigatewayv2 export-api` would (openapi) or
     /// as the directory layout (dir).
     Export {
         #[arg(long)]
         conf: PathBuf,
+        /// Which API, by name or logical id, when the document holds several (a template
+        /// with several HTTP APIs); default: the first.
+        #[arg(long)]
+        api: Option<String>,
         #[arg(long, value_enum, default_value = "openapi")]
         format: apigate::config::export::Format,
         /// Where to write: a file (openapi, default stdout) or a directory (dir, required).
@@ -129,8 +143,16 @@ fn main() -> ExitCode {
             conf,
             params,
             verbose,
+            lambda_endpoint,
         } => match params.values() {
-            Ok(p) => check(conf, &p, verbose),
+            Ok(params) => check(
+                &Inputs {
+                    paths: conf,
+                    params,
+                    lambda_endpoint,
+                },
+                verbose,
+            ),
             Err(e) => param_error(&e),
         },
         Command::Serve {
@@ -140,17 +162,29 @@ fn main() -> ExitCode {
             threads,
             tls,
             params,
+            lambda_endpoint,
         } => match params.values() {
-            Ok(p) => serve(conf, listen, metrics, threads.map(usize::from), tls, p),
+            Ok(params) => serve(
+                Inputs {
+                    paths: conf,
+                    params,
+                    lambda_endpoint,
+                },
+                listen,
+                metrics,
+                threads.map(usize::from),
+                tls,
+            ),
             Err(e) => param_error(&e),
         },
         Command::Export {
             conf,
+            api,
             format,
             out,
             params,
         } => match params.values() {
-            Ok(p) => export(conf, &p, format, out),
+            Ok(p) => export(conf, api.as_deref(), &p, format, out),
             Err(e) => param_error(&e),
         },
         Command::Echo {
@@ -167,31 +201,39 @@ fn param_error(e: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn check(conf: PathBuf, params: &cloudformation::Params, verbose: bool) -> ExitCode {
-    let config = match apigate::config::load_served(&conf, params) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprint!("{}: {errors}", conf.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    print_notes(&config, verbose);
-    match apigate::table::Table::compile(&config, None) {
-        Ok(table) => {
-            let routes: usize = table.stages().map(|s| s.router.routes().len()).sum();
-            let pending = match config.pending.routes.len() {
+fn check(inputs: &Inputs, verbose: bool) -> ExitCode {
+    let mut notes = apigate::load::Notes::default();
+    let loaded = apigate::load::load(inputs, None, false, &mut notes);
+    print_notes(&notes, verbose);
+    let shown = inputs
+        .paths
+        .iter()
+        .map(|c| c.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    match loaded {
+        Ok(loaded) => {
+            let table = &loaded.table;
+            let all = std::iter::once(table)
+                .chain(table.apis.iter().flat_map(|a| a.others().iter().map(|t| &**t)));
+            let (mut stages, mut routes) = (0, 0);
+            for t in all {
+                stages += t.stages().count();
+                routes += t.stages().map(|s| s.router.routes().len()).sum::<usize>();
+            }
+            let apis = match loaded.apis {
+                1 => String::new(),
+                n => format!("{n} APIs, "),
+            };
+            let pending = match loaded.pending_routes {
                 0 => String::new(),
                 n => format!(", {n} route(s) not served yet: see the warnings"),
             };
-            println!(
-                "{}: OK ({} stage(s), {routes} route(s) served{pending})",
-                conf.display(),
-                table.stages().count()
-            );
+            println!("{shown}: OK ({apis}{stages} stage(s), {routes} route(s) served{pending})");
             ExitCode::SUCCESS
         }
         Err(errors) => {
-            eprint!("{}: {errors}", conf.display());
+            eprint!("{shown}: {errors}");
             ExitCode::FAILURE
         }
     }
@@ -199,12 +241,12 @@ fn check(conf: PathBuf, params: &cloudformation::Params, verbose: bool) -> ExitC
 
 /// What a document holds that is not served (warnings), and with `verbose` what was
 /// ignored: never a silent drop.
-fn print_notes(config: &apigate::config::Config, verbose: bool) {
-    for w in &config.warnings {
+fn print_notes(notes: &apigate::load::Notes, verbose: bool) {
+    for w in &notes.warnings {
         println!("warning: {w}");
     }
     if verbose {
-        for i in &config.ignored {
+        for i in &notes.ignored {
             println!("ignored: {i}");
         }
     }
@@ -212,11 +254,13 @@ fn print_notes(config: &apigate::config::Config, verbose: bool) {
 
 fn export(
     conf: PathBuf,
+    api: Option<&str>,
     params: &cloudformation::Params,
     format: apigate::config::export::Format,
     out: Option<PathBuf>,
 ) -> ExitCode {
-    let config = match apigate::config::load_with(&conf, params) {
+    let chosen = apigate::config::load_all_with(&conf, params).and_then(|all| pick(all, api));
+    let config = match chosen {
         Ok(c) if c.errors.is_empty() => c,
         Ok(c) => {
             let errors = apigate::config::ConfigErrors(c.errors);
@@ -240,19 +284,45 @@ fn export(
     }
 }
 
+/// The API named `api` (its Name, which for a template is the logical id unless the
+/// template names it), or the first.
+fn pick(
+    all: Vec<apigate::config::Config>,
+    api: Option<&str>,
+) -> Result<apigate::config::Config, apigate::config::ConfigErrors> {
+    let names: Vec<String> = all
+        .iter()
+        .map(|c| c.api.name.clone().unwrap_or_default())
+        .collect();
+    let index = match api {
+        None => Some(0),
+        Some(name) => names.iter().position(|n| n == name),
+    };
+    match index.and_then(|i| all.into_iter().nth(i)) {
+        Some(c) => Ok(c),
+        None => Err(apigate::config::ConfigErrors(vec![
+            apigate::config::ConfigError::new(
+                "--api",
+                "",
+                format!("no API named {:?} here", api.unwrap_or_default()),
+                format!("use one of {names:?}"),
+            ),
+        ])),
+    }
+}
+
 fn serve(
-    conf: Vec<PathBuf>,
+    inputs: Inputs,
     listen: Option<String>,
     metrics: Option<String>,
     threads: Option<usize>,
     tls_flags: apigate::tls::TlsFlags,
-    params: cloudformation::Params,
 ) -> ExitCode {
-    // What is read but not served is logged by `load_table_with`, at start-up and on reload.
-    let table = match reload::load_gateway(&conf, &params, None) {
+    // What is read but not served is logged by `load_gateway`, at start-up and on reload.
+    let table = match reload::load_gateway(&inputs, None) {
         Ok(t) => t,
         Err(errors) => {
-            let first = conf.first().map(|c| c.display().to_string());
+            let first = inputs.paths.first().map(|c| c.display().to_string());
             eprintln!(
                 "{}: {errors}apigate: not started",
                 first.unwrap_or_default()
@@ -345,9 +415,8 @@ fn serve(
     server.add_service(background_service(
         "config reload",
         Reloader {
-            paths: conf,
+            inputs,
             table: shared,
-            params,
         },
     ));
 

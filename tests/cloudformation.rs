@@ -157,12 +157,12 @@ fn what_cannot_be_emulated_is_a_warning_naming_feature_and_pointer() {
     assert!(c.ok, "{}", c.out);
     assert!(
         c.out
-            .contains("Lambda integration: not served yet (function HttpApiFunction)"),
+            .contains("Lambda integration (function HttpApiFunction): its code is not a local directory"),
         "{}",
         c.out
     );
     assert!(
-        c.out.contains("/Resources/MyApi/Properties/Auth/Authorizers/LambdaAuth (line 42): Lambda authorizer MyApi-LambdaAuth: not served yet"),
+        c.out.contains("/Resources/MyApi/Properties/Auth/Authorizers/LambdaAuth (line 42): AuthorizerUri: Lambda authorizer MyApi-LambdaAuth: function \"MyAuthFn\" cannot run here"),
         "{}",
         c.out
     );
@@ -332,7 +332,7 @@ fn a_sam_template_is_served() {
     // The Lambda route is read, not served: an unknown route's answer.
     assert_eq!(g.get("/v1/hello").status, 404);
     assert!(
-        g.output().contains("Lambda integration: not served yet"),
+        g.output().contains("Lambda integration (function "),
         "{}",
         g.output()
     );
@@ -627,4 +627,74 @@ fn the_sam_example_runs_offline_against_the_bundled_echo_backend() {
     let r = g.get("/users/42");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["path"], "/users/42");
+}
+
+/// A backend whose name does not resolve (`.invalid`, RFC 6761) does not stop the API
+/// from loading: `check` warns, the route answers AWS's 502, the other routes serve.
+#[test]
+fn an_unresolvable_backend_is_a_warning_and_a_502() {
+    let echo = Echo::start();
+    let dir = ConfDir::new(&[(
+        "template.yaml",
+        format!(
+            r#"AWSTemplateFormatVersion: '2010-09-09'
+Resources:
+  Api:
+    Type: AWS::ApiGatewayV2::Api
+    Properties:
+      Name: dns
+      ProtocolType: HTTP
+  Gone:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Api
+      IntegrationType: HTTP_PROXY
+      IntegrationMethod: ANY
+      IntegrationUri: http://backend.invalid/x
+      PayloadFormatVersion: '1.0'
+  Here:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Api
+      IntegrationType: HTTP_PROXY
+      IntegrationMethod: ANY
+      IntegrationUri: {}/here
+      PayloadFormatVersion: '1.0'
+  GoneRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref Api
+      RouteKey: GET /gone
+      Target: !Sub integrations/${{Gone}}
+  HereRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref Api
+      RouteKey: GET /here
+      Target: !Sub integrations/${{Here}}
+  Stage:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties:
+      ApiId: !Ref Api
+      StageName: $default
+"#,
+            echo.url()
+        ),
+    )]);
+    let template = dir.path.join("template.yaml");
+    let c = check(&template, &[]);
+    assert!(c.ok, "{}", c.out);
+    assert!(
+        c.out.contains("/Resources/Gone")
+            && c.out.contains(r#"cannot resolve host "backend.invalid""#)
+            && c.out.contains("answer 502 until a reload resolves it"),
+        "{}",
+        c.out
+    );
+    let gw = Gateway::start(&template);
+    let r = gw.get("/gone");
+    assert_eq!(r.status, 502, "{}", gw.output());
+    assert_eq!(r.json(), serde_json::json!({"message": "Bad Gateway"}));
+    assert_eq!(gw.get("/here").status, 200);
+    assert!(gw.output().contains("backend.invalid"), "{}", gw.output());
 }

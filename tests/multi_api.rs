@@ -226,3 +226,107 @@ fn a_mapping_to_an_unknown_api_is_a_config_error() {
         "{err}"
     );
 }
+
+/// CloudFormation with two HTTP APIs (quick create, each `Target` its own backend path).
+fn two_api_template(echo: &Echo, name_b: &str) -> String {
+    format!(
+        r#"AWSTemplateFormatVersion: '2010-09-09'
+Resources:
+  Orders:
+    Type: AWS::ApiGatewayV2::Api
+    Properties:
+      Name: shop
+      ProtocolType: HTTP
+      Target: {url}/orders
+  Stock:
+    Type: AWS::ApiGatewayV2::Api
+    Properties:
+      Name: {name_b}
+      ProtocolType: HTTP
+      Target: {url}/stock
+"#,
+        url = echo.url()
+    )
+}
+
+fn run_check(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(BIN)
+        .arg("check")
+        .args(args)
+        .output()
+        .expect("run apigate check");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn every_api_of_a_template_is_served_by_its_logical_id() {
+    let echo = Echo::start();
+    // Both APIs have one Name, as AWS allows: each is known by its logical id.
+    let dir = ConfDir::new(&[
+        ("template.yaml", two_api_template(&echo, "shop")),
+        (
+            "domains/api.json",
+            r#"{"DomainName":"api.example.test","ApiMappings":[
+                {"ApiMappingKey":"orders","ApiId":"Orders","Stage":"$default"},
+                {"ApiMappingKey":"stock","ApiId":"Stock","Stage":"$default"}]}"#
+                .to_string(),
+        ),
+    ]);
+    let template = dir.path.join("template.yaml");
+    let (ok, out) = run_check(&["--conf", template.to_str().unwrap()]);
+    assert!(ok && out.contains("OK (2 APIs, 2 stage(s), 2 route(s) served)"), "{out}");
+    assert!(!out.contains("several APIs"), "{out}");
+
+    let gw = Gateway::start(&template);
+    // Quick create: the route is `$default`, so the request path is appended to the Target.
+    let by_domain = |p: &str| reached(&get(&gw, "api.example.test", p));
+    assert_eq!(by_domain("/orders/7"), "/orders/7");
+    assert_eq!(by_domain("/stock/7"), "/stock/7");
+    let by_host = |h: &str| reached(&get(&gw, h, "/x"));
+    assert_eq!(by_host("stock.execute-api.us-east-1.amazonaws.com"), "/stock/x");
+    assert_eq!(by_host("orders.execute-api.us-east-1.amazonaws.com"), "/orders/x");
+    // Metrics name each API by its id.
+    gw.wait_metric(
+        r#"apigate_requests_total{api="Stock",method="GET",route="$default",stage="$default",status="200"}"#,
+        2.0,
+    );
+}
+
+#[test]
+fn check_takes_every_conf_and_refuses_two_apis_with_one_name() {
+    let echo = Echo::start();
+    let a = ConfDir::new(&shop(&echo, 100));
+    let b = ConfDir::new(&shop(&echo, 100));
+    let (ok, out) = run_check(&[
+        "--conf",
+        a.path.to_str().unwrap(),
+        "--conf",
+        b.path.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{out}");
+    assert!(out.contains(r#"two APIs are named "shop""#), "{out}");
+
+    // check reads domains/ against every --conf: a mapping to an API not loaded is an error.
+    let dir = ConfDir::new(&[
+        ("template.yaml", two_api_template(&echo, "stock")),
+        (
+            "domains/api.json",
+            r#"{"DomainName":"api.example.test","ApiMappings":[{"ApiMappingKey":"","ApiId":"Stok","Stage":"$default"}]}"#
+                .to_string(),
+        ),
+    ]);
+    let template = dir.path.join("template.yaml");
+    let (ok, out) = run_check(&["--conf", template.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("domains/api.json: ApiMappings[0].ApiId") && out.contains(r#""Stok""#),
+        "{out}"
+    );
+}

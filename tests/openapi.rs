@@ -178,7 +178,7 @@ fn lambda_routes_are_warned_about_and_the_rest_serves() {
     let (_dir, path) = materialise("lambda.json", &echo.url(), "");
     let warnings = check_ok(&path);
     assert!(
-        warnings.contains("/paths/~1orders/post/x-amazon-apigateway-integration: Lambda integration: not served yet (function create-order)"),
+        warnings.contains("/paths/~1orders/post/x-amazon-apigateway-integration: Lambda integration (function create-order): its code is not a local directory"),
         "{warnings}"
     );
     let gw = Gateway::start(&path);

@@ -1,83 +1,148 @@
 //! The Lambda functions a template names, made into functions apigate runs. A SAM or
 //! CloudFormation template (or an OpenAPI body inside one) says everything a local instance
 //! needs (`CodeUri`, `Handler`, `Runtime`, `Environment`): such an `AWS_PROXY` integration
-//! becomes a `functions/` entry and an integration that targets it, and the routes that were
-//! kept aside only for it are served. An integration naming a function the document does
-//! not define (a bare ARN), or whose code is not a directory here (an S3 location, a path
-//! that does not exist), stays aside with its warning. `export` writes what was read, so
-//! this runs only for `serve`, `check` and reloads (`load_served`).
+//! or Lambda authorizer becomes a `functions/` entry and an integration (authorizer) that
+//! targets it, and the routes that were kept aside only for it are served. One naming a
+//! function whose code is not a directory here (an S3 location, a bare ARN) is invoked
+//! through `LambdaEndpoint` when one is set (`gateway.json`, `--lambda-endpoint`), and
+//! otherwise stays aside with a warning that says how to serve it. `export` writes what was
+//! read, so this runs only for `serve`, `check` and reloads (`crate::load`).
 
 use super::model::{FunctionConf, FunctionEnvironment, IntegrationConf, LambdaConf};
-use super::{Config, Resource};
+use super::{Config, ConfigError, Resource};
 
-/// Promotes every pending Lambda integration whose function can run here.
+/// How a function a document names is run here, if at all.
+enum Runs {
+    /// Its code is a local directory: a `functions/` entry with this id.
+    Local(String),
+    /// Through `LambdaEndpoint`, by this name.
+    Remote(String),
+    /// Neither: it stays aside.
+    Not,
+}
+
+fn runs(config: &mut Config, l: &LambdaConf, owner: &str, file: &str) -> Runs {
+    if let Some(function) = function(l).filter(|f| config.dir.join(&f.code_uri).is_dir()) {
+        let fid = function_id(l, owner);
+        if !config.functions.iter().any(|f| f.id == fid) {
+            config.functions.push(Resource {
+                id: fid.clone(),
+                file: file.to_string(),
+                conf: function,
+            });
+        }
+        return Runs::Local(fid);
+    }
+    match (&config.gateway.lambda_endpoint, &l.function_name) {
+        (Some(_), Some(name)) => Runs::Remote(name.clone()),
+        _ => Runs::Not,
+    }
+}
+
+/// Promotes every pending Lambda integration and authorizer whose function can run here,
+/// and the routes that waited for them.
 pub fn serve_local(config: &mut Config) {
-    let lambdas = std::mem::take(&mut config.pending.lambdas);
-    let mut served = Vec::new();
-    let mut served_names = Vec::new();
-    for l in lambdas {
-        match function(&l.conf).filter(|f| config.dir.join(&f.code_uri).is_dir()) {
-            Some(function) => {
-                let fid = function_id(&l.conf, &l.id);
-                if !config.functions.iter().any(|f| f.id == fid) {
-                    config.functions.push(Resource {
-                        id: fid.clone(),
-                        file: l.file.clone(),
-                        conf: function,
-                    });
-                }
-                config.integrations.push(Resource {
-                    id: l.id.clone(),
-                    file: l.file.clone(),
-                    conf: IntegrationConf {
-                        integration_type: "AWS_PROXY".into(),
-                        integration_uri: format!("functions/{fid}"),
-                        payload_format_version: Some(l.conf.payload_format_version.clone()),
-                        timeout_in_millis: l.conf.timeout_in_millis,
-                        ..IntegrationConf::default()
-                    },
-                });
-                served.push(l.id.clone());
-                served_names.push(l.conf.function_name.clone().unwrap_or(l.conf.uri.clone()));
+    let mut stale: Vec<String> = Vec::new();
+    for l in std::mem::take(&mut config.pending.lambdas) {
+        let uri = match runs(config, &l.conf, &l.id, &l.file) {
+            Runs::Local(fid) | Runs::Remote(fid) => format!("functions/{fid}"),
+            Runs::Not => {
+                config.pending.lambdas.push(l);
+                continue;
             }
-            None => config.pending.lambdas.push(l),
+        };
+        config.integrations.push(Resource {
+            id: l.id.clone(),
+            file: l.file.clone(),
+            conf: IntegrationConf {
+                integration_type: "AWS_PROXY".into(),
+                integration_uri: uri,
+                payload_format_version: Some(l.conf.payload_format_version.clone()),
+                timeout_in_millis: l.conf.timeout_in_millis,
+                ..IntegrationConf::default()
+            },
+        });
+        let name = l.conf.function_name.clone().unwrap_or(l.conf.uri.clone());
+        stale.push(format!("Lambda integration (function {name}):"));
+    }
+    for mut a in std::mem::take(&mut config.pending.authorizers) {
+        let uri = a.conf.authorizer_uri.clone().unwrap_or_default();
+        let l = config
+            .pending
+            .authorizer_functions
+            .get(&a.id)
+            .cloned()
+            .unwrap_or_else(|| LambdaConf {
+                function_name: crate::integration::aws_proxy::function_ref(&uri)
+                    .map(str::to_string),
+                ..LambdaConf::default()
+            });
+        match runs(config, &l, &a.id, &a.file) {
+            Runs::Local(fid) | Runs::Remote(fid) => {
+                a.conf.authorizer_uri = Some(format!("functions/{fid}"));
+                config.authorizers.push(a);
+            }
+            Runs::Not => {
+                let name = l.function_name.as_deref().unwrap_or(uri.as_str());
+                config.warnings.push(ConfigError::new(
+                    &a.file,
+                    "AuthorizerUri",
+                    format!("Lambda authorizer {}: function {name:?} cannot run here (its code is not a local directory): the routes it guards are not served", a.id),
+                    "give the function a local CodeUri, or pass --lambda-endpoint URL (sam local start-lambda) to invoke it",
+                ));
+                config.pending.authorizers.push(a);
+            }
         }
     }
-    if served.is_empty() {
-        return;
-    }
-    let targets: Vec<String> = served
-        .iter()
-        .map(|id| format!("integrations/{id}"))
-        .collect();
+    serve_routes(config, stale);
+}
+
+/// Serves the pending routes whose integration and authorizer are now served.
+fn serve_routes(config: &mut Config, mut stale: Vec<String>) {
+    let served = |target: &str| {
+        config
+            .integrations
+            .iter()
+            .any(|i| target.strip_prefix("integrations/") == Some(i.id.as_str()))
+    };
+    let authorized = |id: &str| {
+        config
+            .authorizers
+            .iter()
+            .any(|a| id == a.id || id.strip_prefix("authorizers/") == Some(a.id.as_str()))
+    };
     let (now, still): (Vec<_>, Vec<_>) = std::mem::take(&mut config.pending.routes)
         .into_iter()
         .partition(|r| {
-            r.conf.target.as_ref().is_some_and(|t| targets.contains(t))
+            r.conf.target.as_deref().is_some_and(served)
                 && r.conf.authorization_type.as_deref() != Some("AWS_IAM")
-                && !r.conf.authorizer_id.as_ref().is_some_and(|a| {
-                    config
-                        .pending
-                        .authorizers
-                        .iter()
-                        .any(|p| a.ends_with(&p.id))
-                })
+                && r.conf.authorizer_id.as_deref().is_none_or(authorized)
         });
     config.pending.routes = still;
+    stale.extend(
+        now.iter()
+            .map(|r| format!("route {:?} not served", r.conf.route_key)),
+    );
     // Their "not served yet" warnings no longer hold.
-    let stale: Vec<String> = now
-        .iter()
-        .map(|r| format!("route {:?} not served", r.conf.route_key))
-        .chain(
-            served_names
-                .iter()
-                .map(|n| format!("Lambda integration: not served yet (function {n})")),
-        )
-        .collect();
     config
         .warnings
         .retain(|w| !stale.iter().any(|k| w.problem.starts_with(k.as_str())));
     config.routes.extend(now);
+    // A route still aside for its authorizer says so, once.
+    let mut said = Vec::new();
+    for r in &config.pending.routes {
+        let key = format!("route {:?} not served", r.conf.route_key);
+        let warned = config.warnings.iter().any(|w| w.problem.starts_with(&key));
+        if let (false, Some(a)) = (warned, &r.conf.authorizer_id) {
+            said.push(ConfigError::new(
+                &r.file,
+                "",
+                format!("{key}: its Lambda authorizer {a} is not served"),
+                "",
+            ));
+        }
+    }
+    config.warnings.extend(said);
 }
 
 /// The function to run, when the document says how.

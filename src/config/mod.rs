@@ -11,7 +11,7 @@ mod bundle;
 pub mod cloudformation;
 mod error;
 pub mod export;
-mod functions;
+pub mod functions;
 mod layout;
 mod model;
 pub mod openapi;
@@ -63,10 +63,22 @@ pub struct Config {
     /// Read but not served (Lambda, IAM, ...): kept so `check` names them and `export`
     /// writes them back, never dropped silently.
     pub pending: Pending,
+    /// The id domain mappings, `Host` dispatch, metrics and access logs know this API by,
+    /// when the document decides it: each API of a template with several is known by its
+    /// logical id (their Names may repeat, as AWS allows). Otherwise `api.json` Name.
+    pub api_id: Option<String>,
     /// What `check` prints without failing: each feature apigate reads but cannot serve.
     pub warnings: Vec<ConfigError>,
     /// What AWS's import ignores, ignored here too: listed by `check --verbose`.
     pub ignored: Vec<ConfigError>,
+}
+
+impl Config {
+    /// The name this API goes by in metrics, access logs and the Redis key namespace:
+    /// [`Config::api_id`], else `api.json` Name.
+    pub fn api_label(&self) -> Option<&str> {
+        self.api_id.as_deref().or(self.api.name.as_deref())
+    }
 }
 
 /// Resources a document holds that the table does not serve (yet): their routes stay out
@@ -78,8 +90,11 @@ pub struct Pending {
     pub lambdas: Vec<Resource<LambdaConf>>,
     /// HTTP integrations that cannot be reached from one machine (`VPC_LINK`).
     pub integrations: Vec<Resource<IntegrationConf>>,
-    /// Lambda (`REQUEST`) authorizers.
+    /// Lambda (`REQUEST`) authorizers, until their function is found.
     pub authorizers: Vec<Resource<AuthorizerConf>>,
+    /// A template's function for each of those authorizers, by authorizer id: what it
+    /// takes to run it here.
+    pub authorizer_functions: BTreeMap<String, LambdaConf>,
 }
 
 const KINDS: [&str; 5] = [
@@ -108,7 +123,23 @@ pub fn load_served(path: &Path, params: &cloudformation::Params) -> Result<Confi
     Ok(config)
 }
 
+/// [`load_with`]: the first API `path` holds (a template may hold several).
 pub fn load_with(path: &Path, params: &cloudformation::Params) -> Result<Config, ConfigErrors> {
+    let mut all = load_all_with(path, params)?;
+    // `load_all_with` yields at least one.
+    Ok(if all.is_empty() {
+        Config::default()
+    } else {
+        all.swap_remove(0)
+    })
+}
+
+/// Every API `path` holds, in order: one for the directory layout, a bundle or an OpenAPI
+/// document; one per HTTP API (by logical id) for a template.
+pub fn load_all_with(
+    path: &Path,
+    params: &cloudformation::Params,
+) -> Result<Vec<Config>, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     let meta = std::fs::metadata(path);
     let is_dir = meta.as_ref().is_ok_and(|m| m.is_dir());
@@ -135,7 +166,7 @@ pub fn load_with(path: &Path, params: &cloudformation::Params) -> Result<Config,
                     openapi::add_lines(&mut config, &name, &lines);
                 }
                 config.errors.splice(0..0, errors.0);
-                return Ok(config);
+                return Ok(vec![config]);
             }
             Some(Document::Bundle(name, raw)) => bundle::bundle_files(&name, &raw, &mut errors),
             None => None,
@@ -159,7 +190,7 @@ pub fn load_with(path: &Path, params: &cloudformation::Params) -> Result<Config,
     };
     let mut config = parse::parse_files(dir, files, &mut errors);
     config.errors = errors.0;
-    Ok(config)
+    Ok(vec![config])
 }
 
 /// What each format's reader yields: the source text of every resource, keyed by its path

@@ -247,7 +247,11 @@ impl ProxyHttp for Gateway {
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         ctx.upstream.start = Some(Instant::now());
         match &routed(ctx)?.route.integration.kind {
-            Kind::HttpProxy(p) => Ok(Box::new(p.target.peer.clone())),
+            Kind::HttpProxy(p) => match &p.target.unresolved {
+                None => Ok(Box::new(p.target.peer.clone())),
+                // Warned about at load; a reload resolves it again.
+                Some(why) => Error::e_explain(ErrorType::HTTPStatus(502), why.to_string()),
+            },
             Kind::AwsProxy(_) => Error::e_explain(ErrorType::InternalError, "not proxied"),
         }
     }

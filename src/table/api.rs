@@ -49,11 +49,11 @@ impl<'c> ApiWide<'c> {
             // when the api's Name, and so its key namespace, changes.
             Some(p)
                 if p.store_conf == store_conf
-                    && (p.store.kind() == "local" || p.api_name == config.api.name) =>
+                    && (p.store.kind() == "local" || p.api_name.as_deref() == config.api_label()) =>
             {
                 Some(p.store.clone())
             }
-            _ => Store::from_conf(store_conf.as_ref(), config.api.name.as_deref(), errors),
+            _ => Store::from_conf(store_conf.as_ref(), config.api_label(), errors),
         };
         let cors = config
             .api

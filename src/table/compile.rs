@@ -306,7 +306,7 @@ impl Compiler<'_, '_> {
                 .filter(|m| !m.is_empty())
                 .collect(),
             metrics: crate::metrics::metrics().route(
-                self.config.api.name.as_deref().unwrap_or("-"),
+                self.config.api_label().unwrap_or("-"),
                 &stage.conf.name,
                 &conf.route_key,
             ),

@@ -155,30 +155,38 @@ pub(super) fn check_integration(
         ));
         return None;
     };
-    if let Some(func) = functions.local.get(name) {
-        return Some((Target::Local(func.clone()), format?));
+    match functions.resolve(name) {
+        Ok(target) => Some((target, format?)),
+        Err((problem, fix)) => {
+            errors.push(ConfigError::new(f, "IntegrationUri", problem, fix));
+            None
+        }
     }
-    let Some(endpoint) = &functions.remote else {
-        errors.push(ConfigError::new(
-            f,
-            "IntegrationUri",
-            format!("function {name:?} is not defined"),
-            format!("add functions/{name}.json (CodeUri, Handler, Runtime), or set gateway.json LambdaEndpoint to invoke it remotely"),
-        ));
-        return None;
-    };
-    if !is_function_name(name) {
-        errors.push(ConfigError::new(
-            f,
-            "IntegrationUri",
-            format!("{name:?} is not a Lambda function name"),
-            "use 1 to 64 letters, digits, '-' or '_'",
-        ));
-        return None;
+}
+
+impl Functions {
+    /// The function `name` stands for: defined locally, else behind `LambdaEndpoint`.
+    /// `Err`: (problem, fix).
+    pub(super) fn resolve(&self, name: &str) -> Result<Target, (String, String)> {
+        if let Some(func) = self.local.get(name) {
+            return Ok(Target::Local(func.clone()));
+        }
+        let Some(endpoint) = &self.remote else {
+            return Err((
+                format!("function {name:?} is not defined"),
+                format!("add functions/{name}.json (CodeUri, Handler, Runtime), or set LambdaEndpoint (gateway.json or --lambda-endpoint) to invoke it remotely"),
+            ));
+        };
+        if !is_function_name(name) {
+            return Err((
+                format!("{name:?} is not a Lambda function name"),
+                "use 1 to 64 letters, digits, '-' or '_'".into(),
+            ));
+        }
+        let remote = RemoteFunction {
+            name: Arc::from(name),
+            endpoint: endpoint.clone(),
+        };
+        Ok(Target::Remote(Arc::new(remote)))
     }
-    let remote = RemoteFunction {
-        name: Arc::from(name),
-        endpoint: endpoint.clone(),
-    };
-    Some((Target::Remote(Arc::new(remote)), format?))
 }

@@ -17,7 +17,7 @@ mod tests;
 mod underscores;
 mod validate;
 
-use crate::config::{Config, ConfigErrors};
+use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::mapping::{RequestMapping, ResponseMapping};
 use crate::policy::chain::RoutePolicies;
 use crate::policy::ipfilter::IpFilter;
@@ -139,6 +139,38 @@ impl Table {
         self.api_name.as_deref()
     }
 
+    /// What this table serves in a degraded way, to print next to the configuration's own
+    /// warnings: integrations whose host did not resolve (they answer 502 until a reload).
+    pub fn warnings(&self, config: &Config) -> Vec<ConfigError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        let routes = self.stages().flat_map(|s| s.router.routes());
+        for route in routes {
+            let i = &route.integration;
+            let crate::integration::Kind::HttpProxy(p) = &i.kind else {
+                continue;
+            };
+            let Some(why) = &p.target.unresolved else {
+                continue;
+            };
+            if !seen.insert((i.id.as_str(), why.as_ref())) {
+                continue;
+            }
+            let file = config
+                .integrations
+                .iter()
+                .find(|r| r.id == i.id)
+                .map_or(i.id.as_str(), |r| r.file.as_str());
+            out.push(ConfigError::new(
+                file,
+                "IntegrationUri",
+                format!("{why}: its routes answer 502 until a reload resolves it"),
+                "check the name (or use an IP address), then reload with SIGHUP",
+            ));
+        }
+        out
+    }
+
     pub fn stages(&self) -> impl Iterator<Item = &Stage> {
         self.named.values().chain(self.default_stage.iter())
     }
@@ -171,7 +203,7 @@ impl Table {
             authorizers: shared.authorizers,
             store,
             store_conf: shared.store_conf,
-            api_name: config.api.name.clone(),
+            api_name: config.api_label().map(str::to_string),
             cors: shared.cors,
             api_ip_filter: shared.policies.and_then(|p| p.ip_filter),
             named,

@@ -47,7 +47,8 @@ impl<'c> Checked<'c> {
             .iter()
             .filter(|a| a.conf.authorizer_type == "REQUEST")
             .filter_map(|a| {
-                LambdaAuthorizer::compile(&a.file, &a.id, &a.conf, &functions.local, errors)
+                let resolve = |name: &str| functions.resolve(name);
+                LambdaAuthorizer::compile(&a.file, &a.id, &a.conf, &resolve, errors)
                     .map(|l| (a.id.as_str(), Arc::new(l)))
             })
             .collect();

@@ -69,8 +69,15 @@ fn kind(res: &Value) -> &str {
     res.get("Type").and_then(Value::as_str).unwrap_or("")
 }
 
-/// Lowers the template's API (the first, by logical id, when it has several).
-pub fn lower(cx: &mut Cx, r: &Resolver, live: &Map<String, Value>, functions: &Functions) {
+/// Lowers the template's HTTP API number `which` (by logical id) into `cx.config`, and
+/// says how many the template has: each becomes an API of its own in the gateway.
+pub fn lower(
+    cx: &mut Cx,
+    r: &Resolver,
+    live: &Map<String, Value>,
+    functions: &Functions,
+    which: usize,
+) -> usize {
     let mut apis: Vec<&String> = Vec::new();
     for (id, v) in live.iter().filter(|(_, v)| kind(v) == API) {
         match v
@@ -88,7 +95,10 @@ pub fn lower(cx: &mut Cx, r: &Resolver, live: &Map<String, Value>, functions: &F
             }
         }
     }
-    let Some(api) = apis.first().map(|s| s.to_string()) else {
+    let Some(api) = apis.get(which).map(|s| s.to_string()) else {
+        if which > 0 {
+            return apis.len();
+        }
         // Only REST or WebSocket APIs, or every API left out by its Condition: the
         // template loads and serves nothing, which `check` says.
         let elsewhere = live.values().any(|v| {
@@ -103,28 +113,19 @@ pub fn lower(cx: &mut Cx, r: &Resolver, live: &Map<String, Value>, functions: &F
             .any(|i| i.problem.contains("condition"));
         if elsewhere {
             cx.warn("/Resources", "no HTTP API to serve in this template", "");
-            return;
+            return 0;
         }
         cx.error(
             "/Resources",
             "no HTTP API: neither AWS::ApiGatewayV2::Api, AWS::Serverless::HttpApi nor a function with an HttpApi event",
             "add an AWS::Serverless::HttpApi or AWS::ApiGatewayV2::Api resource",
         );
-        return;
+        return 0;
     };
-    for other in apis.iter().skip(1) {
-        let at = origin(other, &live[other.as_str()]);
-        cx.warn(
-            &at,
-            format!(
-                "several APIs in one template: apigate serves {api} from this file, not {other}"
-            ),
-            "give each API its own template and pass --conf once per template",
-        );
-    }
+    cx.config.api_id = Some(api.clone());
     let at = origin(&api, &live[&api]);
     let Some(props) = cx.properties(r, &live[&api], &at) else {
-        return;
+        return apis.len();
     };
     let p = props_origin(&api, &live[&api]);
     known(cx, &props, API_FIELDS, &p);
@@ -224,6 +225,7 @@ pub fn lower(cx: &mut Cx, r: &Resolver, live: &Map<String, Value>, functions: &F
         cx.config.ignored.push(e);
     }
     drop_unknown_route_settings(cx);
+    apis.len()
 }
 
 /// Settings for a route key no route of the API has (SAM's tests set `$default` on APIs

@@ -84,12 +84,28 @@ const SECTIONS: [&str; 10] = [
 ];
 
 /// Lowers the template `doc` (read from `file`; `yaml` when it was YAML, for lines) into
-/// `config`. Every problem goes to `config.errors`, `warnings` or `ignored`.
-pub fn lower(doc: &Value, yaml: Option<&Yaml>, file: &str, params: &Params, config: &mut Config) {
+/// `config`: its first HTTP API. Every problem goes to `config.errors`, `warnings` or
+/// `ignored`.
+#[cfg(test)]
+fn lower(doc: &Value, yaml: Option<&Yaml>, file: &str, params: &Params, config: &mut Config) {
+    lower_api(doc, yaml, file, params, config, 0);
+}
+
+/// Lowers HTTP API number `which` of the template (by logical id) into `config`, and
+/// returns how many HTTP APIs the template has. What concerns the whole template is said
+/// again for each API (callers keep one of each).
+fn lower_api(
+    doc: &Value,
+    yaml: Option<&Yaml>,
+    file: &str,
+    params: &Params,
+    config: &mut Config,
+    which: usize,
+) -> usize {
     let mut cx = Cx { file, yaml, config };
     let Some(root) = doc.as_object() else {
         cx.error("", "a template must be an object", "");
-        return;
+        return 0;
     };
     let sam = is_sam(doc);
     for key in root.keys() {
@@ -127,7 +143,7 @@ pub fn lower(doc: &Value, yaml: Option<&Yaml>, file: &str, params: &Params, conf
             "missing or not an object",
             "add Resources with an AWS::ApiGatewayV2::Api or AWS::Serverless::HttpApi",
         );
-        return;
+        return 0;
     };
     let mut live = Map::new();
     for (id, res) in resources {
@@ -161,7 +177,15 @@ pub fn lower(doc: &Value, yaml: Option<&Yaml>, file: &str, params: &Params, conf
     if sam {
         sam::expand(&mut cx, &resolver, &mut live, globals, &functions);
     }
-    apigw::lower(&mut cx, &resolver, &live, &functions);
+    let apis = apigw::lower(&mut cx, &resolver, &live, &functions, which);
+    for a in &cx.config.pending.authorizers {
+        if let Some(uri) = &a.conf.authorizer_uri {
+            let payload = a.conf.authorizer_payload_format_version.clone();
+            let conf = lambda::conf(uri, payload, None, &functions);
+            cx.config.pending.authorizer_functions.insert(a.id.clone(), conf);
+        }
+    }
+    apis
 }
 
 /// One lowering: where messages point, and the config being filled.
@@ -247,9 +271,9 @@ pub fn parse_text(text: &str) -> Result<(Value, Option<Yaml>), String> {
     }
 }
 
-/// Loads the file at `path` when it is a template: `None` when it is something else (a
-/// bundle), so the caller reads it as that.
-pub fn load_file(path: &Path, params: &Params) -> Option<Result<Config, ConfigErrors>> {
+/// Loads the file at `path` when it is a template, one `Config` per HTTP API it holds:
+/// `None` when it is something else (a bundle), so the caller reads it as that.
+pub fn load_file(path: &Path, params: &Params) -> Option<Result<Vec<Config>, ConfigErrors>> {
     let name = path.display().to_string();
     let text = match super::read::read_text(path) {
         Ok(t) => t,
@@ -275,31 +299,50 @@ pub fn load_file(path: &Path, params: &Params) -> Option<Result<Config, ConfigEr
     if !is_template(&doc) {
         return None;
     }
-    let mut config = Config {
+    let fresh = || Config {
         dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
         ..Config::default()
     };
-    lower(&doc, yaml.as_ref(), &name, params, &mut config);
-    let said = !(config.errors.is_empty() && config.warnings.is_empty());
+    let mut first = fresh();
+    let apis = lower_api(&doc, yaml.as_ref(), &name, params, &mut first, 0);
+    if apis < 2 {
+        // One API keeps the single-API rule: known by its Name.
+        first.api_id = None;
+    }
+    let mut configs = vec![first];
+    for which in 1..apis {
+        let mut config = fresh();
+        lower_api(&doc, yaml.as_ref(), &name, params, &mut config, which);
+        configs.push(config);
+    }
+    let said = configs
+        .iter()
+        .any(|c| !(c.errors.is_empty() && c.warnings.is_empty()));
     // JSON is YAML too: a JSON template's messages get lines from the same reader, read
     // only when there is something to say.
     let yaml = yaml.or_else(|| said.then(|| super::yaml::from_str(&text).ok()).flatten());
     if let Some(y) = &yaml {
-        // Messages without a line (a JSON template's, an inline OpenAPI body's) get one.
-        for e in config
-            .errors
-            .iter_mut()
-            .chain(&mut config.warnings)
-            .chain(&mut config.ignored)
-        {
-            if e.file == name && e.field.starts_with('/') && !e.field.contains(" (line ") {
-                if let Some(line) = y.line(&e.field) {
-                    e.field = format!("{} (line {line})", e.field);
-                }
+        for config in &mut configs {
+            add_lines(config, &name, y);
+        }
+    }
+    Some(Ok(configs))
+}
+
+/// Gives messages without a line (a JSON template's, an inline OpenAPI body's) one.
+fn add_lines(config: &mut Config, name: &str, y: &Yaml) {
+    for e in config
+        .errors
+        .iter_mut()
+        .chain(&mut config.warnings)
+        .chain(&mut config.ignored)
+    {
+        if e.file == name && e.field.starts_with('/') && !e.field.contains(" (line ") {
+            if let Some(line) = y.line(&e.field) {
+                e.field = format!("{} (line {line})", e.field);
             }
         }
     }
-    Some(Ok(config))
 }
 
 #[cfg(test)]

@@ -150,10 +150,10 @@ pub(super) fn integration(
         cx.warn(
             &p,
             format!(
-                "Lambda integration: not served yet (function {})",
+                "Lambda integration (function {}): its code is not a local directory, so it is not served",
                 conf.function_name.as_deref().unwrap_or(&uri)
             ),
-            "",
+            "point CodeUri at the function's code directory, or pass --lambda-endpoint URL (sam local start-lambda) to invoke it",
         );
         cx.config.pending.lambdas.push(Resource {
             id: id.to_string(),
@@ -243,20 +243,31 @@ pub(super) fn authorizer(
     let jwt = props
         .get("JwtConfiguration")
         .and_then(|j| parse::<JwtConf>(cx, j, &format!("{p}/JwtConfiguration")));
+    let request = text(props, "AuthorizerType").as_deref() == Some("REQUEST");
     let conf = AuthorizerConf {
         authorizer_type: text(props, "AuthorizerType").unwrap_or_default(),
         name: text(props, "Name"),
         identity_source,
         jwt_configuration: jwt,
+        authorizer_uri: text(props, "AuthorizerUri").filter(|_| request),
+        authorizer_payload_format_version: text(props, "AuthorizerPayloadFormatVersion"),
+        enable_simple_responses: props.get("EnableSimpleResponses").and_then(|v| {
+            v.as_bool()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        }),
+        authorizer_result_ttl_in_seconds: number(props, "AuthorizerResultTtlInSeconds"),
         ..AuthorizerConf::default()
     };
-    let file = cx.resource_file(at);
-    if conf.authorizer_type == "REQUEST" {
+    if props.contains_key("AuthorizerCredentialsArn") {
         cx.warn(
-            &p,
-            format!("Lambda authorizer {id}: not served yet; the routes it guards are not served"),
+            &format!("{p}/AuthorizerCredentialsArn"),
+            "IAM credentials are not emulated: the authorizer is invoked without them",
             "",
         );
+    }
+    let file = cx.resource_file(at);
+    if request {
+        // Served once its function is found (`config::functions`), else warned about there.
         cx.config.pending.authorizers.push(Resource {
             id: id.to_string(),
             file,
@@ -387,9 +398,9 @@ pub(super) fn route(
             .as_ref()
             .is_some_and(|a| pending.contains(&format!("authorizer:{a}"))) =>
         {
-            Some("its Lambda authorizer is not served yet".into())
+            Some("its Lambda authorizer is not served".into())
         }
-        _ if pending.contains(target) => Some(format!("integration {target} is not served yet")),
+        _ if pending.contains(target) => Some(format!("integration {target} is not served")),
         _ => None,
     };
     if let Some(why) = why {

@@ -156,13 +156,37 @@ fn authorizer(cx: &mut Cx, api_id: &str, name: &str, a: &Value, at: &str) -> Opt
                 }
             }
         }
-        return Some(json!({
+        // SAM's translation (its tests' outputs): Identity becomes the sorted identity
+        // sources, ReauthorizeEvery the result TTL.
+        let identity = a.get("Identity").and_then(Value::as_object);
+        let mut sources: Vec<String> = Vec::new();
+        for (key, prefix) in [
+            ("Context", "$context."),
+            ("Headers", "$request.header."),
+            ("QueryStrings", "$request.querystring."),
+            ("StageVariables", "$stageVariables."),
+        ] {
+            let names = identity.and_then(|i| i.get(key)).and_then(Value::as_array);
+            for n in names.into_iter().flatten().filter_map(Value::as_str) {
+                sources.push(format!("{prefix}{n}"));
+            }
+        }
+        sources.sort();
+        let mut out = json!({
             "ApiId": api_id,
             "AuthorizerType": "REQUEST",
             "Name": name,
             "AuthorizerUri": arn,
             "AuthorizerPayloadFormatVersion": a.get("AuthorizerPayloadFormatVersion").cloned().unwrap_or(Value::Null),
-        }));
+            "IdentitySource": sources,
+        });
+        if let Some(v) = a.get("EnableSimpleResponses") {
+            out["EnableSimpleResponses"] = v.clone();
+        }
+        if let Some(v) = identity.and_then(|i| i.get("ReauthorizeEvery")) {
+            out["AuthorizerResultTtlInSeconds"] = v.clone();
+        }
+        return Some(out);
     }
     cx.error(
         at,
@@ -217,12 +241,21 @@ pub(super) fn secure_body(body: &mut Value, api: &Api, live: &Map<String, Value>
                 "jwtConfiguration": {"issuer": jwt.get("Issuer"), "audience": jwt.get("Audience")},
             }})
         } else {
-            json!({"type": "apiKey", "name": "Authorization", "in": "header", "x-amazon-apigateway-authorizer": {
+            let mut ext = json!({
                 "type": "request",
-                "identitySource": source,
+                "identitySource": p.get("IdentitySource").cloned().unwrap_or(json!([])),
                 "authorizerUri": p.get("AuthorizerUri"),
                 "authorizerPayloadFormatVersion": p.get("AuthorizerPayloadFormatVersion"),
-            }})
+            });
+            for (from, to) in [
+                ("EnableSimpleResponses", "enableSimpleResponses"),
+                ("AuthorizerResultTtlInSeconds", "authorizerResultTtlInSeconds"),
+            ] {
+                if let Some(v) = p.get(from) {
+                    ext[to] = v.clone();
+                }
+            }
+            json!({"type": "apiKey", "name": "Unused", "in": "header", "x-amazon-apigateway-authorizer": ext})
         };
         schemes.entry(name.clone()).or_insert(scheme);
     }

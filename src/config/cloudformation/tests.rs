@@ -91,7 +91,7 @@ fn lambda_routes_are_kept_aside_with_their_function() {
     assert!(c
         .warnings
         .iter()
-        .any(|w| w.problem.contains("Lambda integration: not served yet")));
+        .any(|w| w.problem.contains("Lambda integration (function ")));
 }
 
 #[test]

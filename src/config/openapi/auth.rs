@@ -159,11 +159,26 @@ fn read_scheme(cx: &mut Cx, ptr: &str, name: &str, s: &Value) -> Scheme {
             if cx.config.errors.len() > before {
                 return Scheme::Bad;
             }
-            cx.warn(&at, "Lambda authorizer: not served yet", "the routes it guards are left out until apigate runs Lambda functions; a JWT authorizer is served");
+            if o.contains_key("authorizerCredentials") {
+                cx.warn(
+                    &format!("{at}/authorizerCredentials"),
+                    "IAM credentials are not emulated: the authorizer is invoked without them",
+                    "",
+                );
+            }
+            // Served once its function is found (`config::functions`), else warned about there.
             let conf = AuthorizerConf {
                 authorizer_type: "REQUEST".into(),
                 name: Some(name.to_string()),
                 identity_source,
+                authorizer_uri: o.get("authorizerUri").map(text),
+                authorizer_payload_format_version: o
+                    .get("authorizerPayloadFormatVersion")
+                    .map(text),
+                enable_simple_responses: o.get("enableSimpleResponses").and_then(Value::as_bool),
+                authorizer_result_ttl_in_seconds: o
+                    .get("authorizerResultTtlInSeconds")
+                    .and_then(Value::as_u64),
                 ..AuthorizerConf::default()
             };
             cx.config.pending.authorizers.push(Resource {
@@ -339,14 +354,8 @@ pub fn route_auth(
             Auth::Bad
         }
         Some(Scheme::Jwt(id)) => Auth::Jwt(id, scopes),
-        Some(Scheme::Lambda(id)) => {
-            cx.warn(
-                ptr,
-                format!("route guarded by the Lambda authorizer {name:?}: not served yet"),
-                "use a JWT authorizer to serve it",
-            );
-            Auth::Lambda(id)
-        }
+        // Served with its authorizer once the function is found (`config::functions`).
+        Some(Scheme::Lambda(id)) => Auth::Lambda(id),
         Some(Scheme::Iam) => {
             cx.warn(ptr, "IAM authorization (awsSigv4): cannot be emulated on one machine, the route is not served", "guard it with a JWT authorizer to serve it locally");
             Auth::Iam

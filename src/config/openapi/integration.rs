@@ -314,10 +314,10 @@ fn lambda(cx: &mut Cx, ptr: &str, uri: String, conf: IntegrationConf) -> Lowered
     cx.warn(
         ptr,
         format!(
-            "Lambda integration: not served yet (function {})",
+            "Lambda integration (function {}): its code is not a local directory, so it is not served",
             function_name.as_deref().unwrap_or(&uri)
         ),
-        "its routes are left out until apigate runs Lambda functions; use an http_proxy integration to serve them",
+        "point CodeUri at the function's code directory, or pass --lambda-endpoint URL (sam local start-lambda) to invoke it",
     );
     Lowered::Lambda(LambdaConf {
         uri,

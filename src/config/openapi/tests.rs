@@ -112,7 +112,7 @@ fn lambda_iam_and_two_requirements() {
     assert!(c
         .warnings
         .iter()
-        .any(|w| w.problem.starts_with("Lambda integration: not served yet")));
+        .any(|w| w.problem.starts_with("Lambda integration (function ")));
     assert!(c
         .warnings
         .iter()

@@ -44,6 +44,27 @@ impl Target {
             Target::Remote(f) => &f.name,
         }
     }
+
+    /// One invocation whose answer the caller reads itself (a Lambda authorizer's): the
+    /// function's outcome, or why it could not be invoked (for the log). A local function
+    /// runs under its own `Timeout`; a remote one is bounded by `timeout`.
+    pub async fn invoke(&self, event: Bytes, timeout: Duration) -> Result<Outcome, String> {
+        match self {
+            Target::Local(f) => f
+                .invoke(event, f.spec.timeout)
+                .await
+                .map(|i| i.outcome)
+                .map_err(|e| format!("not invoked: {e:?}")),
+            Target::Remote(r) => match tokio::time::timeout(timeout, r.invoke(event)).await {
+                Err(_) => Err(format!("no answer from {} in {timeout:?}", r.endpoint.url)),
+                Ok(Err(RemoteError::Unreachable(why))) => Err(format!("Invoke API failed: {why}")),
+                Ok(Err(RemoteError::Refused(status))) => {
+                    Err(format!("{} answered {status}", r.endpoint.url))
+                }
+                Ok(Ok(outcome)) => Ok(outcome),
+            },
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -21,6 +21,10 @@ pub struct Target {
     path: Vec<PathPart>,
     /// Query string written in the IntegrationUri, sent before the client's.
     pub query: Option<String>,
+    /// Why the host has no address (DNS failed at load): such a target answers 502 until
+    /// a reload resolves it, so one unreachable name does not keep a whole API from
+    /// loading (or `check` from passing offline).
+    pub unresolved: Option<Box<str>>,
 }
 
 impl std::fmt::Debug for Target {
@@ -134,7 +138,8 @@ impl Target {
         split(uri).map(|_| ())
     }
 
-    /// Parses and resolves `uri`. DNS is resolved here, once per config load.
+    /// Parses and resolves `uri`. DNS is resolved here, once per config load; a host that
+    /// does not resolve is not an error but a target that answers 502 (`unresolved`).
     pub fn parse(uri: &str, timeout: Duration) -> Result<Target, UriError> {
         let Parts {
             tls,
@@ -144,22 +149,12 @@ impl Target {
             path,
             query,
         } = split(uri)?;
-        let addr: SocketAddr = (host.trim_start_matches('[').trim_end_matches(']'), port)
-            .to_socket_addrs()
-            .map_err(|e| {
-                bad(
-                    format!("cannot resolve host {host:?}: {e}"),
-                    "check the host name, or use an IP address",
-                )
-            })?
-            .next()
-            .ok_or_else(|| {
-                bad(
-                    format!("host {host:?} has no address"),
-                    "check the host name, or use an IP address",
-                )
-            })?;
-
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let (addr, unresolved) = match (bare, port).to_socket_addrs().map(|mut a| a.next()) {
+            Ok(Some(addr)) => (addr, None),
+            Ok(None) => (unspecified(port), Some(format!("host {host:?} has no address"))),
+            Err(e) => (unspecified(port), Some(format!("cannot resolve host {host:?}: {e}"))),
+        };
         let mut peer = HttpPeer::new(addr, tls, host.to_string());
         peer.options.connection_timeout = Some(timeout);
         peer.options.total_connection_timeout = Some(timeout);
@@ -173,6 +168,7 @@ impl Target {
             host_header: authority.to_string(),
             path,
             query,
+            unresolved: unresolved.map(String::into_boxed_str),
         })
     }
 
@@ -211,6 +207,11 @@ impl Target {
             }
         }
     }
+}
+
+/// Where an unresolved target's peer points: never connected to (see `Target::unresolved`).
+fn unspecified(port: u16) -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], port))
 }
 
 fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), UriError> {
@@ -333,6 +334,16 @@ mod tests {
         assert_eq!(path(&t, &[], Some("/")), "/");
         let t = Target::parse("http://localhost:9/base/", Duration::from_secs(1)).unwrap();
         assert_eq!(path(&t, &[], Some("/x")), "/base/x");
+    }
+
+    #[test]
+    fn an_unresolvable_host_loads_unresolved() {
+        // `.invalid` never resolves (RFC 6761 section 6.4).
+        let t = Target::parse("http://backend.invalid/x", Duration::from_secs(1)).unwrap();
+        let why = t.unresolved.as_deref().unwrap_or_default();
+        assert!(why.contains("backend.invalid"), "{why}");
+        let t = Target::parse("http://127.0.0.1:9/x", Duration::from_secs(1)).unwrap();
+        assert!(t.unresolved.is_none());
     }
 
     #[test]

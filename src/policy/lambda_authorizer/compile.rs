@@ -1,26 +1,28 @@
 //! A REQUEST authorizer's configuration, checked in full: every problem is reported with
 //! its field so that one load shows them all.
 
-use super::{LambdaAuthorizer, Source};
+use super::{ContextSource, LambdaAuthorizer, Source};
 use crate::config::{AuthorizerConf, ConfigError, ConfigErrors};
-use crate::integration::aws_proxy::{function_ref, PayloadFormat};
-use crate::lambda::Function;
+use crate::integration::aws_proxy::{function_ref, PayloadFormat, Target};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// AWS's default TTL when identity sources are set, and its maximum.
 const DEFAULT_TTL_S: u64 = 300;
 const MAX_TTL_S: u64 = 3600;
 
+/// Finds the function a name stands for, or says why there is none: (problem, fix).
+pub type FindFunction<'a> = dyn Fn(&str) -> Result<Target, (String, String)> + 'a;
+
 impl LambdaAuthorizer {
-    /// Validates a REQUEST authorizer against the functions that loaded.
+    /// Validates a REQUEST authorizer; `function` finds the function a name stands for
+    /// (local, or behind `LambdaEndpoint`), or says why there is none (problem, fix).
     pub fn compile(
         file: &str,
         id: &str,
         conf: &AuthorizerConf,
-        functions: &HashMap<String, Arc<Function>>,
+        function: &FindFunction,
         errors: &mut ConfigErrors,
     ) -> Option<LambdaAuthorizer> {
         let before = errors.0.len();
@@ -53,6 +55,14 @@ impl LambdaAuthorizer {
                 http::HeaderName::from_bytes(h.as_bytes())
                     .ok()
                     .map(Source::Header)
+            } else if let Some(v) = s.strip_prefix("$stageVariables.") {
+                (!v.is_empty()).then(|| Source::StageVariable(v.to_string()))
+            } else if let Some(c) = s.strip_prefix("$context.") {
+                let c = ContextSource::parse(c);
+                if let ContextSource::Unknown(name) = &c {
+                    log::warn!("{file}: IdentitySource $context.{name}: apigate has no value for it, so every request is refused 401 (as AWS does for an empty identity source)");
+                }
+                (!s.ends_with('.')).then_some(Source::Context(c))
             } else {
                 s.strip_prefix("$request.querystring.")
                     .filter(|q| !q.is_empty())
@@ -63,7 +73,7 @@ impl LambdaAuthorizer {
                 None => err(
                     "IdentitySource",
                     format!("{s:?} is not an identity source apigate reads"),
-                    "use $request.header.NAME or $request.querystring.NAME",
+                    "use $request.header.NAME, $request.querystring.NAME, $stageVariables.NAME or $context.NAME",
                 ),
             }
         }
@@ -93,17 +103,13 @@ impl LambdaAuthorizer {
                 );
                 None
             }
-            Some(name) => {
-                let f = functions.get(name).cloned();
-                if f.is_none() {
-                    err(
-                        "AuthorizerUri",
-                        format!("function {name:?} is not defined (or did not load)"),
-                        "add functions/<id>.json for it, or fix the name",
-                    );
+            Some(name) => match function(name) {
+                Ok(f) => Some(f),
+                Err((problem, fix)) => {
+                    err("AuthorizerUri", problem, &fix);
+                    None
                 }
-                f
-            }
+            },
         };
         if errors.0.len() > before {
             return None;

@@ -9,9 +9,9 @@ pub mod answer;
 mod compile;
 
 use crate::integration::aws_proxy::event::{self, EventInput};
-use crate::integration::aws_proxy::PayloadFormat;
+use crate::integration::aws_proxy::{PayloadFormat, Target};
 use crate::lambda::spec::{ACCOUNT, REGION};
-use crate::lambda::{Function, Outcome};
+use crate::lambda::Outcome;
 use crate::rejection::Rejection;
 use answer::Answer;
 use parking_lot::Mutex;
@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 
 /// Cached answers per authorizer: past it, expired ones go, then all (a bound, not an LRU).
 const CACHE_CAPACITY: usize = 10_000;
+
+/// How long a remote authorizer function may take (a local one runs under its `Timeout`):
+/// API Gateway gives authorizers 10 seconds.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The context a Lambda authorizer returned.
 pub type AuthContext = Map<String, Value>;
@@ -38,11 +42,38 @@ pub struct LambdaInput<'r> {
 pub enum Source {
     Header(http::HeaderName),
     QueryString(String),
+    /// `$stageVariables.NAME`: the serving stage's value.
+    StageVariable(String),
+    /// `$context.NAME`, for the context variables an authorizer can be keyed by.
+    Context(ContextSource),
+}
+
+/// The `$context` variables an identity source may name. AWS accepts any name; one it
+/// has no value for is an empty identity source, which is answered 401 (`Unknown`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContextSource {
+    SourceIp,
+    RouteKey,
+    Stage,
+    HttpMethod,
+    Unknown(String),
+}
+
+impl ContextSource {
+    pub fn parse(name: &str) -> ContextSource {
+        match name {
+            "identity.sourceIp" => ContextSource::SourceIp,
+            "routeKey" => ContextSource::RouteKey,
+            "stage" => ContextSource::Stage,
+            "httpMethod" => ContextSource::HttpMethod,
+            other => ContextSource::Unknown(other.to_string()),
+        }
+    }
 }
 
 pub struct LambdaAuthorizer {
     id: String,
-    function: Arc<Function>,
+    function: Target,
     format: PayloadFormat,
     simple: bool,
     sources: Vec<Source>,
@@ -90,6 +121,14 @@ impl LambdaAuthorizer {
                             .collect();
                     Some(vals.join(","))
                 }
+                Source::StageVariable(name) => input.stage_vars.get(name).cloned(),
+                Source::Context(c) => match c {
+                    ContextSource::SourceIp => Some(input.source_ip.to_string()),
+                    ContextSource::RouteKey => Some(input.route_key.to_string()),
+                    ContextSource::Stage => Some(input.stage.to_string()),
+                    ContextSource::HttpMethod => Some(input.req.method.as_str().to_string()),
+                    ContextSource::Unknown(_) => None,
+                },
             })
             .map(|v| v.filter(|v| !v.is_empty()))
             .collect()
@@ -158,12 +197,12 @@ impl LambdaAuthorizer {
             log::warn!("authorizer {}: {why}", self.id);
             Rejection::Other(500)
         };
-        let invoked = self
+        let outcome = self
             .function
-            .invoke(payload.into(), self.function.spec.timeout)
+            .invoke(payload.into(), REMOTE_TIMEOUT)
             .await
-            .map_err(|e| failed(&format!("not invoked: {e:?}")))?;
-        match invoked.outcome {
+            .map_err(|e| failed(&e))?;
+        match outcome {
             Outcome::Answered(p) => answer::read(&p, self.simple).ok_or_else(|| {
                 failed(&format!(
                     "an answer API Gateway cannot read: {}",
