@@ -116,7 +116,9 @@ pub fn load(
     let Some((first_id, mut table)) = tables.next() else {
         return Err(errors);
     };
-    let dir = apis.first().map_or(Path::new("."), |(_, c)| c.dir.as_path());
+    let dir = apis
+        .first()
+        .map_or(Path::new("."), |(_, c)| c.dir.as_path());
     let has_domains = dir.join("domains").is_dir();
     if count == 1 && !has_domains {
         return Ok(Loaded {

@@ -2,8 +2,8 @@
 
 use apigate::config::cloudformation;
 use apigate::echo::Echo;
-use apigate::proxy::Gateway;
 use apigate::load::Inputs;
+use apigate::proxy::Gateway;
 use apigate::reload::{self, Reloader, SharedTable};
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
@@ -214,8 +214,12 @@ fn check(inputs: &Inputs, verbose: bool) -> ExitCode {
     match loaded {
         Ok(loaded) => {
             let table = &loaded.table;
-            let all = std::iter::once(table)
-                .chain(table.apis.iter().flat_map(|a| a.others().iter().map(|t| &**t)));
+            let all = std::iter::once(table).chain(
+                table
+                    .apis
+                    .iter()
+                    .flat_map(|a| a.others().iter().map(|t| &**t)),
+            );
             let (mut stages, mut routes) = (0, 0);
             for t in all {
                 stages += t.stages().count();

@@ -70,8 +70,7 @@ impl Reloader {
         let inputs = self.inputs.clone();
         let previous = self.table.load_full();
         // Compiling resolves hostnames and reads files: keep it off the async workers.
-        let load =
-            tokio::task::spawn_blocking(move || load_gateway(&inputs, Some(&previous)));
+        let load = tokio::task::spawn_blocking(move || load_gateway(&inputs, Some(&previous)));
         let errors = match tokio::time::timeout(RELOAD_TIMEOUT, load).await {
             Ok(Ok(Ok(table))) => {
                 let old = self.table.load();

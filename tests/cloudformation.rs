@@ -156,8 +156,9 @@ fn what_cannot_be_emulated_is_a_warning_naming_feature_and_pointer() {
     let c = check(&dir.join("http_api_lambda_auth_full.yaml"), &[]);
     assert!(c.ok, "{}", c.out);
     assert!(
-        c.out
-            .contains("Lambda integration (function HttpApiFunction): its code is not a local directory"),
+        c.out.contains(
+            "Lambda integration (function HttpApiFunction): its code is not a local directory"
+        ),
         "{}",
         c.out
     );

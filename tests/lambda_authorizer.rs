@@ -227,3 +227,40 @@ fn a_bad_authorizer_is_a_config_error_naming_file_and_field() {
         assert!(text.contains(want), "{want:?} missing in: {text}");
     }
 }
+
+/// A SAM template's Lambda authorizer (`Auth.Authorizers` with `FunctionArn`, made the
+/// `DefaultAuthorizer`) whose function is defined in the template with local code: served
+/// as the layout's is, with SAM's identity source, simple responses and cache.
+#[test]
+fn a_sam_templates_lambda_authorizer_guards_its_routes() {
+    let template =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cfn/sam-lambda-auth.yaml");
+    let check = std::process::Command::new(common::BIN)
+        .args(["check", "--conf"])
+        .arg(&template)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{out}");
+    assert!(
+        out.contains("1 route(s) served") && !out.contains("not served"),
+        "{out}"
+    );
+
+    // Served from a copy (the gateway's log goes beside it), CodeUri made absolute.
+    let text = std::fs::read_to_string(&template)
+        .unwrap()
+        .replace("../lambda/python", &python_dir());
+    let conf = ConfDir::new(&[("template.yaml", text)]);
+    let gw = Gateway::start(&conf.path.join("template.yaml"));
+    let r = get(&gw, "/me", None);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.json(), json!({"message": "Unauthorized"}));
+    let r = get(&gw, "/me", Some("allow-sam"));
+    assert_eq!(r.status, 200, "{}", gw.output());
+    let lambda = r.json()["event"]["requestContext"]["authorizer"]["lambda"].clone();
+    assert_eq!(lambda["user"], "allow-sam");
+    let r = get(&gw, "/me", Some("mallory"));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json(), json!({"message": "Forbidden"}));
+}

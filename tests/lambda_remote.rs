@@ -219,3 +219,71 @@ fn bad_endpoint_and_undefined_function_are_config_errors() {
     assert!(!out.status.success());
     assert!(text.contains("LambdaEndpoint"), "{text}");
 }
+
+/// An OpenAPI document whose Lambda authorizer and Lambda integration name functions by
+/// ARN only: with `--lambda-endpoint` both are invoked through the Invoke API (as with
+/// `sam local start-lambda`), and the route is served; without it `check` says why not.
+#[test]
+fn an_openapi_documents_functions_and_authorizer_run_behind_lambda_endpoint() {
+    let api = InvokeApi::start(&["auth=authorizers.simple", "echo=app.echo"]);
+    let arn = |f: &str| {
+        format!("arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:{f}/invocations")
+    };
+    let doc = json!({
+        "openapi": "3.0.1",
+        "info": {"title": "remote", "version": "1"},
+        "paths": {"/me": {"get": {
+            "security": [{"tokens": []}],
+            "x-amazon-apigateway-integration": {
+                "type": "aws_proxy", "httpMethod": "POST", "uri": arn("echo"),
+                "payloadFormatVersion": "2.0"},
+            "responses": {"default": {"description": "ok"}}}}},
+        "components": {"securitySchemes": {"tokens": {
+            "type": "apiKey", "name": "Authorization", "in": "header",
+            "x-amazon-apigateway-authorizer": {
+                "type": "request", "identitySource": "$request.header.Authorization",
+                "authorizerUri": arn("auth"), "authorizerPayloadFormatVersion": "2.0",
+                "enableSimpleResponses": true, "authorizerResultTtlInSeconds": 0}}}},
+    });
+    let dir = ConfDir::new(&[("api.json", doc.to_string())]);
+    let file = dir.path.join("api.json");
+    let check = |extra: &[&str]| {
+        let o = Command::new(BIN)
+            .args(["check", "--conf"])
+            .arg(&file)
+            .args(extra)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let without = check(&[]);
+    assert!(
+        without.contains("0 route(s) served")
+            && without.contains(r#"Lambda authorizer tokens: function "auth" cannot run here"#)
+            && without.contains("--lambda-endpoint"),
+        "{without}"
+    );
+    let with = check(&["--lambda-endpoint", &api.url()]);
+    assert!(
+        with.contains("1 route(s) served") && !with.contains("not served"),
+        "{with}"
+    );
+
+    let gw = Gateway::start_with(&file, &["--lambda-endpoint", &api.url()]);
+    let r = request(gw.port, "GET", "/me", &[], b"");
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = request(
+        gw.port,
+        "GET",
+        "/me",
+        &[("Authorization", "allow-remote")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", gw.output());
+    assert_eq!(
+        r.json()["event"]["requestContext"]["authorizer"]["lambda"]["user"],
+        "allow-remote"
+    );
+    let r = request(gw.port, "GET", "/me", &[("Authorization", "nope")], b"");
+    assert_eq!(r.status, 403, "{}", r.text());
+}

@@ -281,7 +281,10 @@ fn every_api_of_a_template_is_served_by_its_logical_id() {
     ]);
     let template = dir.path.join("template.yaml");
     let (ok, out) = run_check(&["--conf", template.to_str().unwrap()]);
-    assert!(ok && out.contains("OK (2 APIs, 2 stage(s), 2 route(s) served)"), "{out}");
+    assert!(
+        ok && out.contains("OK (2 APIs, 2 stage(s), 2 route(s) served)"),
+        "{out}"
+    );
     assert!(!out.contains("several APIs"), "{out}");
 
     let gw = Gateway::start(&template);
@@ -290,8 +293,14 @@ fn every_api_of_a_template_is_served_by_its_logical_id() {
     assert_eq!(by_domain("/orders/7"), "/orders/7");
     assert_eq!(by_domain("/stock/7"), "/stock/7");
     let by_host = |h: &str| reached(&get(&gw, h, "/x"));
-    assert_eq!(by_host("stock.execute-api.us-east-1.amazonaws.com"), "/stock/x");
-    assert_eq!(by_host("orders.execute-api.us-east-1.amazonaws.com"), "/orders/x");
+    assert_eq!(
+        by_host("stock.execute-api.us-east-1.amazonaws.com"),
+        "/stock/x"
+    );
+    assert_eq!(
+        by_host("orders.execute-api.us-east-1.amazonaws.com"),
+        "/orders/x"
+    );
     // Metrics name each API by its id.
     gw.wait_metric(
         r#"apigate_requests_total{api="Stock",method="GET",route="$default",stage="$default",status="200"}"#,

@@ -49,7 +49,8 @@ impl<'c> ApiWide<'c> {
             // when the api's Name, and so its key namespace, changes.
             Some(p)
                 if p.store_conf == store_conf
-                    && (p.store.kind() == "local" || p.api_name.as_deref() == config.api_label()) =>
+                    && (p.store.kind() == "local"
+                        || p.api_name.as_deref() == config.api_label()) =>
             {
                 Some(p.store.clone())
             }

@@ -182,7 +182,10 @@ fn lower_api(
         if let Some(uri) = &a.conf.authorizer_uri {
             let payload = a.conf.authorizer_payload_format_version.clone();
             let conf = lambda::conf(uri, payload, None, &functions);
-            cx.config.pending.authorizer_functions.insert(a.id.clone(), conf);
+            cx.config
+                .pending
+                .authorizer_functions
+                .insert(a.id.clone(), conf);
         }
     }
     apis

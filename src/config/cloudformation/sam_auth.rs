@@ -249,7 +249,10 @@ pub(super) fn secure_body(body: &mut Value, api: &Api, live: &Map<String, Value>
             });
             for (from, to) in [
                 ("EnableSimpleResponses", "enableSimpleResponses"),
-                ("AuthorizerResultTtlInSeconds", "authorizerResultTtlInSeconds"),
+                (
+                    "AuthorizerResultTtlInSeconds",
+                    "authorizerResultTtlInSeconds",
+                ),
             ] {
                 if let Some(v) = p.get(from) {
                     ext[to] = v.clone();

@@ -152,8 +152,14 @@ impl Target {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let (addr, unresolved) = match (bare, port).to_socket_addrs().map(|mut a| a.next()) {
             Ok(Some(addr)) => (addr, None),
-            Ok(None) => (unspecified(port), Some(format!("host {host:?} has no address"))),
-            Err(e) => (unspecified(port), Some(format!("cannot resolve host {host:?}: {e}"))),
+            Ok(None) => (
+                unspecified(port),
+                Some(format!("host {host:?} has no address")),
+            ),
+            Err(e) => (
+                unspecified(port),
+                Some(format!("cannot resolve host {host:?}: {e}")),
+            ),
         };
         let mut peer = HttpPeer::new(addr, tls, host.to_string());
         peer.options.connection_timeout = Some(timeout);
