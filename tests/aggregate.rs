@@ -101,7 +101,10 @@ fn merges_groups_and_forwards_like_a_proxy() {
     let seen = users.requests();
     assert_eq!(seen.len(), 1);
     let u = &seen[0];
-    assert_eq!(u.target, "/users/42?x=1");
+    assert_eq!(
+        (u.method.as_str(), u.target.as_str()),
+        ("GET", "/users/42?x=1")
+    );
     assert_eq!(u.header("x-forwarded-for"), Some("127.0.0.1"));
     assert!(u
         .header("forwarded")

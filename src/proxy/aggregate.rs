@@ -59,10 +59,10 @@ struct Call {
     took: Duration,
 }
 
-/// A backend call ready to go: it borrows nothing from the session.
-enum Prepared {
-    Http(HttpPeer, Box<RequestHeader>),
-    Lambda(Arc<crate::table::Integration>, Bytes),
+/// A backend call ready to go: it borrows the backend, nothing from the session.
+enum Prepared<'a> {
+    Http(&'a HttpPeer, Box<RequestHeader>),
+    Lambda(&'a AwsProxy, Bytes),
 }
 
 pub(super) async fn answer(
@@ -164,23 +164,23 @@ async fn sequential(
 /// the route's and the backend's parameter mappings), or a Lambda backend's event. `extra`:
 /// path variables read from earlier answers. `Err`: it cannot be sent (a mapping gave a
 /// value no request can hold).
-fn prepare(
+fn prepare<'a>(
     session: &Session,
     ctx: &Ctx,
     route: &Route,
-    b: &Backend,
+    b: &'a Backend,
     extra: &[(Box<str>, Box<str>)],
-) -> std::result::Result<Prepared, Outcome> {
+) -> std::result::Result<Prepared<'a>, Outcome> {
     let routed = ctx.routed.as_ref().ok_or(Outcome::Skipped)?;
     match &b.integration.kind {
         Kind::HttpProxy(p) => http_request(session, ctx, routed, route, b, p, extra)
-            .map(|head| Prepared::Http(p.target.peer.clone(), Box::new(head)))
+            .map(|head| Prepared::Http(&p.target.peer, Box::new(head)))
             .map_err(|e| {
                 log::info!("aggregate backend {}: {e}", b.integration.id);
                 Outcome::Skipped
             }),
         Kind::AwsProxy(p) => super::lambda::build_event(session, ctx, route, p, &[])
-            .map(|event| Prepared::Lambda(b.integration.clone(), event))
+            .map(|event| Prepared::Lambda(p, event))
             .ok_or(Outcome::Skipped),
         Kind::Aggregate(_) => Err(Outcome::Skipped),
     }
@@ -237,7 +237,7 @@ fn http_request(
 
 /// One call, bounded by `deadline` and the body cap: the parsed answer, or why there is none.
 async fn call(
-    p: std::result::Result<Prepared, Outcome>,
+    p: std::result::Result<Prepared<'_>, Outcome>,
     max: usize,
     deadline: tokio::time::Instant,
 ) -> (Option<Value>, Call) {
@@ -280,15 +280,10 @@ async fn call(
 
 type Sent = std::result::Result<(u16, Bytes), (Outcome, Option<u16>)>;
 
-async fn send(p: Prepared, max: usize) -> Sent {
+async fn send(p: Prepared<'_>, max: usize) -> Sent {
     match p {
-        Prepared::Http(peer, head) => send_http(&peer, head, max).await,
-        Prepared::Lambda(i, event) => {
-            let Kind::AwsProxy(p) = &i.kind else {
-                return Err((Outcome::Skipped, None));
-            };
-            invoke(p, event, max).await
-        }
+        Prepared::Http(peer, head) => send_http(peer, head, max).await,
+        Prepared::Lambda(p, event) => invoke(p, event, max).await,
     }
 }
 
