@@ -462,3 +462,69 @@ fn a_bundle_file_holds_aggregates_too() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), json!({"user": {"u": 1}}));
 }
+
+/// `apigate echo` over TLS, with conf/example's certificate for `localhost`.
+struct TlsEcho(std::process::Child, u16);
+
+impl TlsEcho {
+    fn start() -> TlsEcho {
+        let port = free_port();
+        let tls = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/example/tls");
+        let mut child = Command::new(BIN)
+            .args(["echo", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--tls-cert", &format!("{tls}/backend.pem")])
+            .args(["--tls-key", &format!("{tls}/backend.key")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_listening(port, Some(&mut child));
+        TlsEcho(child, port)
+    }
+}
+
+impl Drop for TlsEcho {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn https_backends_are_verified_with_their_integration_settings() {
+    let echo = TlsEcho::start();
+    let plain = JsonBackend::start(|_, _| Reply::json(json!({"plain": true})));
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/example/tls/ca.pem");
+    let https = |id: &str| format!("https://localhost:{}/{id}", echo.1);
+    let dir = ConfDir::new(&[
+        ("gateway.json", json!({"UpstreamCaFile": ca}).to_string()),
+        ("integrations/tls.json", integration(&https("tls"), "")),
+        (
+            "integrations/wrongname.json",
+            integration(
+                &https("wrong"),
+                r#""TlsConfig":{"ServerNameToVerify":"other.example"}"#,
+            ),
+        ),
+        ("integrations/plain.json", integration(&plain.url(), "")),
+        (
+            "integrations/agg.json",
+            aggregate(
+                json!([
+                    {"Integration": "integrations/tls", "Allow": ["path"], "Group": "tls"},
+                    {"Integration": "integrations/wrongname", "Group": "wrong"},
+                    backend("plain")
+                ]),
+                json!({}),
+            ),
+        ),
+        ("routes/r.json", route("GET /tls", "agg", "")),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    let r = gw.get("/tls");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The certificate is for localhost: the one checked against another name fails.
+    assert_eq!(r.header("x-apigate-completed"), Some("false"));
+    assert_eq!(r.json(), json!({"tls": {"path": "/tls"}, "plain": true}));
+    assert_eq!(calls(&gw, "wrongname", "unreachable"), Some(1.0));
+}
