@@ -528,3 +528,69 @@ fn https_backends_are_verified_with_their_integration_settings() {
     assert_eq!(r.json(), json!({"tls": {"path": "/tls"}, "plain": true}));
     assert_eq!(calls(&gw, "wrongname", "unreachable"), Some(1.0));
 }
+
+/// The Lambda Invoke API fixture (tests/fixtures/lambda/invoke_api.py), serving `echo-fn`.
+struct InvokeApi(std::process::Child, u16);
+
+impl InvokeApi {
+    fn start() -> InvokeApi {
+        use std::io::BufRead;
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lambda");
+        let python = std::env::var("APIGATE_PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut child = Command::new(python)
+            .arg(format!("{fixtures}/invoke_api.py"))
+            .arg(format!("{fixtures}/python"))
+            .arg("echo-fn=app.echo")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 invoke_api.py");
+        // Its first line is the port it bound: ready once printed.
+        let mut line = String::new();
+        let out = child.stdout.take().unwrap();
+        std::io::BufReader::new(out).read_line(&mut line).unwrap();
+        let port = line.trim().parse().expect("invoke_api.py prints its port");
+        InvokeApi(child, port)
+    }
+}
+
+impl Drop for InvokeApi {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn lambda_backends_get_the_route_event() {
+    let api = InvokeApi::start();
+    let users = JsonBackend::start(|_, _| Reply::json(json!({"name": "Ann"})));
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function:echo-fn";
+    let dir = ConfDir::new(&[
+        (
+            "gateway.json",
+            json!({"LambdaEndpoint": format!("http://127.0.0.1:{}", api.1)}).to_string(),
+        ),
+        (
+            "integrations/fn.json",
+            json!({"IntegrationType": "AWS_PROXY", "IntegrationUri": arn, "PayloadFormatVersion": "2.0"})
+                .to_string(),
+        ),
+        ("integrations/users.json", integration(&users.url(), "")),
+        (
+            "integrations/agg.json",
+            aggregate(
+                json!([backend("users"), {"Integration": "integrations/fn", "Target": "event", "Allow": ["rawPath", "pathParameters.id", "routeKey"], "Group": "lambda"}]),
+                json!({}),
+            ),
+        ),
+        ("routes/r.json", route(PROFILE, "agg", "")),
+    ]);
+    let gw = Gateway::start(&dir.path);
+    let r = gw.get("/users/7/profile");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-apigate-completed"), Some("true"));
+    assert_eq!(
+        r.json(),
+        json!({"name": "Ann", "lambda": {"rawPath": "/users/7/profile", "pathParameters": {"id": "7"}, "routeKey": PROFILE}})
+    );
+}

@@ -176,7 +176,7 @@ fn prepare<'a>(
         Kind::HttpProxy(p) => http_request(session, ctx, routed, route, b, p, extra)
             .map(|head| Prepared::Http(&p.target.peer, Box::new(head)))
             .map_err(|e| {
-                log::info!("aggregate backend {}: {e}", b.integration.id);
+                log::debug!("aggregate backend {}: {e}", b.integration.id);
                 Outcome::Skipped
             }),
         Kind::AwsProxy(p) => super::lambda::build_event(session, ctx, route, p, &[])

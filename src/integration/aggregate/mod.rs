@@ -63,7 +63,8 @@ pub enum Outcome {
     TooLarge,
     /// Refused, reset, or not HTTP.
     Unreachable,
-    /// A `${backends.N...}` value it needed was missing (or N failed): not called.
+    /// Not called: a `${backends.N...}` value it needed was missing (or N failed), or a
+    /// mapping gave a value no request can hold.
     Skipped,
 }
 
