@@ -181,7 +181,7 @@ pub struct RouteConf {
 pub struct IntegrationConf {
     pub integration_type: String,
     /// Required except for `AGGREGATE`, which has none (validation says so).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub integration_uri: String,
     pub integration_method: Option<String>,
     pub timeout_in_millis: Option<u64>,
@@ -214,11 +214,13 @@ pub struct IntegrationConf {
 pub struct AggregateBackendConf {
     /// `integrations/<id>`: an HTTP_PROXY or AWS_PROXY integration.
     pub integration: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mapping: BTreeMap<String, String>,
