@@ -409,7 +409,7 @@ fn check_reports_bad_aggregates_with_file_field_and_fix() {
             "integrations/groups.json",
             aggregate(
                 json!([{"Integration": "integrations/users", "Group": "g"}, {"Integration": "integrations/orgs", "Group": "g"}]),
-                json!({"IntegrationUri": "http://127.0.0.1:9", "PayloadFormatVersion": "1.0", "OnError": "ignore"}),
+                json!({"IntegrationUri": "http://127.0.0.1:9", "PayloadFormatVersion": "1.0", "OnError": "ignore", "IntegrationMethod": "GET"}),
             ),
         ),
         (
@@ -418,6 +418,10 @@ fn check_reports_bad_aggregates_with_file_field_and_fix() {
                 json!([backend("later"), backend("users")]),
                 json!({"Sequential": true}),
             ),
+        ),
+        (
+            "integrations/stray.json",
+            integration("http://127.0.0.1:9/", r#""OnError":"fail""#),
         ),
         ("routes/direct.json", route("GET /direct", "orgs", "")),
         ("routes/a.json", route("GET /a", "typo", "")),
@@ -439,6 +443,8 @@ fn check_reports_bad_aggregates_with_file_field_and_fix() {
         "integrations/groups.json: PayloadFormatVersion: an AGGREGATE has no PayloadFormatVersion",
         "integrations/groups.json: OnError: \"ignore\" is not an OnError",
         "integrations/order.json: Backends[0].Integration: integrations/later.json's IntegrationUri reads ${backends.1.body.id}, but backend 1 is not called before this one",
+        "integrations/groups.json: IntegrationMethod: an AGGREGATE has no IntegrationMethod",
+        "integrations/stray.json: OnError: only an AGGREGATE has OnError, this is HTTP_PROXY",
         "routes/direct.json: Target: integrations/orgs reads ${backends...}",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");

@@ -60,6 +60,29 @@ pub(super) fn checked_integration<'c>(
     }
 }
 
+/// The AGGREGATE fields on another kind would be ignored: an error, not a surprise.
+fn only_for_aggregates(r: &Resource<IntegrationConf>, errors: &mut ConfigErrors) {
+    let c = &r.conf;
+    for (field, set) in [
+        ("Backends", c.backends.is_some()),
+        ("Sequential", c.sequential.is_some()),
+        ("OnError", c.on_error.is_some()),
+        ("MaxBackendBytes", c.max_backend_bytes.is_some()),
+    ] {
+        if set {
+            errors.push(ConfigError::new(
+                &r.file,
+                field,
+                format!(
+                    "only an AGGREGATE has {field}, this is {}",
+                    c.integration_type
+                ),
+                "set \"IntegrationType\": \"AGGREGATE\", or remove it",
+            ));
+        }
+    }
+}
+
 /// Checks every AGGREGATE integration, and every route's use of a URI reading
 /// `${backends...}`. Returns those without errors, by id.
 pub(super) fn check<'c>(
@@ -73,7 +96,10 @@ pub(super) fn check<'c>(
             if let Some(a) = check_one(config, r, integrations, errors) {
                 out.insert(r.id.as_str(), a);
             }
-        } else if r.conf.integration_uri.contains(refs::PREFIX) {
+        } else {
+            only_for_aggregates(r, errors);
+        }
+        if r.conf.integration_type != TYPE && r.conf.integration_uri.contains(refs::PREFIX) {
             if let Err((problem, fix)) = refs::find(&r.conf.integration_uri) {
                 errors.push(ConfigError::new(&r.file, "IntegrationUri", problem, fix));
             }
@@ -102,12 +128,19 @@ fn check_one<'c>(
             "remove it; each entry of Backends names an integration that has one",
         );
     }
-    if c.payload_format_version.is_some() {
-        err(
-            "PayloadFormatVersion",
-            "an AGGREGATE has no PayloadFormatVersion of its own".into(),
-            "remove it (each backend integration keeps its own)",
-        );
+    for (field, set) in [
+        ("PayloadFormatVersion", c.payload_format_version.is_some()),
+        ("IntegrationMethod", c.integration_method.is_some()),
+        ("TlsConfig", c.tls_config.is_some()),
+        ("ConnectionType", c.connection_type.is_some()),
+    ] {
+        if set {
+            err(
+                field,
+                format!("an AGGREGATE has no {field} of its own"),
+                "remove it (each backend integration keeps its own)",
+            );
+        }
     }
     if let Some(t) = c.timeout_in_millis.filter(|t| !(50..=30_000).contains(t)) {
         err(
