@@ -435,24 +435,26 @@ pub(super) fn compile_integration(
             response,
         });
     }
+    // `${backends.N...}` (a later backend of an aggregate) is a path variable here.
+    let uri_with_ref_vars = crate::integration::aggregate::refs::as_path_vars(&c.integration_uri);
     let target = match &i.target {
         // A URI without stage variables that failed was reported by validation.
         CheckedTarget::Fixed(target) => target.as_deref()?.clone(),
         CheckedTarget::PerStage { report } => {
-            let uri = crate::integration::aggregate::refs::as_path_vars(&c.integration_uri);
-            let target = substitute_stage_vars(&uri, vars, stage_file).and_then(|uri| {
-                Target::parse(&uri, i.timeout)
-                    .map(|mut t| {
-                        i.tls.apply(&mut t.peer);
-                        t
-                    })
-                    .map_err(|e| {
-                        (
-                            format!("with the stage variables of {stage_file}: {}", e.problem),
-                            e.fix,
-                        )
-                    })
-            });
+            let target =
+                substitute_stage_vars(&uri_with_ref_vars, vars, stage_file).and_then(|uri| {
+                    Target::parse(&uri, i.timeout)
+                        .map(|mut t| {
+                            i.tls.apply(&mut t.peer);
+                            t
+                        })
+                        .map_err(|e| {
+                            (
+                                format!("with the stage variables of {stage_file}: {}", e.problem),
+                                e.fix,
+                            )
+                        })
+                });
             match target {
                 Ok(t) => t,
                 Err((problem, fix)) => {
