@@ -36,6 +36,7 @@ backed by the bundled echo backend at http://127.0.0.1:9000 (and https://localho
   curl -i http://127.0.0.1:8080/organizations/acme           # \$default stage
   curl -i http://127.0.0.1:8080/nope                         # AWS's 404
   curl -i http://127.0.0.1:8080/v0/postman                   # an https integration, verified
+  curl -i http://127.0.0.1:8080/v0/users/42/profile          # AGGREGATE: users + organizations
 $(printf '  %-59s# reload conf/example' "kill -HUP $GW_PID")
 
 Ctrl-C stops the gateway and the backend.

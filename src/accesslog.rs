@@ -51,6 +51,8 @@ pub struct LogVars<'a> {
     pub error_message: Option<&'a str>,
     /// Set only when the integration itself failed (timeout, refused, malformed answer).
     pub integration_error: Option<&'a str>,
+    /// An aggregate route's backend calls (`$context.integration.backends`).
+    pub integration_backends: Option<&'a str>,
     pub request_time: SystemTime,
     pub stage: &'a str,
     pub domain_name: &'a str,
@@ -147,6 +149,9 @@ impl AccessLogFormat {
                     None => out.push('-'),
                 },
                 ContextVar::IntegrationError => escape(v.integration_error.unwrap_or("-"), out),
+                ContextVar::IntegrationBackends => {
+                    escape(v.integration_backends.unwrap_or("-"), out)
+                }
                 ContextVar::ErrorMessage => escape(v.error_message.unwrap_or("-"), out),
                 ContextVar::AuthorizerError => escape(
                     if v.status == 401 || v.status == 403 {
@@ -494,6 +499,7 @@ mod tests {
             integration_status: Some(200),
             error_message: None,
             integration_error: None,
+            integration_backends: None,
             request_time: UNIX_EPOCH + Duration::from_secs(1_795_348_800),
             stage: "$default",
             domain_name: "localhost",

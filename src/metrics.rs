@@ -508,6 +508,7 @@ mod dashboard_tests {
         m.ratelimit_store_errors.inc();
         m.access_log_dropped.inc();
         crate::lambda::metrics::record_sample();
+        crate::integration::aggregate::metrics::record_sample();
         let text = m.render();
         let exported: Vec<&str> = text
             .lines()

@@ -240,18 +240,9 @@ fn every_devguide_template_loads() {
         return;
     };
     for f in files(&dir, "yaml") {
+        // Backends whose names do not resolve here (offline) are warnings, not errors.
         let c = check(&f, &[]);
-        if c.ok {
-            continue;
-        }
-        // Hostnames are resolved at load; a machine without DNS cannot resolve AWS's.
-        let only_dns = c
-            .out
-            .lines()
-            .filter(|l| l.starts_with("  "))
-            .all(|l| l.contains("cannot resolve host"));
-        assert!(only_dns, "{} refused:\n{}", f.display(), c.out);
-        eprintln!("{}: its backend host does not resolve here", f.display());
+        assert!(c.ok, "{} refused:\n{}", f.display(), c.out);
     }
 }
 

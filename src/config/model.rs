@@ -180,6 +180,8 @@ pub struct RouteConf {
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct IntegrationConf {
     pub integration_type: String,
+    /// Required except for `AGGREGATE`, which has none (validation says so).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub integration_uri: String,
     pub integration_method: Option<String>,
     pub timeout_in_millis: Option<u64>,
@@ -192,6 +194,36 @@ pub struct IntegrationConf {
     pub connection_type: Option<String>,
     pub description: Option<String>,
     pub tls_config: Option<IntegrationTlsConf>,
+    /// `AGGREGATE` (GATEWAY.md 12): the integrations answering together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backends: Option<Vec<AggregateBackendConf>>,
+    /// `AGGREGATE`: call the backends in order (a later URI may read an earlier answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<bool>,
+    /// `AGGREGATE`: `partial` (default) or `fail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
+    /// `AGGREGATE`: the largest body read from one backend (default 1 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_backend_bytes: Option<u64>,
+}
+
+/// One entry of an `AGGREGATE` integration's `Backends` (KrakenD's backend shaping).
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct AggregateBackendConf {
+    /// `integrations/<id>`: an HTTP_PROXY or AWS_PROXY integration.
+    pub integration: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mapping: BTreeMap<String, String>,
 }
 
 /// A version written as AWS exports it (`"1.0"`) or as a JSON number (`1.0`), as text

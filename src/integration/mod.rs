@@ -1,7 +1,8 @@
 //! Integrations: what a route hands its admitted requests to. A closed set of kinds, each
-//! compiled at load; today HTTP_PROXY. AWS_PROXY (Lambda) and AGGREGATE are siblings to
-//! come: a kind that is not a plain proxy answers from `request_filter` itself.
+//! compiled at load: HTTP_PROXY, AWS_PROXY (Lambda) and AGGREGATE. A kind that is not a
+//! plain proxy answers from `request_filter` itself.
 
+pub mod aggregate;
 pub mod aws_proxy;
 pub mod http_proxy;
 
@@ -19,4 +20,7 @@ pub enum Kind {
     /// `AWS_PROXY`: a Lambda function invoked with the request as an event; answered from
     /// `request_filter` (`proxy::lambda`).
     AwsProxy(AwsProxy),
+    /// `AGGREGATE`: several integrations called for one request, their JSON answers merged;
+    /// answered from `request_filter` (`proxy::aggregate`).
+    Aggregate(aggregate::Aggregate),
 }

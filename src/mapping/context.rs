@@ -33,6 +33,9 @@ pub enum ContextVar {
     IntegrationStatus,
     /// `integrationErrorMessage`: set only when the integration itself failed.
     IntegrationError,
+    /// `integration.backends` (apigate's): an aggregate route's backend calls, each
+    /// `id:status:latencyMs:outcome`, comma-separated.
+    IntegrationBackends,
     RequestTime,
     RequestTimeEpoch,
     /// `error.message`
@@ -64,6 +67,7 @@ const NAMES: &[(&str, ContextVar)] = &[
     ("integration.status", ContextVar::IntegrationStatus),
     ("integrationErrorMessage", ContextVar::IntegrationError),
     ("integration.error", ContextVar::IntegrationError),
+    ("integration.backends", ContextVar::IntegrationBackends),
     ("requestTime", ContextVar::RequestTime),
     ("requestTimeEpoch", ContextVar::RequestTimeEpoch),
     ("stage", ContextVar::Stage),
@@ -123,6 +127,7 @@ impl Scope {
             "integration.status",
             "integrationErrorMessage",
             "integration.error",
+            "integration.backends",
             "requestTime",
             "requestTimeEpoch",
             "stage",

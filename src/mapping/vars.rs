@@ -115,6 +115,7 @@ impl Vars<'_> {
             | ContextVar::IntegrationLatency
             | ContextVar::IntegrationStatus
             | ContextVar::IntegrationError
+            | ContextVar::IntegrationBackends
             | ContextVar::RequestTime
             | ContextVar::RequestTimeEpoch
             | ContextVar::ErrorMessage

@@ -36,6 +36,8 @@ pub struct Ctx {
     pub(super) tls: Option<Arc<SslDigest>>,
     /// When the whole body must have arrived (`RequestBodyTimeoutInMillis`).
     pub(super) body_deadline: Option<Instant>,
+    /// An aggregate route's backend calls, as `$context.integration.backends` logs them.
+    pub(super) backends: Option<String>,
 }
 
 /// The client's address, as the IP filters and forwarding headers see it.
@@ -82,6 +84,7 @@ impl Ctx {
             body_bytes: 0,
             tls: None,
             body_deadline: None,
+            backends: None,
         }
     }
 

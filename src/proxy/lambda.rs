@@ -72,8 +72,8 @@ pub(super) async fn answer(
 }
 
 /// The event for the request as its `RequestParameters` map it; `None` (400) when a mapped
-/// value cannot stand in a request.
-fn build_event(
+/// value cannot stand in a request. Aggregates build their Lambda backends' events here too.
+pub(super) fn build_event(
     session: &Session,
     ctx: &Ctx,
     route: &Route,

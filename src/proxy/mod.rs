@@ -3,6 +3,7 @@
 //! `upstream_request_filter`, response mapping in `response_filter`, AWS's errors in
 //! `fail_to_proxy`, metrics and access logs in `logging`.
 
+mod aggregate;
 mod context;
 mod lambda;
 mod record;
@@ -216,6 +217,9 @@ impl ProxyHttp for Gateway {
             Ok(()) if matches!(route.integration.kind, Kind::AwsProxy(_)) => {
                 lambda::answer(session, ctx, route).await
             }
+            Ok(()) if matches!(route.integration.kind, Kind::Aggregate(_)) => {
+                aggregate::answer(session, ctx, route).await
+            }
             Ok(()) => Ok(false),
             Err(rejection) => reject(session, ctx, rejection).await,
         }
@@ -252,7 +256,9 @@ impl ProxyHttp for Gateway {
                 // Warned about at load; a reload resolves it again.
                 Some(why) => Error::e_explain(ErrorType::HTTPStatus(502), why.to_string()),
             },
-            Kind::AwsProxy(_) => Error::e_explain(ErrorType::InternalError, "not proxied"),
+            Kind::AwsProxy(_) | Kind::Aggregate(_) => {
+                Error::e_explain(ErrorType::InternalError, "not proxied")
+            }
         }
     }
 
@@ -307,7 +313,7 @@ impl ProxyHttp for Gateway {
                 route.is_default.then_some(routed.stage_path.as_str()),
                 &forwarding,
             ),
-            Kind::AwsProxy(_) => Ok(()),
+            Kind::AwsProxy(_) | Kind::Aggregate(_) => Ok(()),
         }
     }
 
@@ -342,7 +348,7 @@ impl ProxyHttp for Gateway {
                 .as_ref()
                 .and_then(|r| match &r.route.integration.kind {
                     Kind::HttpProxy(p) => p.target.peer.options.read_timeout,
-                    Kind::AwsProxy(_) => None,
+                    Kind::AwsProxy(_) | Kind::Aggregate(_) => None,
                 });
             if budget.is_some_and(|b| took > b) {
                 let mut e = Error::explain(

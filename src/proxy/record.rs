@@ -70,6 +70,7 @@ pub(super) fn request(session: &Session, ctx: &Ctx) {
                 .as_ref()
                 .is_some_and(|r| r.is_integration_error())
         }),
+        integration_backends: ctx.backends.as_deref(),
         request_time: std::time::SystemTime::now() - took,
         stage: ctx.stage.as_deref().unwrap_or("-"),
         domain_name: host.map_or("-", host_without_port),

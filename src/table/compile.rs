@@ -141,7 +141,13 @@ impl Compiler<'_, '_> {
                 Some(i) => i.clone(),
                 None => {
                     let checked = self.checked.integrations.get(r.integration)?;
-                    let i = Arc::new(compile_integration(checked, file, vars, errors)?);
+                    let i = Arc::new(compile_integration(
+                        checked,
+                        self.checked,
+                        file,
+                        vars,
+                        errors,
+                    )?);
                     integrations.insert(r.integration, i.clone());
                     i
                 }
@@ -403,14 +409,18 @@ fn build_router(
 /// The integration as the stage in `stage_file` serves it. Validation reported whatever
 /// does not depend on the stage and compiled it; only stage variables are handled here.
 /// `None` when it cannot be served.
-fn compile_integration(
+pub(super) fn compile_integration(
     i: &CheckedIntegration<'_>,
+    checked: &Checked<'_>,
     stage_file: &str,
     vars: &std::collections::BTreeMap<String, String>,
     errors: &mut ConfigErrors,
 ) -> Option<Integration> {
     let c = &i.res.conf;
     let f = i.res.file.as_str();
+    if let Some(a) = checked.aggregates.get(i.res.id.as_str()) {
+        return super::aggregate::compile(a, i, checked, stage_file, vars, errors);
+    }
     if let Some((function, format)) = &i.lambda {
         let (request, response) = i.mappings.for_stage(vars);
         return Some(Integration {
@@ -425,12 +435,14 @@ fn compile_integration(
             response,
         });
     }
+    // `${backends.N...}` (a later backend of an aggregate) is a path variable here.
+    let uri_with_ref_vars = crate::integration::aggregate::refs::as_path_vars(&c.integration_uri);
     let target = match &i.target {
         // A URI without stage variables that failed was reported by validation.
         CheckedTarget::Fixed(target) => target.as_deref()?.clone(),
         CheckedTarget::PerStage { report } => {
             let target =
-                substitute_stage_vars(&c.integration_uri, vars, stage_file).and_then(|uri| {
+                substitute_stage_vars(&uri_with_ref_vars, vars, stage_file).and_then(|uri| {
                     Target::parse(&uri, i.timeout)
                         .map(|mut t| {
                             i.tls.apply(&mut t.peer);

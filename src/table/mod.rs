@@ -7,6 +7,7 @@
 //! the first two steps and reused by every stage (`policies`); `stage_vars` checks and
 //! substitutes stage variables.
 
+mod aggregate;
 mod api;
 mod compile;
 mod functions;

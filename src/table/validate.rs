@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+pub(super) const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 
 /// What the stages compile from: the files that passed their checks, with what does not
 /// depend on a stage already compiled.
@@ -31,6 +31,8 @@ pub(super) struct Checked<'c> {
     pub route_keys: BTreeMap<&'c str, Option<&'c str>>,
     /// Lambda (REQUEST) authorizers that compiled, by id (they need the functions).
     pub lambda_authorizers: HashMap<&'c str, Arc<LambdaAuthorizer>>,
+    /// AGGREGATE integrations without errors, by id (`integrations` holds their mappings).
+    pub aggregates: HashMap<&'c str, super::aggregate::CheckedAggregate<'c>>,
 }
 
 impl<'c> Checked<'c> {
@@ -62,6 +64,7 @@ impl<'c> Checked<'c> {
                 )
             })
             .collect();
+        let aggregates = super::aggregate::check(config, &integrations, errors);
         let routes = validate_routes(config, &integrations, errors);
         let route_keys = config
             .routes
@@ -80,6 +83,7 @@ impl<'c> Checked<'c> {
             routes,
             route_keys,
             lambda_authorizers,
+            aggregates,
         }
     }
 }
@@ -139,12 +143,15 @@ fn validate_integration<'c>(
     if c.integration_type == "AWS_PROXY" {
         return validate_lambda(r, functions, errors);
     }
+    if c.integration_type == super::aggregate::TYPE {
+        return super::aggregate::checked_integration(r, errors);
+    }
     if c.integration_type != "HTTP_PROXY" {
         errors.push(ConfigError::new(
             f,
             "IntegrationType",
             format!("{:?} is not supported", c.integration_type),
-            "use \"HTTP_PROXY\" or \"AWS_PROXY\"",
+            "use \"HTTP_PROXY\", \"AWS_PROXY\" or \"AGGREGATE\"",
         ));
     }
     if let Some(t) = c.timeout_in_millis {
@@ -179,7 +186,8 @@ fn validate_integration<'c>(
     // Checked once here; a URI with stage variables is parsed per stage, which reports only
     // what depends on them.
     let timeout = Duration::from_millis(c.timeout_in_millis.unwrap_or(DEFAULT_TIMEOUT_MS));
-    let uri = &c.integration_uri;
+    // An aggregate's later backend may read an earlier answer: a path variable here.
+    let uri = &*crate::integration::aggregate::refs::as_path_vars(&c.integration_uri);
     let tls = PeerTls::new(f, c.tls_config.as_ref(), Some(roots), errors);
     let target = if uri.contains("${stageVariables.") {
         let checked = with_sample_stage_vars(uri).and_then(|sample| Target::check(&sample));

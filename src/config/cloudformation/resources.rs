@@ -194,6 +194,7 @@ pub(super) fn integration(
         tls_config: props.get("TlsConfig").and_then(|v| {
             parse::<crate::config::IntegrationTlsConf>(cx, v, &format!("{p}/TlsConfig"))
         }),
+        ..IntegrationConf::default()
     };
     if conf.connection_type.as_deref() == Some("VPC_LINK") {
         cx.warn(
