@@ -145,9 +145,15 @@ impl Table {
     pub fn warnings(&self, config: &Config) -> Vec<ConfigError> {
         let mut seen = std::collections::BTreeSet::new();
         let mut out = Vec::new();
-        let routes = self.stages().flat_map(|s| s.router.routes());
-        for route in routes {
-            let i = &route.integration;
+        // Every integration a route reaches: its own, and an aggregate's backends.
+        let integrations = self.stages().flat_map(|s| s.router.routes()).flat_map(|r| {
+            let backends = match &r.integration.kind {
+                crate::integration::Kind::Aggregate(a) => &a.backends[..],
+                _ => &[],
+            };
+            std::iter::once(&r.integration).chain(backends.iter().map(|b| &b.integration))
+        });
+        for i in integrations {
             let crate::integration::Kind::HttpProxy(p) = &i.kind else {
                 continue;
             };
