@@ -17,8 +17,9 @@ const MAX_DOMAINS: usize = 100;
 const MAX_MAPPINGS: usize = 200;
 
 /// `domains/NAME.json`, in `aws apigatewayv2 create-domain-name` / `create-api-mapping`
-/// terms. `Tls` and `MutualTlsAuthentication` are read and not served per domain (the
-/// listener's certificate serves every host).
+/// terms. `Tls` is the domain's own certificate, served by SNI on an HTTPS listener (where
+/// AWS names an ACM certificate, apigate reads PEM files). `MutualTlsAuthentication` is read
+/// and not served per domain: the listener's truststore (its `Tls`) applies to every name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 struct DomainConf {
@@ -26,9 +27,17 @@ struct DomainConf {
     #[serde(default)]
     api_mappings: Vec<MappingConf>,
     #[serde(default, rename = "Tls")]
-    _tls: Option<serde_json::Value>,
+    tls: Option<DomainTls>,
     #[serde(default, rename = "MutualTlsAuthentication")]
-    _mtls: Option<serde_json::Value>,
+    mtls: Option<serde_json::Value>,
+}
+
+/// A domain's certificate: PEM files, relative to the configuration directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct DomainTls {
+    cert_file: String,
+    key_file: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +66,8 @@ pub struct Apis {
     ids: Vec<String>,
     /// Lowercased domain name -> mappings, longest key first.
     domains: HashMap<String, Vec<Mapping>>,
+    /// Domains with a certificate of their own, for the HTTPS listener's SNI.
+    certificates: Vec<(String, crate::tls::listener::DomainCertificate)>,
 }
 
 /// Where a request goes.
@@ -76,6 +87,11 @@ pub enum Target<'p> {
 impl Apis {
     pub fn others(&self) -> &[Arc<Table>] {
         &self.others
+    }
+
+    /// Lowercased domain names with their own certificate (`Tls`).
+    pub fn certificates(&self) -> &[(String, crate::tls::listener::DomainCertificate)] {
+        &self.certificates
     }
 
     pub fn api(&self, index: usize) -> Option<&Arc<Table>> {
@@ -118,6 +134,7 @@ impl Apis {
     ) -> Result<Apis, ConfigErrors> {
         let mut errors = ConfigErrors::default();
         let mut domains = HashMap::new();
+        let mut certificates = Vec::new();
         for (file, text) in read_dir(&dir.join("domains"), &mut errors) {
             let conf: DomainConf = match serde_json::from_str(&text) {
                 Ok(c) => c,
@@ -186,6 +203,24 @@ impl Apis {
             // Longest key first: the first that matches is the longest match.
             mappings.sort_by_key(|m| std::cmp::Reverse(m.key.len()));
             let name = conf.domain_name.to_ascii_lowercase();
+            if let Some(tls) = &conf.tls {
+                let path = |p: &str| crate::tls::upstream::conf_path(dir, p);
+                match crate::tls::listener::domain_certificate(
+                    path(&tls.cert_file),
+                    path(&tls.key_file),
+                ) {
+                    Ok(c) => certificates.push((name.clone(), c)),
+                    Err((field, problem)) => errors.push(ConfigError::new(
+                        &file,
+                        format!("Tls.{field}"),
+                        problem,
+                        "give PEM files: CertFile the domain's certificate chain, KeyFile its key (relative to the configuration directory, or absolute)",
+                    )),
+                }
+            }
+            if conf.mtls.is_some() {
+                log::warn!("{file}: MutualTlsAuthentication is not applied per domain: the listener's (gateway.json Tls) applies to every name");
+            }
             if domains.insert(name.clone(), mappings).is_some() {
                 errors.push(ConfigError::new(
                     &file,
@@ -200,6 +235,7 @@ impl Apis {
                 others,
                 ids,
                 domains,
+                certificates,
             })
         } else {
             Err(errors)
@@ -209,7 +245,7 @@ impl Apis {
     /// Whether there is anything to dispatch: one API and no domains keeps the single-API
     /// path (no dispatcher at all).
     pub fn is_trivial(&self) -> bool {
-        self.others.is_empty() && self.domains.is_empty()
+        self.others.is_empty() && self.domains.is_empty() && self.certificates.is_empty()
     }
 }
 
@@ -284,7 +320,8 @@ fn read_dir(dir: &Path, errors: &mut ConfigErrors) -> Vec<(String, String)> {
             p.file_name()
                 .map_or(String::new(), |n| n.to_string_lossy().into_owned())
         );
-        match std::fs::read_to_string(&p) {
+        // Bounded and never blocking on a FIFO, like every configuration file.
+        match crate::config::read::read_text(&p) {
             Ok(text) => out.push((name, text)),
             Err(e) => errors.push(ConfigError::new(name, "", format!("unreadable: {e}"), "")),
         }

@@ -410,6 +410,17 @@ fn serve(
         }
     };
     server.add_service(proxy);
+    let domain_certificates = |t: &apigate::table::Table| {
+        t.apis
+            .as_ref()
+            .map_or(&[][..], |a| a.certificates())
+            .to_vec()
+    };
+    let certificates = domain_certificates(&shared.load());
+    if scheme == "http" && !certificates.is_empty() {
+        log::warn!("domains/ give certificates, but the listener is plain HTTP: they apply once gateway.json has Tls (or --tls-cert)");
+    }
+    apigate::tls::listener::set_domain_certificates(&certificates);
     if let Some(addr) = &metrics_listen {
         let mut service = Service::new("metrics".to_string(), apigate::metrics::MetricsApp);
         service.add_tcp(addr);

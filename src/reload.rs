@@ -83,6 +83,8 @@ impl Reloader {
                 // requests do not wait for the identity provider.
                 prefetch_keys(&table).await;
                 crate::tls::listener::reload(table.settings.tls.as_ref());
+                let domains = table.apis.as_ref().map_or(&[][..], |a| a.certificates());
+                crate::tls::listener::set_domain_certificates(domains);
                 self.table.store(Arc::new(table));
                 log::info!("configuration reloaded from {:?}", self.inputs.paths);
                 crate::metrics::metrics().reload(true);

@@ -724,3 +724,75 @@ fn bodies_limits_and_backend_failures_alike_over_http1_and_http2() {
         assert_eq!(r.status, 200, "h2={h2}");
     }
 }
+
+/// A custom domain's own certificate (`domains/*.json` `Tls`) is served to clients that name
+/// it (SNI); other names get the listener's. Both follow a reload.
+#[test]
+fn a_custom_domain_serves_its_own_certificate_by_sni() {
+    let listener_ca = Ca::new("listener CA");
+    let domain_ca = Ca::new("domain CA");
+    let backend = Echo::start();
+    let conf = https_conf(&listener_ca, &backend, "");
+    conf.write(&[
+        ("api.json", r#"{"Name":"main"}"#.to_string()),
+        (
+            "domains/shop.json",
+            r#"{"DomainName":"Shop.Example.Test","ApiMappings":[{"ApiMappingKey":"","ApiId":"main","Stage":"v0"}],"Tls":{"CertFile":"shop.pem","KeyFile":"shop.key"}}"#
+                .to_string(),
+        ),
+    ]);
+    domain_ca
+        .server(&["shop.example.test"])
+        .write(&conf.path, "shop");
+    let gw = Gateway::start(&conf.path);
+    let shop = |ca: &Ca| {
+        let c = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+            .resolve("shop.example.test", ([127, 0, 0, 1], gw.port).into())
+            .pool_max_idle_per_host(0)
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap();
+        fetch(
+            &c,
+            &format!("https://shop.example.test:{}/postman", gw.port),
+        )
+    };
+    // The domain's certificate, and its mapping (stage v0, no stage in the path).
+    let r = shop(&domain_ca).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["path"], "/get");
+    assert!(
+        shop(&listener_ca).is_err(),
+        "the domain does not get the listener's"
+    );
+    // Every other name gets the listener's certificate.
+    let url = format!("https://localhost:{}/v0/postman", gw.port);
+    assert_eq!(
+        fetch(&client(gw.port, &listener_ca.pem(), false, None), &url)
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(fetch(&client(gw.port, &domain_ca.pem(), false, None), &url).is_err());
+
+    // A new domain certificate is served after a reload.
+    let renewed = Ca::new("renewed domain CA");
+    renewed
+        .server(&["shop.example.test"])
+        .write(&conf.path, "shop");
+    gw.signal("HUP");
+    gw.wait_log("configuration reloaded", 1);
+    assert_eq!(shop(&renewed).unwrap().status, 200);
+
+    // A domain certificate that does not load is a config error naming the field.
+    std::fs::write(conf.path.join("shop.key"), "no key").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--conf"])
+        .arg(&conf.path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("domains/shop.json: Tls.KeyFile"), "{text}");
+}

@@ -121,14 +121,65 @@ impl Source {
     }
 }
 
-/// The certificate every handshake gets, replaced whole on reload.
+/// The listener's certificates: custom domains' own (`domains/*.json` `Tls`), picked by
+/// the client's SNI name, and the listener's for every other name.
 #[derive(Debug)]
-struct Resolver(ArcSwap<CertifiedKey>);
+struct Certificates {
+    default: Arc<CertifiedKey>,
+    /// Lowercased domain name -> its certificate.
+    by_name: std::collections::HashMap<String, Arc<CertifiedKey>>,
+}
+
+/// The certificates handshakes get, replaced whole on reload.
+#[derive(Debug)]
+struct Resolver(ArcSwap<Certificates>);
+
+impl Resolver {
+    fn new(default: Arc<CertifiedKey>) -> Resolver {
+        Resolver(ArcSwap::from_pointee(Certificates {
+            default,
+            by_name: Default::default(),
+        }))
+    }
+}
 
 impl ResolvesServerCert for Resolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.load_full())
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let certs = self.0.load();
+        // rustls hands SNI names over lowercased (it normalises DNS names).
+        let own = hello.server_name().and_then(|n| certs.by_name.get(n));
+        Some(own.unwrap_or(&certs.default).clone())
     }
+}
+
+/// A domain's certificate chain and key (`domains/*.json` `Tls`), read and checked.
+pub type DomainCertificate = Arc<CertifiedKey>;
+
+/// Reads a PEM certificate chain and its key: `Err((field, problem))`.
+pub fn domain_certificate(
+    cert: PathBuf,
+    key: PathBuf,
+) -> Result<DomainCertificate, (&'static str, String)> {
+    let source = Source {
+        cert,
+        key,
+        truststore: None,
+    };
+    source.load().map(|m| m.key)
+}
+
+/// Serves `certificates` (lowercased domain name -> certificate) to clients that name those
+/// domains, from now on: at start-up and after each reload. Without an HTTPS listener they
+/// have nothing to serve (said once at load).
+pub fn set_domain_certificates(certificates: &[(String, DomainCertificate)]) {
+    let Some(live) = LIVE.get() else {
+        return;
+    };
+    let current = live.resolver.0.load();
+    live.resolver.0.store(Arc::new(Certificates {
+        default: current.default.clone(),
+        by_name: certificates.iter().cloned().collect(),
+    }));
 }
 
 /// The client-certificate check, replaced whole on reload. Whether mutual TLS is on at all
@@ -201,7 +252,7 @@ pub fn add_listener(
     overrides: Option<(PathBuf, PathBuf)>,
 ) -> Result<(), String> {
     let material = source.load().map_err(|(f, p)| format!("Tls.{f}: {p}"))?;
-    let resolver = Arc::new(Resolver(ArcSwap::new(material.key)));
+    let resolver = Arc::new(Resolver::new(material.key));
     let verifier = material
         .verifier
         .map(|v| Arc::new(Verifier(ArcSwap::from_pointee(v))));
@@ -253,7 +304,11 @@ pub fn reload(conf: Option<&Source>) {
     };
     match source.load() {
         Ok(material) => {
-            live.resolver.0.store(material.key);
+            let current = live.resolver.0.load();
+            live.resolver.0.store(Arc::new(Certificates {
+                default: material.key,
+                by_name: current.by_name.clone(),
+            }));
             match (&live.verifier, material.verifier) {
                 (Some(v), Some(new)) => v.0.store(Arc::new(new)),
                 (None, None) => {}
@@ -283,7 +338,7 @@ pub fn add_echo_tls(
     let material = source.load().map_err(|(f, p)| format!("--tls-{f}: {p}"))?;
     let mut settings =
         TlsSettings::with_callbacks(Box::new(ClientCertCallback)).map_err(|e| e.to_string())?;
-    settings.set_cert_resolver(Arc::new(Resolver(ArcSwap::new(material.key))));
+    settings.set_cert_resolver(Arc::new(Resolver::new(material.key)));
     service.add_tls_with_settings(addr, None, settings);
     Ok(())
 }
