@@ -713,3 +713,38 @@ fn jwt_claims_and_scopes_reach_the_event_as_aws_puts_them() {
     assert_eq!(jwt["claims"]["n"], "7");
     assert_eq!(jwt["scopes"], json!(["read", "write"]));
 }
+
+/// A CloudFormation function with inline code (`Code.ZipFile`), as the developer guide's
+/// quick-create templates write it: run locally from `index.py`, written beside the template.
+#[test]
+fn inline_zipfile_code_runs_locally() {
+    let conf = ConfDir::new(&[(
+        "template.yaml",
+        r#"AWSTemplateFormatVersion: '2010-09-09'
+Resources:
+  Api:
+    Type: AWS::ApiGatewayV2::Api
+    Properties:
+      Name: inline
+      ProtocolType: HTTP
+      Target: !GetAtt Fn.Arn
+  Fn:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: index.handler
+      Code:
+        ZipFile: |
+          import json
+          def handler(event, context):
+              return {"statusCode": 200, "body": json.dumps({"inline": event["rawPath"]})}
+"#
+        .to_string(),
+    )]);
+    let template = conf.path.join("template.yaml");
+    let gw = Gateway::start(&template);
+    let r = gw.get("/hi");
+    assert_eq!(r.status, 200, "{}", gw.output());
+    assert_eq!(r.json(), json!({"inline": "/hi"}));
+    assert!(conf.path.join(".apigate/inline/Fn/index.py").is_file());
+}

@@ -22,6 +22,19 @@ enum Runs {
 }
 
 fn runs(config: &mut Config, l: &LambdaConf, owner: &str, file: &str) -> Runs {
+    let mut l = std::borrow::Cow::Borrowed(l);
+    if l.code_uri.is_none() && l.inline_code.is_some() {
+        match inline::write(&config.dir, &l, &function_id(&l, owner)) {
+            Ok(dir) => l.to_mut().code_uri = Some(dir),
+            Err(e) => config.warnings.push(ConfigError::new(
+                file,
+                "Code.ZipFile",
+                format!("the inline code could not be written out to run: {e}"),
+                "make the template's directory writable, or give the function a CodeUri",
+            )),
+        }
+    }
+    let l = &*l;
     if let Some(function) = function(l).filter(|f| config.dir.join(&f.code_uri).is_dir()) {
         let fid = function_id(l, owner);
         if !config.functions.iter().any(|f| f.id == fid) {
@@ -161,6 +174,40 @@ fn function(l: &LambdaConf) -> Option<FunctionConf> {
         memory_size: l.memory_size,
         ..FunctionConf::default()
     })
+}
+
+/// A template's inline code (`Code.ZipFile`, SAM's `InlineCode`), written where a local
+/// instance can load it: as CloudFormation packages it, a file named `index` with the
+/// runtime's extension, under `.apigate/inline/<function>/` beside the template (as SAM
+/// builds under `.aws-sam/`; never a shared temporary directory another user could plant
+/// code in). Rewritten only when it changed.
+mod inline {
+    use super::LambdaConf;
+    use std::path::Path;
+
+    pub fn write(dir: &Path, l: &LambdaConf, id: &str) -> Result<String, String> {
+        let code = l.inline_code.as_deref().unwrap_or_default();
+        let runtime = l.runtime.as_deref().unwrap_or_default();
+        let ext = if runtime.starts_with("python") {
+            "py"
+        } else if runtime.starts_with("nodejs") {
+            "js"
+        } else {
+            return Err(format!(
+                "runtime {runtime:?} takes no inline code (Python and Node.js do)"
+            ));
+        };
+        let rel = format!(".apigate/inline/{id}");
+        let code_dir = dir.join(&rel);
+        let file = code_dir.join(format!("index.{ext}"));
+        if std::fs::read_to_string(&file).is_ok_and(|old| old == code) {
+            return Ok(rel);
+        }
+        std::fs::create_dir_all(&code_dir)
+            .and_then(|()| std::fs::write(&file, code))
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(rel)
+    }
 }
 
 /// A file-name-safe id for the function: its name, else the integration's id.
