@@ -9,6 +9,16 @@ pub mod http_proxy;
 pub use aws_proxy::AwsProxy;
 pub use http_proxy::HttpProxy;
 
+/// An integration compiled for one stage (stage variables substituted): its kind and its
+/// own parameter mappings.
+#[derive(Debug)]
+pub struct Integration {
+    pub id: String,
+    pub kind: Kind,
+    pub request: crate::mapping::RequestMapping,
+    pub response: crate::mapping::ResponseMapping,
+}
+
 /// The kinds of integration, as `IntegrationType` names them.
 // Built once per stage and shared through an `Arc`: the size of a variant costs nothing
 // per request, and boxing `HttpProxy` would add a pointer chase to every proxied request.

@@ -59,14 +59,7 @@ pub struct Policies {
     pub response: ResponseMapping,
 }
 
-/// An integration compiled for one stage (stage variables substituted).
-#[derive(Debug)]
-pub struct Integration {
-    pub id: String,
-    pub kind: crate::integration::Kind,
-    pub request: RequestMapping,
-    pub response: ResponseMapping,
-}
+pub use crate::integration::Integration;
 
 /// A route as one stage serves it.
 #[derive(Debug)]

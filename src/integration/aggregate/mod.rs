@@ -43,7 +43,7 @@ pub enum OnError {
 #[derive(Debug)]
 pub struct Backend {
     /// The HTTP_PROXY or AWS_PROXY integration, compiled for the same stage.
-    pub integration: Arc<crate::table::Integration>,
+    pub integration: Arc<super::Integration>,
     pub shape: Shape,
     /// `${backends.N.body.PATH}` its URI reads (only earlier backends, checked at load).
     pub refs: Vec<BodyRef>,
