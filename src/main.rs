@@ -288,15 +288,16 @@ fn export(
     }
 }
 
-/// The API named `api` (its Name, which for a template is the logical id unless the
-/// template names it), or the first.
+/// The API `api` names (its id: a template's logical id when it has several APIs, else
+/// its Name), or the first.
 fn pick(
     all: Vec<apigate::config::Config>,
     api: Option<&str>,
 ) -> Result<apigate::config::Config, apigate::config::ConfigErrors> {
+    // An API of a template with several goes by its logical id (`Config::api_id`).
     let names: Vec<String> = all
         .iter()
-        .map(|c| c.api.name.clone().unwrap_or_default())
+        .map(|c| c.api_label().unwrap_or_default().to_string())
         .collect();
     let index = match api {
         None => Some(0),

@@ -286,6 +286,15 @@ fn every_api_of_a_template_is_served_by_its_logical_id() {
         "{out}"
     );
     assert!(!out.contains("several APIs"), "{out}");
+    // export writes one API, chosen by its id.
+    let o = std::process::Command::new(BIN)
+        .args(["export", "--api", "Stock", "--conf"])
+        .arg(&template)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let uri = &doc["components"]["x-amazon-apigateway-integrations"]["Stock-integration"]["uri"];
+    assert_eq!(uri.as_str(), Some(format!("{}/stock", echo.url()).as_str()));
 
     let gw = Gateway::start(&template);
     // Quick create: the route is `$default`, so the request path is appended to the Target.
