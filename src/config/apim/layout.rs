@@ -1,0 +1,265 @@
+//! The artifacts directory as Azure's APIOps extractor writes it: `policy.xml` (global),
+//! `apis/NAME/{apiInformation.json, specification.(yaml|json), policy.xml,
+//! operations/OP/policy.xml}`, `products/NAME/{productInformation.json, policy.xml,
+//! apis/API/}`, `backends/NAME/backendInformation.json`,
+//! `named values/NAME/namedValueInformation.json`. Each JSON file is `{"properties": {..}}`
+//! in the management API's names. Read here, interpreted in `mod.rs`.
+
+use super::xml::{self, PolicyDoc};
+use crate::config::{read, ConfigError};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Everything read from an artifacts directory.
+#[derive(Debug, Default)]
+pub struct Artifacts {
+    pub global: Option<PolicyDoc>,
+    pub apis: Vec<Api>,
+    pub products: Vec<Product>,
+    /// Backend id -> its `url`.
+    pub backends: BTreeMap<String, String>,
+    /// Display name -> value (secrets resolved from the environment).
+    pub named_values: BTreeMap<String, String>,
+    /// Secrets without a value in any source: named here, reported where a policy uses them.
+    pub missing_secrets: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+pub struct Api {
+    /// The directory name (`users`), APIM's API id.
+    pub name: String,
+    /// `apis/users/apiInformation.json`.
+    pub file: String,
+    pub props: serde_json::Map<String, Value>,
+    /// The specification's file and parsed document (with YAML lines when YAML).
+    pub spec: Option<(String, Value)>,
+    pub policy: Option<PolicyDoc>,
+    /// Operation name -> its policy document.
+    pub operations: BTreeMap<String, PolicyDoc>,
+}
+
+#[derive(Debug)]
+pub struct Product {
+    pub name: String,
+    pub policy: Option<PolicyDoc>,
+    /// The APIs listed under `products/NAME/apis/`.
+    pub apis: Vec<String>,
+}
+
+/// Whether `dir` looks like an APIOps artifacts directory: an `apis/` folder whose entries
+/// hold `apiInformation.json`.
+pub fn is_artifacts(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join("apis")).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().join("apiInformation.json").is_file())
+    })
+}
+
+/// The environment variable a secret named value is read from: `APIM_NAMED_VALUE_` and the
+/// name in upper case, other characters as `_` (`jwt-secret` -> `APIM_NAMED_VALUE_JWT_SECRET`).
+pub fn secret_env_name(name: &str) -> String {
+    let tail: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("APIM_NAMED_VALUE_{tail}")
+}
+
+pub fn read(dir: &Path, errors: &mut Vec<ConfigError>) -> Artifacts {
+    let mut a = Artifacts {
+        global: policy(dir, "policy.xml", errors),
+        ..Artifacts::default()
+    };
+    for name in subdirs(dir, "apis") {
+        let base = format!("apis/{name}");
+        let file = format!("{base}/apiInformation.json");
+        let Some(props) = properties(dir, &file, errors) else {
+            continue;
+        };
+        let spec = ["yaml", "yml", "json"].iter().find_map(|ext| {
+            let f = format!("{base}/specification.{ext}");
+            dir.join(&f).is_file().then_some(f)
+        });
+        let spec = spec.and_then(|f| {
+            let text = text(dir, &f, errors)?;
+            let value = if f.ends_with(".json") {
+                serde_json::from_str(&text).map_err(|e| e.to_string())
+            } else {
+                crate::config::yaml::from_str(&text)
+                    .map(|y| y.value)
+                    .map_err(|e| format!("line {}: {}", e.line, e.message))
+            };
+            match value {
+                Ok(v) => Some((f, v)),
+                Err(e) => {
+                    errors.push(ConfigError::new(
+                        f,
+                        "",
+                        format!("cannot parse: {e}"),
+                        "fix the syntax",
+                    ));
+                    None
+                }
+            }
+        });
+        let mut operations = BTreeMap::new();
+        for op in subdirs(dir, &format!("{base}/operations")) {
+            if let Some(p) = policy(dir, &format!("{base}/operations/{op}/policy.xml"), errors) {
+                operations.insert(op, p);
+            }
+        }
+        a.apis.push(Api {
+            policy: policy(dir, &format!("{base}/policy.xml"), errors),
+            name,
+            file,
+            props,
+            spec,
+            operations,
+        });
+    }
+    for name in subdirs(dir, "products") {
+        let base = format!("products/{name}");
+        a.products.push(Product {
+            policy: policy(dir, &format!("{base}/policy.xml"), errors),
+            apis: subdirs(dir, &format!("{base}/apis")),
+            name,
+        });
+    }
+    for name in subdirs(dir, "backends") {
+        let file = format!("backends/{name}/backendInformation.json");
+        if let Some(props) = properties(dir, &file, errors) {
+            match props.get("url").and_then(Value::as_str) {
+                Some(url) => {
+                    a.backends.insert(name, url.to_string());
+                }
+                None => errors.push(ConfigError::new(
+                    file,
+                    "properties.url",
+                    "a backend needs a url",
+                    "add \"url\": \"http://127.0.0.1:9000\"",
+                )),
+            }
+        }
+    }
+    for name in subdirs(dir, "named values") {
+        let file = format!("named values/{name}/namedValueInformation.json");
+        let Some(props) = properties(dir, &file, errors) else {
+            continue;
+        };
+        let display = props
+            .get("displayName")
+            .and_then(Value::as_str)
+            .unwrap_or(&name)
+            .to_string();
+        // The environment overrides the file: secrets never live in the repository.
+        let env = secret_env_name(&display);
+        match std::env::var(&env).ok().or_else(|| {
+            props
+                .get("value")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        }) {
+            Some(v) => {
+                a.named_values.insert(display, v);
+            }
+            None => {
+                a.missing_secrets.insert(display, env);
+            }
+        }
+    }
+    a
+}
+
+/// The names of the directories under `dir/sub`, sorted (absent: none).
+fn subdirs(dir: &Path, sub: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join(sub))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn text(dir: &Path, file: &str, errors: &mut Vec<ConfigError>) -> Option<String> {
+    match read::read_text(&dir.join(file)) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            errors.push(ConfigError::new(
+                file,
+                "",
+                format!("cannot read: {e}"),
+                "check the file",
+            ));
+            None
+        }
+    }
+}
+
+/// A policy document, when the file exists.
+fn policy(dir: &Path, file: &str, errors: &mut Vec<ConfigError>) -> Option<PolicyDoc> {
+    if !dir.join(file).is_file() {
+        return None;
+    }
+    match xml::parse(file, &text(dir, file, errors)?) {
+        Ok(doc) => Some(doc),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    }
+}
+
+/// The `properties` object of a management-API JSON file.
+fn properties(
+    dir: &Path,
+    file: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<serde_json::Map<String, Value>> {
+    let text = text(dir, file, errors)?;
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(mut o)) => match o.remove("properties") {
+            Some(Value::Object(p)) => Some(p),
+            None => Some(serde_json::Map::new()),
+            Some(_) => {
+                errors.push(ConfigError::new(
+                    file,
+                    "properties",
+                    "must be an object",
+                    "write {\"properties\": {...}}",
+                ));
+                None
+            }
+        },
+        Ok(_) => {
+            errors.push(ConfigError::new(
+                file,
+                "",
+                "must hold a JSON object",
+                "write {\"properties\": {...}}",
+            ));
+            None
+        }
+        Err(e) => {
+            errors.push(ConfigError::new(
+                file,
+                "",
+                format!("invalid JSON: {e}"),
+                "fix the JSON syntax",
+            ));
+            None
+        }
+    }
+}

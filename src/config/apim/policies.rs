@@ -1,0 +1,489 @@
+//! Policy documents composed (`<base/>`: global -> product -> API -> operation) and each
+//! statement lowered onto apigate's own machinery: header and query mappings, the route's
+//! IP filter, a JWT authorizer, the integration's URI and timeout. A statement outside the
+//! supported set is an error naming the file and line, never skipped.
+
+use super::expr::{self, Scope};
+use super::xml::{Element, PolicyDoc};
+use crate::config::{AuthorizerConf, ConfigError, CorsConf, IpFilterConf};
+use std::collections::BTreeMap;
+
+/// The statements apigate serves, by section, for messages.
+pub const SUPPORTED: &str = "inbound: base, set-header, set-query-parameter, rewrite-uri, \
+set-backend-service, ip-filter, validate-jwt, cors (global policy only); backend: base, \
+forward-request; outbound: base, set-header; on-error: base";
+
+/// A statement and the file it was written in.
+pub type Stmt<'a> = (&'a str, &'a Element);
+
+/// One section of the effective policy of an operation: each level's statements with
+/// `<base/>` replaced by its parent's. An absent section inherits its parent's whole
+/// *(choice)*; an empty one (`<outbound/>`) drops it, as in APIM.
+pub fn compose<'a>(
+    levels: &[&'a PolicyDoc],
+    section: usize,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<Stmt<'a>> {
+    let mut acc: Vec<Stmt<'a>> = Vec::new();
+    for doc in levels {
+        let Some(items) = &doc.sections[section] else {
+            continue;
+        };
+        let mut next = Vec::new();
+        let mut bases = 0;
+        for el in items {
+            if el.name == "base" {
+                bases += 1;
+                if bases > 1 {
+                    errors.push(at(
+                        &doc.file,
+                        el,
+                        "<base/> appears twice in one section",
+                        "keep one",
+                    ));
+                }
+                next.extend(acc.iter().copied());
+            } else {
+                next.push((doc.file.as_str(), el));
+            }
+        }
+        acc = next;
+    }
+    acc
+}
+
+/// What an operation's effective policy lowers to.
+#[derive(Debug, Default)]
+pub struct Lowered {
+    /// `RequestParameters` (`overwrite:header.Api-Version` -> template).
+    pub request: BTreeMap<String, String>,
+    /// Response header operations, applied on every backend status.
+    pub response: BTreeMap<String, String>,
+    pub ip_filter: Option<IpFilterConf>,
+    /// The authorizer of the one `validate-jwt`, and where it was written (its id).
+    pub jwt: Option<(String, AuthorizerConf)>,
+    /// `rewrite-uri`'s template: the backend path.
+    pub rewrite: Option<String>,
+    /// `set-backend-service`: the backend base URL.
+    pub backend: Option<String>,
+    pub timeout_ms: Option<u64>,
+    /// The global policy's `cors`.
+    pub cors: Option<CorsConf>,
+}
+
+/// Where lowering reads from: named values, backends, the API's path, the global file.
+pub struct Env<'a> {
+    pub named: &'a BTreeMap<String, String>,
+    pub missing: &'a BTreeMap<String, String>,
+    pub backends: &'a BTreeMap<String, String>,
+    pub scope: Scope<'a>,
+    pub global_file: &'a str,
+}
+
+pub fn at(
+    file: &str,
+    el: &Element,
+    problem: impl Into<String>,
+    fix: impl Into<String>,
+) -> ConfigError {
+    ConfigError::new(
+        file,
+        format!("line {} <{}>", el.line, el.name),
+        problem,
+        fix,
+    )
+}
+
+/// Lowers the effective `inbound`, `backend` and `outbound` statements (and checks
+/// `on-error` holds nothing apigate would skip).
+pub fn lower(sections: [Vec<Stmt>; 4], env: &Env, errors: &mut Vec<ConfigError>) -> Lowered {
+    let mut out = Lowered::default();
+    let [inbound, backend, outbound, on_error] = sections;
+    for (file, el) in inbound {
+        let r = match el.name.as_str() {
+            "set-header" => set(file, el, "header", env, &mut out.request),
+            "set-query-parameter" => set(file, el, "querystring", env, &mut out.request),
+            "rewrite-uri" => rewrite(file, el, env, &mut out),
+            "set-backend-service" => backend_service(file, el, env, &mut out),
+            "ip-filter" => ip_filter(file, el, env, &mut out),
+            "validate-jwt" => super::security::validate_jwt(file, el, env, &mut out),
+            "cors" if file == env.global_file => super::security::cors(file, el, env, &mut out),
+            "cors" => Err(at(
+                file,
+                el,
+                "cors is served for the whole gateway",
+                "move <cors> to the global policy.xml",
+            )),
+            _ => Err(unsupported(file, el, "inbound")),
+        };
+        if let Err(e) = r {
+            errors.push(e);
+        }
+    }
+    for (file, el) in backend {
+        let r = match el.name.as_str() {
+            "forward-request" => forward_request(file, el, env, &mut out),
+            _ => Err(unsupported(file, el, "backend")),
+        };
+        if let Err(e) = r {
+            errors.push(e);
+        }
+    }
+    for (file, el) in outbound {
+        let r = match el.name.as_str() {
+            "set-header" => set(file, el, "header", env, &mut out.response),
+            _ => Err(unsupported(file, el, "outbound")),
+        };
+        if let Err(e) = r {
+            errors.push(e);
+        }
+    }
+    for (file, el) in on_error {
+        errors.push(unsupported(file, el, "on-error"));
+    }
+    out
+}
+
+fn unsupported(file: &str, el: &Element, section: &str) -> ConfigError {
+    at(
+        file,
+        el,
+        format!("<{}> in <{section}> is not supported by apigate", el.name),
+        format!("remove it or use what apigate serves ({SUPPORTED})"),
+    )
+}
+
+/// An attribute's value with named values resolved.
+pub fn attr(
+    file: &str,
+    el: &Element,
+    name: &str,
+    env: &Env,
+) -> Result<Option<String>, ConfigError> {
+    el.attr(name).map(|v| named(file, el, v, env)).transpose()
+}
+
+/// Every attribute of `el` must be one of `known`.
+pub fn only_attrs(file: &str, el: &Element, known: &[&str]) -> Result<(), ConfigError> {
+    match el.attrs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some((k, _)) => Err(at(
+            file,
+            el,
+            format!("attribute {k:?} is not supported"),
+            if known.is_empty() {
+                "remove it".to_string()
+            } else {
+                format!("apigate reads {}", known.join(", "))
+            },
+        )),
+    }
+}
+
+/// Every child element of `el` must be one of `known`.
+pub fn only_children(file: &str, el: &Element, known: &[&str]) -> Result<(), ConfigError> {
+    match el
+        .children
+        .iter()
+        .find(|c| !known.contains(&c.name.as_str()))
+    {
+        None => Ok(()),
+        Some(c) => Err(at(
+            file,
+            c,
+            format!("<{}> inside <{}> is not supported", c.name, el.name),
+            if known.is_empty() {
+                "remove it".to_string()
+            } else {
+                format!("apigate reads {}", known.join(", "))
+            },
+        )),
+    }
+}
+
+/// `{{name}}` replaced by the named value, as APIM does before anything else.
+pub fn named(file: &str, el: &Element, text: &str, env: &Env) -> Result<String, ConfigError> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err(at(
+                file,
+                el,
+                format!("unclosed {{{{ in {text:?}"),
+                "write {{name}}",
+            ));
+        };
+        let name = &after[..end];
+        match env.named.get(name) {
+            Some(v) => out.push_str(v),
+            None => {
+                let fix = match env.missing.get(name) {
+                    Some(var) => format!("it is a secret without a value: set the environment variable {var}"),
+                    None => format!(
+                        "add \"named values/{name}/namedValueInformation.json\" with {{\"properties\": {{\"displayName\": \"{name}\", \"value\": \"...\"}}}}"
+                    ),
+                };
+                return Err(at(
+                    file,
+                    el,
+                    format!("named value {{{{{name}}}}} is not defined"),
+                    fix,
+                ));
+            }
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A value (text or `@(...)`) lowered into a mapping template.
+pub fn value(file: &str, el: &Element, text: &str, env: &Env) -> Result<String, ConfigError> {
+    let resolved = named(file, el, text, env)?;
+    expr::lower(&resolved, &env.scope).map_err(|e| {
+        at(
+            file,
+            el,
+            e,
+            "use a literal or the supported expression subset",
+        )
+    })
+}
+
+/// `set-header` / `set-query-parameter` as a mapping entry on `target` (`header`,
+/// `querystring`). One header set two different ways in one operation is refused: a
+/// mapping's entries carry no order.
+fn set(
+    file: &str,
+    el: &Element,
+    target: &str,
+    env: &Env,
+    map: &mut BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    only_attrs(file, el, &["name", "exists-action"])?;
+    only_children(file, el, &["value"])?;
+    let name = attr(file, el, "name", env)?
+        .ok_or_else(|| at(file, el, "name is required", "add name=\"X-Header\""))?;
+    let action = match attr(file, el, "exists-action", env)?
+        .as_deref()
+        .unwrap_or("override")
+    {
+        "override" => "overwrite",
+        "append" => "append",
+        "delete" => "remove",
+        "skip" => {
+            return Err(at(
+                file,
+                el,
+                "exists-action=\"skip\" is not supported",
+                "use override, append or delete",
+            ))
+        }
+        other => {
+            return Err(at(
+                file,
+                el,
+                format!("exists-action {other:?} is not one of APIM's"),
+                "use override, skip, append or delete",
+            ))
+        }
+    };
+    let values: Vec<String> = el
+        .all("value")
+        .map(|v| value(file, v, &v.text, env))
+        .collect::<Result<_, _>>()?;
+    let v = match (action, values.is_empty()) {
+        ("remove", _) => String::new(),
+        (_, true) => {
+            return Err(at(
+                file,
+                el,
+                "no <value>",
+                "add <value>...</value>, or exists-action=\"delete\"",
+            ))
+        }
+        _ => values.join(","),
+    };
+    let key = format!("{action}:{target}.{name}");
+    for other in ["overwrite", "append", "remove"] {
+        let k = format!("{other}:{target}.{name}");
+        if other != action && map.contains_key(&k) {
+            return Err(at(
+                file,
+                el,
+                format!(
+                    "{name} is already set with another exists-action in this operation's policies"
+                ),
+                "set it one way (the last override wins in APIM; apigate needs one)",
+            ));
+        }
+    }
+    map.insert(key, v);
+    Ok(())
+}
+
+fn rewrite(file: &str, el: &Element, env: &Env, out: &mut Lowered) -> Result<(), ConfigError> {
+    only_attrs(file, el, &["template", "copy-unmatched-params"])?;
+    if attr(file, el, "copy-unmatched-params", env)?.is_some_and(|v| v != "true") {
+        return Err(at(
+            file,
+            el,
+            "copy-unmatched-params=\"false\" is not supported",
+            "remove it (the query string is forwarded)",
+        ));
+    }
+    let t = attr(file, el, "template", env)?.ok_or_else(|| {
+        at(
+            file,
+            el,
+            "template is required",
+            "add template=\"/path/{id}\"",
+        )
+    })?;
+    if !t.starts_with('/') || t.contains('@') {
+        return Err(at(
+            file,
+            el,
+            format!("template {t:?} must be a literal path starting with '/'"),
+            "write e.g. template=\"/v2/users/{id}\"",
+        ));
+    }
+    out.rewrite = Some(t);
+    Ok(())
+}
+
+fn backend_service(
+    file: &str,
+    el: &Element,
+    env: &Env,
+    out: &mut Lowered,
+) -> Result<(), ConfigError> {
+    only_attrs(file, el, &["base-url", "backend-id"])?;
+    let url = match (
+        attr(file, el, "base-url", env)?,
+        attr(file, el, "backend-id", env)?,
+    ) {
+        (Some(u), None) if !u.starts_with('@') => u,
+        (None, Some(id)) => env.backends.get(&id).cloned().ok_or_else(|| {
+            at(
+                file,
+                el,
+                format!("backend {id:?} is not defined"),
+                format!("add backends/{id}/backendInformation.json with a url"),
+            )
+        })?,
+        _ => {
+            return Err(at(
+                file,
+                el,
+                "needs exactly one of base-url (a literal URL) or backend-id",
+                "write base-url=\"http://127.0.0.1:9000\"",
+            ))
+        }
+    };
+    out.backend = Some(url);
+    Ok(())
+}
+
+fn forward_request(
+    file: &str,
+    el: &Element,
+    env: &Env,
+    out: &mut Lowered,
+) -> Result<(), ConfigError> {
+    only_attrs(file, el, &["timeout"])?;
+    only_children(file, el, &[])?;
+    if let Some(t) = attr(file, el, "timeout", env)? {
+        match t.parse::<u64>() {
+            Ok(s @ 1..=30) => out.timeout_ms = Some(s * 1000),
+            _ => {
+                return Err(at(
+                    file,
+                    el,
+                    format!("timeout {t:?} is not served"),
+                    "write whole seconds from 1 to 30 (apigate's integration limit)",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ip_filter(file: &str, el: &Element, env: &Env, out: &mut Lowered) -> Result<(), ConfigError> {
+    only_attrs(file, el, &["action"])?;
+    only_children(file, el, &["address", "address-range"])?;
+    if out.ip_filter.is_some() {
+        return Err(at(
+            file,
+            el,
+            "a second ip-filter for the same operation is not supported",
+            "merge the addresses into one ip-filter",
+        ));
+    }
+    let action = attr(file, el, "action", env)?.unwrap_or_default();
+    if action != "allow" && action != "forbid" {
+        return Err(at(
+            file,
+            el,
+            format!("action {action:?}"),
+            "write action=\"allow\" or action=\"forbid\"",
+        ));
+    }
+    let mut addresses = Vec::new();
+    for c in &el.children {
+        if c.name == "address" {
+            let a = named(file, c, &c.text, env)?;
+            a.parse::<std::net::IpAddr>().map_err(|_| {
+                at(
+                    file,
+                    c,
+                    format!("{a:?} is not an IP address"),
+                    "write e.g. 203.0.113.7",
+                )
+            })?;
+            addresses.push(a);
+            continue;
+        }
+        only_attrs(file, c, &["from", "to"])?;
+        let ip = |n: &str| -> Result<std::net::IpAddr, ConfigError> {
+            let v = attr(file, c, n, env)?.unwrap_or_default();
+            v.parse().map_err(|_| {
+                at(
+                    file,
+                    c,
+                    format!("{n}={v:?} is not an IP address"),
+                    "write from=\"10.0.0.1\" to=\"10.0.0.9\"",
+                )
+            })
+        };
+        match (ip("from")?, ip("to")?) {
+            (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) if a <= b => {
+                addresses.extend(ipnet::Ipv4Subnets::new(a, b, 0).map(|n| n.to_string()))
+            }
+            (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) if a <= b => {
+                addresses.extend(ipnet::Ipv6Subnets::new(a, b, 0).map(|n| n.to_string()))
+            }
+            _ => {
+                return Err(at(
+                    file,
+                    c,
+                    "from and to must be the same family, from <= to",
+                    "swap or fix them",
+                ))
+            }
+        }
+    }
+    if addresses.is_empty() {
+        return Err(at(
+            file,
+            el,
+            "no addresses",
+            "add <address>203.0.113.7</address> or <address-range from=\"..\" to=\"..\"/>",
+        ));
+    }
+    out.ip_filter = Some(IpFilterConf { action, addresses });
+    Ok(())
+}

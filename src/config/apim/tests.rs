@@ -1,0 +1,112 @@
+//! Composition and lowering of policy documents, without files.
+
+use super::expr::Scope;
+use super::policies::{self, Env};
+use super::xml;
+use std::collections::BTreeMap;
+
+fn doc(file: &str, inbound: &str) -> xml::PolicyDoc {
+    xml::parse(
+        file,
+        &format!("<policies><inbound>{inbound}</inbound></policies>"),
+    )
+    .unwrap()
+}
+
+fn names(stmts: &[policies::Stmt]) -> Vec<String> {
+    stmts
+        .iter()
+        .map(|(f, e)| format!("{f}:{}", e.attr("name").unwrap_or(&e.name)))
+        .collect()
+}
+
+#[test]
+fn base_places_the_parent_where_it_stands() {
+    let global = doc(
+        "policy.xml",
+        r#"<set-header name="G"><value>g</value></set-header>"#,
+    );
+    let api = doc(
+        "api.xml",
+        r#"<set-header name="A1"><value>a</value></set-header><base/><set-header name="A2"><value>a</value></set-header>"#,
+    );
+    let op = doc(
+        "op.xml",
+        r#"<base/><set-header name="O"><value>o</value></set-header>"#,
+    );
+    let mut errors = Vec::new();
+    let s = policies::compose(&[&global, &api, &op], 0, &mut errors);
+    assert_eq!(
+        names(&s),
+        ["api.xml:A1", "policy.xml:G", "api.xml:A2", "op.xml:O"]
+    );
+    // Without <base/>, the parent's statements do not run.
+    let op = doc(
+        "op.xml",
+        r#"<set-header name="O"><value>o</value></set-header>"#,
+    );
+    let s = policies::compose(&[&global, &api, &op], 0, &mut errors);
+    assert_eq!(names(&s), ["op.xml:O"]);
+    assert!(errors.is_empty());
+}
+
+fn env<'a>(named: &'a BTreeMap<String, String>, empty: &'a BTreeMap<String, String>) -> Env<'a> {
+    Env {
+        named,
+        missing: empty,
+        backends: empty,
+        scope: Scope { api_path: "users" },
+        global_file: "policy.xml",
+    }
+}
+
+#[test]
+fn statements_lower_onto_mappings_filters_and_authorizers() {
+    let named = BTreeMap::from([("version".to_string(), "v2".to_string())]);
+    let empty = BTreeMap::new();
+    let d = doc(
+        "policy.xml",
+        r#"<set-header name="Api-Version" exists-action="override"><value>{{version}}</value></set-header>
+           <set-header name="Api-Path"><value>@(context.Request.Url.Path)</value></set-header>
+           <set-query-parameter name="src" exists-action="append"><value>gw</value></set-query-parameter>
+           <ip-filter action="allow"><address>127.0.0.1</address><address-range from="10.0.0.0" to="10.0.0.255"/></ip-filter>
+           <validate-jwt header-name="Authorization"><issuer-signing-keys><key>c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=</key></issuer-signing-keys><issuers><issuer>https://issuer.example</issuer></issuers></validate-jwt>"#,
+    );
+    let mut errors = Vec::new();
+    let sections = [0, 1, 2, 3].map(|i| policies::compose(&[&d], i, &mut errors));
+    let out = policies::lower(sections, &env(&named, &empty), &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(out.request["overwrite:header.Api-Version"], "v2");
+    assert_eq!(out.request["overwrite:header.Api-Path"], "${request.path}");
+    assert_eq!(out.request["append:querystring.src"], "gw");
+    let ip = out.ip_filter.unwrap();
+    assert_eq!(ip.addresses, ["127.0.0.1", "10.0.0.0/24"]);
+    let (_, auth) = out.jwt.unwrap();
+    assert_eq!(auth.identity_source, ["$request.header.Authorization"]);
+    assert_eq!(auth.jwks.unwrap()["keys"][0]["kty"], "oct");
+}
+
+#[test]
+fn unsupported_statements_and_attributes_name_the_line() {
+    let named = BTreeMap::new();
+    let d = xml::parse(
+        "apis/a/policy.xml",
+        "<policies>\n<inbound>\n<base/>\n<send-request mode=\"new\"/>\n<set-header name=\"A\" bogus=\"1\"><value>x</value></set-header>\n<set-header name=\"B\"><value>{{nope}}</value></set-header>\n</inbound>\n<on-error><set-status code=\"500\"/></on-error>\n</policies>",
+    )
+    .unwrap();
+    let mut errors = Vec::new();
+    let sections = [0, 1, 2, 3].map(|i| policies::compose(&[&d], i, &mut errors));
+    policies::lower(sections, &env(&named, &named), &mut errors);
+    let got: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(got[0].starts_with("apis/a/policy.xml: line 4 <send-request>: <send-request> in <inbound> is not supported"), "{got:?}");
+    assert!(
+        got[1].contains("line 5 <set-header>: attribute \"bogus\""),
+        "{got:?}"
+    );
+    assert!(
+        got[2].contains("line 6 <value>: named value {{nope}} is not defined"),
+        "{got:?}"
+    );
+    assert!(got[3].contains("line 8 <set-status>"), "{got:?}");
+}

@@ -1,0 +1,149 @@
+//! APIM policy documents (`policy.xml`) read into plain elements with their line numbers.
+//! `roxmltree` keeps each node's byte position, which is how every later error names the
+//! line the user edits. Nothing here knows what a policy means (`policies.rs` does).
+
+use crate::config::ConfigError;
+
+/// The four sections of a policy document, in the order APIM runs them.
+pub const SECTIONS: [&str; 4] = ["inbound", "backend", "outbound", "on-error"];
+
+/// One element as written: name, attributes, text and children, and its 1-based line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Element {
+    pub name: String,
+    pub line: u32,
+    pub attrs: Vec<(String, String)>,
+    /// The element's own text (trimmed), e.g. `<value>v1</value>`.
+    pub text: String,
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The children named `name`.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+}
+
+/// A parsed `policy.xml`: each section's statements (`<base/>` included, in place).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyDoc {
+    /// For messages: `apis/users/policy.xml`.
+    pub file: String,
+    /// Indexed as [`SECTIONS`]; `None` when the section is absent.
+    pub sections: [Option<Vec<Element>>; 4],
+}
+
+/// Parses `text` (the file `file`); a malformed document or a stray top-level element is an
+/// error naming the line.
+pub fn parse(file: &str, text: &str) -> Result<PolicyDoc, ConfigError> {
+    let doc = roxmltree::Document::parse(text).map_err(|e| {
+        let pos = e.pos();
+        ConfigError::new(
+            file,
+            format!("line {}", pos.row),
+            format!("not well-formed XML: {e}"),
+            "fix the XML syntax",
+        )
+    })?;
+    let root = doc.root_element();
+    let line_of = |n: roxmltree::Node| doc.text_pos_at(n.range().start).row;
+    if root.tag_name().name() != "policies" {
+        return Err(ConfigError::new(
+            file,
+            format!("line {}", line_of(root)),
+            format!("the document is <{}>", root.tag_name().name()),
+            "a policy document is <policies> with <inbound>, <backend>, <outbound>, <on-error>",
+        ));
+    }
+    let mut out = PolicyDoc {
+        file: file.to_string(),
+        ..PolicyDoc::default()
+    };
+    for section in root.children().filter(|n| n.is_element()) {
+        let name = section.tag_name().name();
+        let Some(i) = SECTIONS.iter().position(|s| *s == name) else {
+            return Err(ConfigError::new(
+                file,
+                format!("line {}", line_of(section)),
+                format!("<{name}> is not a section of <policies>"),
+                "use <inbound>, <backend>, <outbound> or <on-error>",
+            ));
+        };
+        if out.sections[i].is_some() {
+            return Err(ConfigError::new(
+                file,
+                format!("line {}", line_of(section)),
+                format!("<{name}> appears twice"),
+                "keep one",
+            ));
+        }
+        out.sections[i] = Some(
+            section
+                .children()
+                .filter(|n| n.is_element())
+                .map(|n| element(&doc, n))
+                .collect(),
+        );
+    }
+    Ok(out)
+}
+
+fn element(doc: &roxmltree::Document, n: roxmltree::Node) -> Element {
+    let text: String = n
+        .children()
+        .filter(|c| c.is_text())
+        .filter_map(|c| c.text())
+        .collect();
+    Element {
+        name: n.tag_name().name().to_string(),
+        line: doc.text_pos_at(n.range().start).row,
+        attrs: n
+            .attributes()
+            .map(|a| (a.name().to_string(), a.value().to_string()))
+            .collect(),
+        text: text.trim().to_string(),
+        children: n
+            .children()
+            .filter(|c| c.is_element())
+            .map(|c| element(doc, c))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_elements_and_lines() {
+        let doc = parse(
+            "p.xml",
+            "<policies>\n  <inbound>\n    <base />\n    <set-header name=\"A\">\n      <value>v</value>\n    </set-header>\n  </inbound>\n  <outbound/>\n</policies>",
+        )
+        .unwrap();
+        let inbound = doc.sections[0].as_ref().unwrap();
+        assert_eq!(inbound[0].name, "base");
+        assert_eq!(inbound[1].line, 4);
+        assert_eq!(inbound[1].attr("name"), Some("A"));
+        assert_eq!(inbound[1].children[0].text, "v");
+        assert!(doc.sections[1].is_none());
+        assert_eq!(doc.sections[2], Some(vec![]));
+    }
+
+    #[test]
+    fn malformed_and_foreign_documents_name_the_line() {
+        let e = parse("p.xml", "<policies>\n<inbound>\n</policies>").unwrap_err();
+        assert!(e.field.starts_with("line "), "{e}");
+        let e = parse("p.xml", "<policies>\n  <inbond/>\n</policies>").unwrap_err();
+        assert_eq!(e.field, "line 2");
+        assert!(e.problem.contains("inbond"));
+    }
+}
