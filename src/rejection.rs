@@ -37,6 +37,15 @@ pub enum Rejection {
     Other(u16),
 }
 
+/// Whose gateway a table's own answers imitate: AWS's `{"message": ...}` or Azure API
+/// Management's `{"statusCode": N, "message": ...}` (an APIOps artifacts directory).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    #[default]
+    Aws,
+    Apim,
+}
+
 /// The metric label of a rejection: a fixed set, so clients cannot create series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
@@ -125,6 +134,23 @@ impl Rejection {
         format!("{{\"message\":\"{}\"}}", self.message())
     }
 
+    /// The body in `dialect`: APIM's gateway answers `{"statusCode": N, "message": ...}`
+    /// with its own wording where it has one.
+    pub fn body_in(&self, dialect: Dialect) -> String {
+        let message = match (dialect, self) {
+            (Dialect::Aws, _) => return self.body(),
+            (_, Rejection::NotFound) => "Resource not found",
+            // APIM's validate-jwt lets each policy word it; this is apigate's wording *(choice)*.
+            (_, Rejection::Unauthorized(_)) => "Unauthorized. Access token is missing or invalid.",
+            (_, Rejection::RateLimited | Rejection::Throttled) => "Rate limit is exceeded.",
+            _ => self.message(),
+        };
+        format!(
+            "{{\"statusCode\":{},\"message\":\"{message}\"}}",
+            self.status()
+        )
+    }
+
     pub fn reason(&self) -> Option<Reason> {
         Some(match self {
             Rejection::BadRequest | Rejection::ClientTimeout | Rejection::NotImplemented => {
@@ -182,6 +208,14 @@ mod tests {
         assert_eq!(
             Rejection::NotImplemented.body(),
             r#"{"message":"Not Implemented"}"#
+        );
+        assert_eq!(
+            Rejection::NotFound.body_in(Dialect::Apim),
+            r#"{"statusCode":404,"message":"Resource not found"}"#
+        );
+        assert_eq!(
+            Rejection::Forbidden.body_in(Dialect::Aws),
+            Rejection::Forbidden.body()
         );
         for s in [400, 408, 413, 502, 503] {
             assert_eq!(Rejection::from_status(s).status(), s);

@@ -69,6 +69,8 @@ pub struct Config {
     pub warnings: Vec<ConfigError>,
     /// What AWS's import ignores, ignored here too: listed by `check --verbose`.
     pub ignored: Vec<ConfigError>,
+    /// Whose error bodies the gateway answers with (APIM's for an artifacts directory).
+    pub dialect: crate::rejection::Dialect,
 }
 
 /// Resources a document holds that the table does not serve (yet): their routes stay out

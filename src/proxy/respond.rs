@@ -28,12 +28,13 @@ pub(super) async fn reject(
     Ok(true)
 }
 
-/// Writes `ctx.rejection` as AWS does: the status and `{"message": ...}`.
+/// Writes `ctx.rejection` as AWS does (the status and `{"message": ...}`), or as APIM
+/// does for a table loaded from APIM artifacts.
 pub(super) async fn write_rejection(session: &mut Session, ctx: &Ctx) -> Result<()> {
     let Some(rejection) = &ctx.rejection else {
         return Ok(());
     };
-    let body = Bytes::from(rejection.body());
+    let body = Bytes::from(rejection.body_in(ctx.table.dialect));
     let mut resp = ResponseHeader::build(rejection.status(), Some(5))?;
     resp.insert_header(header::CONTENT_TYPE, "application/json")?;
     resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;

@@ -103,6 +103,8 @@ pub struct Table {
     /// `api.json`'s IP filter, checked before stage and route selection: a forbidden client
     /// learns nothing about which routes exist.
     pub api_ip_filter: Option<IpFilter>,
+    /// Whose error bodies the gateway's own answers take (`Config::dialect`).
+    pub dialect: crate::rejection::Dialect,
     named: HashMap<String, Stage>,
     default_stage: Option<Stage>,
     /// Set on the first API's table when several APIs or custom domains are served
@@ -174,6 +176,7 @@ impl Table {
             api_name: config.api.name.clone(),
             cors: shared.cors,
             api_ip_filter: shared.policies.and_then(|p| p.ip_filter),
+            dialect: config.dialect,
             named,
             default_stage,
             apis: None,

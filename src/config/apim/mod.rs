@@ -48,6 +48,7 @@ pub fn load(dir: &Path) -> Config {
         ..Config::default()
     };
     config.api.name = Some("apim".into());
+    config.dialect = crate::rejection::Dialect::Apim;
     let mut errors = Vec::new();
     let arts = layout::read(dir, &mut errors);
     let mut ids = HashSet::new();
@@ -102,6 +103,19 @@ fn lower_api(
                 "add \"http\" to protocols, or serve apigate with TLS",
             ));
         }
+    }
+    // APIM's default is true: serving such an API without keys would open it to anyone.
+    if api
+        .props
+        .get("subscriptionRequired")
+        .and_then(Value::as_bool)
+        != Some(false)
+    {
+        errors.push(err(
+            "properties.subscriptionRequired",
+            "subscription keys (subscriptionRequired, true when absent) are not checked by apigate yet".into(),
+            "set \"subscriptionRequired\": false, and protect the API with validate-jwt or ip-filter",
+        ));
     }
     let path = api
         .props

@@ -44,7 +44,8 @@ pub struct PolicyDoc {
 /// Parses `text` (the file `file`); a malformed document or a stray top-level element is an
 /// error naming the line.
 pub fn parse(file: &str, text: &str) -> Result<PolicyDoc, ConfigError> {
-    let doc = roxmltree::Document::parse(text).map_err(|e| {
+    let text = escape_expressions(text);
+    let doc = roxmltree::Document::parse(&text).map_err(|e| {
         let pos = e.pos();
         ConfigError::new(
             file,
@@ -96,6 +97,90 @@ pub fn parse(file: &str, text: &str) -> Result<PolicyDoc, ConfigError> {
     Ok(out)
 }
 
+/// APIM writes policy expressions unescaped inside XML (`value="@(ctx.Headers["A"])"`,
+/// `@{ if (a < b && c) ... }`): its own reader takes `@(...)` and `@{...}` as opaque. So
+/// does this pass, escaping the XML-significant characters inside each expression (C#
+/// strings and character literals skipped when matching brackets) before the XML parser
+/// sees them. No line breaks are added: lines in messages stay the user's.
+fn escape_expressions(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("@(") && !text.contains("@{") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut i = 0;
+    let mut copied = 0;
+    while i + 1 < b.len() {
+        if b[i..].starts_with(b"<!--") {
+            i += text[i..].find("-->").map_or(b.len() - i, |e| e + 3);
+            continue;
+        }
+        if b[i] == b'@' && (b[i + 1] == b'(' || b[i + 1] == b'{') {
+            let end = expression_end(b, i + 1);
+            out.push_str(&text[copied..i]);
+            for c in text[i..end].chars() {
+                match c {
+                    '"' => out.push_str("&quot;"),
+                    '\'' => out.push_str("&apos;"),
+                    '<' => out.push_str("&lt;"),
+                    '>' => out.push_str("&gt;"),
+                    '&' => out.push_str("&amp;"),
+                    c => out.push(c),
+                }
+            }
+            copied = end;
+            i = end;
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// The index just past the bracket matching `b[open]` (`(` or `{`), or the end of the text.
+fn expression_end(b: &[u8], open: usize) -> usize {
+    let (up, down) = if b[open] == b'(' {
+        (b'(', b')')
+    } else {
+        (b'{', b'}')
+    };
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < b.len() {
+        match b[i] {
+            c if c == up => depth += 1,
+            c if c == down => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            b'"' => {
+                // A verbatim string (@"...") doubles its quotes; a regular one escapes with \.
+                let verbatim = i > 0 && b[i - 1] == b'@';
+                i += 1;
+                while i < b.len() {
+                    match b[i] {
+                        b'\\' if !verbatim => i += 1,
+                        b'"' if verbatim && b.get(i + 1) == Some(&b'"') => i += 1,
+                        b'"' => break,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            b'\'' => {
+                // A character literal: 'x' or '\x'.
+                i += if b.get(i + 1) == Some(&b'\\') { 3 } else { 2 };
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    b.len()
+}
+
 fn element(doc: &roxmltree::Document, n: roxmltree::Node) -> Element {
     let text: String = n
         .children()
@@ -136,6 +221,25 @@ mod tests {
         assert_eq!(inbound[1].children[0].text, "v");
         assert!(doc.sections[1].is_none());
         assert_eq!(doc.sections[2], Some(vec![]));
+    }
+
+    #[test]
+    fn expressions_may_hold_quotes_and_xml_characters_as_in_apim() {
+        let doc = parse(
+            "p.xml",
+            "<policies>\n<inbound>\n<set-header name=\"A\"><value>@(context.Request.Headers.GetValueOrDefault(\"X\", \"\"))</value></set-header>\n<choose><when condition=\"@(1 < 2 && \"a)\" != '\"')\"/></choose>\n</inbound>\n</policies>",
+        )
+        .unwrap();
+        let inbound = doc.sections[0].as_ref().unwrap();
+        assert_eq!(
+            inbound[0].children[0].text,
+            "@(context.Request.Headers.GetValueOrDefault(\"X\", \"\"))"
+        );
+        assert_eq!(inbound[1].line, 4);
+        assert_eq!(
+            inbound[1].children[0].attr("condition"),
+            Some("@(1 < 2 && \"a)\" != '\"')")
+        );
     }
 
     #[test]

@@ -1,0 +1,317 @@
+//! Azure API Management artifacts as `--conf` (GATEWAY.md 13): the real binary serves the
+//! APIOps fixture (`tests/fixtures/apim/`) against the echo backend on loopback, and
+//! `check` either loads each of Azure's policy snippets (`../shared/realworld/apim-snippets`,
+//! skipped when `../shared` is absent) or names the unsupported construct with file and line.
+
+mod common;
+
+use common::*;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const SECRET: &[u8] = b"apim-fixture-secret-0123456789abcdef";
+const SECRET_ENV: &str = "APIM_NAMED_VALUE_JWT_SIGNING_KEY";
+/// The fixture's backend URL, replaced by the test's echo backend.
+const PLACEHOLDER: &str = "http://127.0.0.1:9000";
+
+fn secret_b64() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(SECRET)
+}
+
+fn check(conf: &Path, env: &[(&str, String)]) -> Output {
+    Command::new(BIN)
+        .args(["check", "--conf"])
+        .arg(conf)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env_remove(if env.is_empty() {
+            SECRET_ENV
+        } else {
+            "APIGATE_UNUSED"
+        })
+        .output()
+        .expect("run apigate")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout)
+}
+
+/// Every file under `dir`, relative, with `PLACEHOLDER` replaced by `backend`.
+fn tree(dir: &Path, backend: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut todo = vec![PathBuf::new()];
+    while let Some(rel) = todo.pop() {
+        for e in std::fs::read_dir(dir.join(&rel)).unwrap().flatten() {
+            let r = rel.join(e.file_name());
+            if e.path().is_dir() {
+                todo.push(r);
+            } else {
+                let text = std::fs::read_to_string(e.path()).unwrap();
+                out.push((
+                    r.to_string_lossy().into_owned(),
+                    text.replace(PLACEHOLDER, backend),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn conf_dir(files: &[(String, String)]) -> ConfDir {
+    let refs: Vec<(&str, String)> = files.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    ConfDir::new(&refs)
+}
+
+fn token(aud: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": "https://issuer.example", "aud": aud, "sub": "u1", "exp": now + 600, "iat": now
+    });
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+/// The gateway on the fixture, with the secret named value in its environment.
+fn serve_fixture(echo: &Echo) -> (ConfDir, Gateway) {
+    std::env::set_var(SECRET_ENV, secret_b64());
+    let dir = conf_dir(&tree(Path::new("tests/fixtures/apim"), &echo.url()));
+    let gw = Gateway::start(&dir.path);
+    (dir, gw)
+}
+
+/// The echo backend's view of the request's headers (each a list of values), joined.
+fn echoed(body: &serde_json::Value) -> std::collections::HashMap<String, String> {
+    body["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let values: Vec<&str> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str())
+                .collect();
+            (k.clone(), values.join(","))
+        })
+        .collect()
+}
+
+fn get(gw: &Gateway, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    request(gw.port, method, path, headers, b"")
+}
+
+#[test]
+fn the_fixture_checks_and_names_a_missing_secret() {
+    let fixture = Path::new("tests/fixtures/apim");
+    let o = check(fixture, &[(SECRET_ENV, secret_b64())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = check(fixture, &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "apis/users/policy.xml: line 12 <key>: named value {{jwt-signing-key}} is not defined"
+        ) && err.contains(SECRET_ENV),
+        "{err}"
+    );
+}
+
+#[test]
+fn base_composes_global_product_api_and_operation_in_order() {
+    let echo = Echo::start();
+    let (_dir, gw) = serve_fixture(&echo);
+    let auth = format!("Bearer {}", token("apigate-tests"));
+    // get-user: its own X-Layer stands before <base/>, so the API's (after it) wins.
+    let r = get(&gw, "GET", "/users/42", &[("Authorization", &auth)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["path"], "/users/42");
+    let h = echoed(&body);
+    assert_eq!(h["api-version"], "2024-05-01", "global, from a named value");
+    assert_eq!(h["x-product"], "starter");
+    assert_eq!(h["api-path"], "/users");
+    assert_eq!(h["x-layer"], "api");
+    assert_eq!(
+        r.header("x-powered-by"),
+        Some("apigate"),
+        "global outbound through every <base/>"
+    );
+    // list-users: its X-Layer comes after <base/> and wins; the query parameter is added.
+    let r = get(&gw, "GET", "/users?page=2", &[("Authorization", &auth)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["path"], "/users/");
+    assert_eq!(echoed(&body)["x-layer"], "operation");
+    let query = body["query"].as_str().unwrap();
+    assert!(
+        query.contains("page=2") && query.contains("source=apim"),
+        "{query}"
+    );
+}
+
+#[test]
+fn validate_jwt_admits_a_valid_token_and_refuses_others_as_apim_does() {
+    let echo = Echo::start();
+    let (_dir, gw) = serve_fixture(&echo);
+    let want = serde_json::json!({"statusCode": 401, "message": "Unauthorized. Access token is missing or invalid."});
+    for headers in [
+        vec![],
+        vec![("Authorization", format!("Bearer {}", token("someone-else")))],
+        vec![("Authorization", "Bearer not.a.token".to_string())],
+    ] {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = get(&gw, "GET", "/users/42", &h);
+        assert_eq!(r.status, 401, "{headers:?}");
+        assert_eq!(r.json(), want);
+    }
+    let auth = format!("Bearer {}", token("apigate-tests"));
+    assert_eq!(
+        get(&gw, "GET", "/users/42", &[("Authorization", &auth)]).status,
+        200
+    );
+}
+
+#[test]
+fn an_api_without_base_skips_the_global_policy_and_rewrites_to_its_backend() {
+    let echo = Echo::start();
+    let (_dir, gw) = serve_fixture(&echo);
+    let r = get(&gw, "GET", "/organizations/acme?x=1", &[("X-Debug", "1")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(
+        body["path"], "/v2/organizations/acme",
+        "set-backend-service + rewrite-uri"
+    );
+    assert_eq!(body["query"], "x=1");
+    let h = echoed(&body);
+    assert!(
+        !h.contains_key("api-version"),
+        "no <base/>: the global policy does not run"
+    );
+    assert!(!h.contains_key("x-debug"), "exists-action=delete");
+    assert_eq!(h["x-client"], "127.0.0.1");
+    assert_eq!(h["api-path"], "/organizations/acme");
+    assert_eq!(r.header("x-served-by"), Some("organizations"));
+    assert_eq!(r.header("x-powered-by"), None);
+}
+
+#[test]
+fn ip_filter_forbids_and_unknown_paths_are_apims_404() {
+    let echo = Echo::start();
+    let (_dir, gw) = serve_fixture(&echo);
+    let r = get(&gw, "DELETE", "/organizations/acme", &[]);
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"statusCode": 403, "message": "Forbidden"})
+    );
+    let r = get(&gw, "GET", "/nope", &[]);
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"statusCode": 404, "message": "Resource not found"})
+    );
+}
+
+/// A minimal artifacts directory with `policy` as its global policy.
+fn with_global_policy(policy: &str) -> ConfDir {
+    ConfDir::new(&[
+        ("policy.xml", policy.to_string()),
+        (
+            "apis/a/apiInformation.json",
+            r#"{"properties": {"path": "a", "serviceUrl": "http://127.0.0.1:9", "subscriptionRequired": false}}"#.to_string(),
+        ),
+        (
+            "apis/a/specification.json",
+            r#"{"openapi": "3.0.1", "info": {"title": "a", "version": "1"}, "paths": {"/": {"get": {"operationId": "get"}}}}"#.to_string(),
+        ),
+    ])
+}
+
+#[test]
+fn unsupported_constructs_are_load_errors_with_file_and_line() {
+    let dir = with_global_policy(
+        "<policies>\n  <inbound>\n    <set-header name=\"A\" exists-action=\"skip\"><value>x</value></set-header>\n    <cache-lookup vary-by-developer=\"false\"/>\n    <set-header name=\"B\"><value>@(DateTime.UtcNow.ToString())</value></set-header>\n  </inbound>\n</policies>",
+    );
+    let o = check(&dir.path, &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    for want in [
+        "policy.xml: line 3 <set-header>: exists-action=\"skip\" is not supported",
+        "policy.xml: line 4 <cache-lookup>: <cache-lookup> in <inbound> is not supported",
+        "policy.xml: line 5 <value>: \"DateTime.UtcNow.ToString()\" is not in the supported expression subset",
+    ] {
+        assert!(err.contains(want), "{want:?} not in:\n{err}");
+    }
+    // subscriptionRequired defaults to true in APIM: not silently served open.
+    let dir = with_global_policy("<policies/>");
+    std::fs::write(
+        dir.path.join("apis/a/apiInformation.json"),
+        r#"{"properties": {"path": "a", "serviceUrl": "http://127.0.0.1:9"}}"#,
+    )
+    .unwrap();
+    let err = stderr(&check(&dir.path, &[]));
+    assert!(
+        err.contains("apis/a/apiInformation.json: properties.subscriptionRequired"),
+        "{err}"
+    );
+}
+
+/// `../shared/realworld/apim-snippets`, or `None` (with a message) when `../shared` is absent.
+fn snippets() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realworld/apim-snippets");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: {} is absent", dir.display());
+        None
+    }
+}
+
+#[test]
+fn every_azure_snippet_loads_or_names_the_unsupported_construct() {
+    let Some(dir) = snippets() else {
+        return;
+    };
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 50, "{} snippets", names.len());
+    let (mut loaded, mut refused) = (0, 0);
+    for snippet in &names {
+        let conf = with_global_policy(&std::fs::read_to_string(snippet).unwrap());
+        let o = check(&conf.path, &[]);
+        let out = stderr(&o);
+        if o.status.success() {
+            loaded += 1;
+            continue;
+        }
+        refused += 1;
+        // Every error names the file and, for anything in a policy, the line and element.
+        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("  ")).collect();
+        assert!(!lines.is_empty(), "{}: {out}", snippet.display());
+        for l in lines {
+            assert!(
+                l.trim_start().starts_with("policy.xml: line "),
+                "{}: an error without file and line: {l}",
+                snippet.display()
+            );
+        }
+    }
+    eprintln!("{loaded} snippets load, {refused} are refused naming the construct");
+}
