@@ -3,6 +3,7 @@
 //! become routes under the API's `path`, each with an HTTP integration to `serviceUrl`
 //! (or `set-backend-service`), and the composed policies become the route's mappings, IP
 //! filter and JWT authorizer. What apigate cannot serve is an error naming file and line.
+//! An optional `gateway.json` beside the artifacts holds apigate's own settings (section 2).
 
 mod expr;
 mod layout;
@@ -50,6 +51,24 @@ pub fn load(dir: &Path) -> Config {
     config.api.name = Some("apim".into());
     config.dialect = crate::rejection::Dialect::Apim;
     let mut errors = Vec::new();
+    // apigate's own settings (listen address, rate-limit store...), beside the artifacts.
+    if dir.join("gateway.json").is_file() {
+        let mut found = super::ConfigErrors::default();
+        match super::read::read_text(&dir.join("gateway.json")) {
+            Ok(text) => {
+                if let Some(g) = super::parse::parse("gateway.json", &text, &mut found) {
+                    config.gateway = g;
+                }
+            }
+            Err(e) => found.push(ConfigError::new(
+                "gateway.json",
+                "",
+                format!("cannot read: {e}"),
+                "check the file",
+            )),
+        }
+        errors.extend(found.0);
+    }
     let arts = layout::read(dir, &mut errors);
     let mut ids = HashSet::new();
     for api in &arts.apis {
