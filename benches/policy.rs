@@ -127,6 +127,7 @@ fn bench_policy(c: &mut Criterion) {
         authorizer: Some(Arc::new(warm)),
         lambda_authorizer: None,
         scopes,
+        subscription: None,
     };
     let store = Store::Local(LocalStore::new(100_000));
     let map: BTreeMap<String, String> = [

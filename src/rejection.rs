@@ -33,6 +33,10 @@ pub enum Rejection {
     Timeout,
     /// 503: `MaxConnections` client connections are open; the new one is closed.
     Overloaded,
+    /// 401: an APIM API requires a subscription key and the request has none.
+    SubscriptionKeyMissing,
+    /// 401: the subscription key is not one of an active subscription's for the API.
+    SubscriptionKeyInvalid,
     /// Any other status an error carried (Pingora's own); counted under no reason.
     Other(u16),
 }
@@ -95,7 +99,9 @@ impl Rejection {
     pub fn status(&self) -> u16 {
         match self {
             Rejection::BadRequest => 400,
-            Rejection::Unauthorized(_) => 401,
+            Rejection::Unauthorized(_)
+            | Rejection::SubscriptionKeyMissing
+            | Rejection::SubscriptionKeyInvalid => 401,
             Rejection::Forbidden => 403,
             Rejection::NotFound => 404,
             Rejection::ClientTimeout => 408,
@@ -143,6 +149,8 @@ impl Rejection {
             // APIM's validate-jwt lets each policy word it; this is apigate's wording *(choice)*.
             (_, Rejection::Unauthorized(_)) => "Unauthorized. Access token is missing or invalid.",
             (_, Rejection::RateLimited | Rejection::Throttled) => "Rate limit is exceeded.",
+            (_, Rejection::SubscriptionKeyMissing) => "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.",
+            (_, Rejection::SubscriptionKeyInvalid) => "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.",
             _ => self.message(),
         };
         format!(
@@ -156,7 +164,9 @@ impl Rejection {
             Rejection::BadRequest | Rejection::ClientTimeout | Rejection::NotImplemented => {
                 Reason::BadRequest
             }
-            Rejection::Unauthorized(_) => Reason::Unauthorized,
+            Rejection::Unauthorized(_)
+            | Rejection::SubscriptionKeyMissing
+            | Rejection::SubscriptionKeyInvalid => Reason::Unauthorized,
             Rejection::Forbidden => Reason::Forbidden,
             Rejection::NotFound => Reason::NotFound,
             Rejection::TooLarge | Rejection::UriTooLong | Rejection::HeadersTooLarge => {

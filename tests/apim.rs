@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 const SECRET: &[u8] = b"apim-fixture-secret-0123456789abcdef";
 const SECRET_ENV: &str = "APIM_NAMED_VALUE_JWT_SIGNING_KEY";
+/// The key of the fixture's active subscription to `organizations`.
+const KEY: (&str, &str) = ("Ocp-Apim-Subscription-Key", "orgs-dev-key");
 /// The fixture's backend URL, replaced by the test's echo backend.
 const PLACEHOLDER: &str = "http://127.0.0.1:9000";
 
@@ -202,7 +204,12 @@ fn validate_jwt_admits_a_valid_token_and_refuses_others_as_apim_does() {
 fn an_api_without_base_skips_the_global_policy_and_rewrites_to_its_backend() {
     let echo = Echo::start();
     let (_dir, gw) = serve_fixture(&echo);
-    let r = get(&gw, "GET", "/organizations/acme?x=1", &[("X-Debug", "1")]);
+    let r = get(
+        &gw,
+        "GET",
+        "/organizations/acme?x=1",
+        &[("X-Debug", "1"), KEY],
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let body = r.json();
     assert_eq!(
@@ -226,7 +233,7 @@ fn an_api_without_base_skips_the_global_policy_and_rewrites_to_its_backend() {
 fn ip_filter_forbids_and_unknown_paths_are_apims_404() {
     let echo = Echo::start();
     let (_dir, gw) = serve_fixture(&echo);
-    let r = get(&gw, "DELETE", "/organizations/acme", &[]);
+    let r = get(&gw, "DELETE", "/organizations/acme", &[KEY]);
     assert_eq!(r.status, 403);
     assert_eq!(
         r.json(),
@@ -237,6 +244,36 @@ fn ip_filter_forbids_and_unknown_paths_are_apims_404() {
     assert_eq!(
         r.json(),
         serde_json::json!({"statusCode": 404, "message": "Resource not found"})
+    );
+}
+
+#[test]
+fn subscription_keys_are_required_by_default_and_checked_as_apim_does() {
+    let echo = Echo::start();
+    let (_dir, gw) = serve_fixture(&echo);
+    let missing = serde_json::json!({"statusCode": 401, "message": "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API."});
+    let invalid = serde_json::json!({"statusCode": 401, "message": "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription."});
+    let r = get(&gw, "GET", "/organizations/acme", &[]);
+    assert_eq!((r.status, r.json()), (401, missing));
+    for key in ["wrong", "orgs-old-key"] {
+        let r = get(&gw, "GET", "/organizations/acme", &[(KEY.0, key)]);
+        assert_eq!((r.status, r.json()), (401, invalid.clone()), "{key}");
+    }
+    let r = get(
+        &gw,
+        "GET",
+        "/organizations/acme?subscription-key=orgs-dev-key",
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The key is checked before the inbound policies: a refused key never meets ip-filter.
+    let r = get(&gw, "DELETE", "/organizations/acme", &[(KEY.0, "wrong")]);
+    assert_eq!(r.status, 401);
+    // subscriptionRequired: false (users) needs none.
+    let auth = format!("Bearer {}", token("apigate-tests"));
+    assert_eq!(
+        get(&gw, "GET", "/users/1", &[("Authorization", &auth)]).status,
+        200
     );
 }
 
@@ -270,18 +307,6 @@ fn unsupported_constructs_are_load_errors_with_file_and_line() {
     ] {
         assert!(err.contains(want), "{want:?} not in:\n{err}");
     }
-    // subscriptionRequired defaults to true in APIM: not silently served open.
-    let dir = with_global_policy("<policies/>");
-    std::fs::write(
-        dir.path.join("apis/a/apiInformation.json"),
-        r#"{"properties": {"path": "a", "serviceUrl": "http://127.0.0.1:9"}}"#,
-    )
-    .unwrap();
-    let err = stderr(&check(&dir.path, &[]));
-    assert!(
-        err.contains("apis/a/apiInformation.json: properties.subscriptionRequired"),
-        "{err}"
-    );
 }
 
 /// `../shared/realworld/apim-snippets`, or `None` (with a message) when `../shared` is absent.

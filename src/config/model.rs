@@ -173,6 +173,19 @@ pub struct RouteConf {
     pub policies: Option<PoliciesConf>,
     pub api_key_required: Option<bool>,
     pub operation_name: Option<String>,
+    /// APIM subscription keys the route requires; set by the APIM artifacts reader only.
+    #[serde(skip)]
+    pub subscription: Option<SubscriptionConf>,
+}
+
+/// Where an APIM client sends its subscription key, and the keys that are valid.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SubscriptionConf {
+    /// `Ocp-Apim-Subscription-Key` unless the API names another.
+    pub header: String,
+    /// `subscription-key` unless the API names another.
+    pub query: String,
+    pub keys: Vec<String>,
 }
 
 /// `integrations/*.json`.

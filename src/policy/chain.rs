@@ -8,6 +8,7 @@ use super::ipfilter::IpFilter;
 use super::jwt::{self, AuthReject, Claims, JwtAuthorizer};
 use super::lambda_authorizer::{AuthContext, LambdaAuthorizer, LambdaInput};
 use super::ratelimit::{self, Decision, KeySource, RateLimit, Store};
+use super::subscription::SubscriptionCheck;
 use super::throttle::TokenBucket;
 use crate::rejection::Rejection;
 use std::net::IpAddr;
@@ -39,6 +40,8 @@ pub struct RoutePolicies {
     pub lambda_authorizer: Option<Arc<LambdaAuthorizer>>,
     /// `AuthorizationScopes`: a token needs one of them.
     pub scopes: Vec<String>,
+    /// APIM subscription keys, checked before any other policy (as APIM's gateway does).
+    pub subscription: Option<Arc<SubscriptionCheck>>,
 }
 
 /// What the chain leaves for the rest of the request, admitted or not.
@@ -66,6 +69,9 @@ impl RoutePolicies {
         store: &Store,
         out: &mut Outcome,
     ) -> Result<(), Rejection> {
+        if let Some(s) = &self.subscription {
+            s.check(req.headers, req.query)?;
+        }
         if !permits(self.ip_filter.as_ref(), req.client_ip) {
             self.peek(req, store, out).await;
             return Err(Rejection::Forbidden);

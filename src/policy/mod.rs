@@ -5,4 +5,5 @@ pub mod ipfilter;
 pub mod jwt;
 pub mod lambda_authorizer;
 pub mod ratelimit;
+pub mod subscription;
 pub mod throttle;

@@ -292,6 +292,9 @@ impl Compiler<'_, '_> {
                 authorizer,
                 lambda_authorizer,
                 scopes: conf.authorization_scopes.clone(),
+                subscription: conf.subscription.as_ref().and_then(|s| {
+                    crate::policy::subscription::SubscriptionCheck::compile(&r.res.file, s, errors)
+                }),
             },
             request_maps: scopes
                 .iter()

@@ -23,6 +23,15 @@ pub struct Artifacts {
     pub named_values: BTreeMap<String, String>,
     /// Secrets without a value in any source: named here, reported where a policy uses them.
     pub missing_secrets: BTreeMap<String, String>,
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// An active subscription: its scope (`/apis/NAME`, `/products/NAME`, `/apis` for all) and
+/// its keys.
+#[derive(Debug)]
+pub struct Subscription {
+    pub scope: String,
+    pub keys: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -73,7 +82,11 @@ pub fn secret_env_name(name: &str) -> String {
     format!("APIM_NAMED_VALUE_{tail}")
 }
 
-pub fn read(dir: &Path, errors: &mut Vec<ConfigError>) -> Artifacts {
+pub fn read(
+    dir: &Path,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) -> Artifacts {
     let mut a = Artifacts {
         global: policy(dir, "policy.xml", errors),
         ..Artifacts::default()
@@ -175,7 +188,68 @@ pub fn read(dir: &Path, errors: &mut Vec<ConfigError>) -> Artifacts {
             }
         }
     }
+    subscriptions(dir, &mut a, errors, warnings);
     a
+}
+
+/// The environment variable a subscription's key is read from
+/// (`APIM_SUBSCRIPTION_KEY_` and the name as [`secret_env_name`] spells it).
+pub fn subscription_env_name(name: &str) -> String {
+    secret_env_name(name).replacen("APIM_NAMED_VALUE_", "APIM_SUBSCRIPTION_KEY_", 1)
+}
+
+/// `subscriptions/NAME/subscriptionInformation.json`: the extractor writes no keys (they
+/// are secrets), so they come from the environment, or `primaryKey` / `secondaryKey` added
+/// to the file for local use.
+fn subscriptions(
+    dir: &Path,
+    a: &mut Artifacts,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) {
+    for name in subdirs(dir, "subscriptions") {
+        let file = format!("subscriptions/{name}/subscriptionInformation.json");
+        let Some(props) = properties(dir, &file, errors) else {
+            continue;
+        };
+        let state = props
+            .get("state")
+            .and_then(Value::as_str)
+            .unwrap_or("active");
+        if state != "active" {
+            continue;
+        }
+        let Some(scope) = props.get("scope").and_then(Value::as_str) else {
+            errors.push(ConfigError::new(
+                &file,
+                "properties.scope",
+                "missing",
+                "write \"/apis/NAME\" or \"/products/NAME\"",
+            ));
+            continue;
+        };
+        let env = subscription_env_name(&name);
+        let mut keys: Vec<String> = std::env::var(&env).ok().into_iter().collect();
+        for k in ["primaryKey", "secondaryKey"] {
+            keys.extend(props.get(k).and_then(Value::as_str).map(str::to_string));
+        }
+        if keys.is_empty() {
+            warnings.push(ConfigError::new(
+                &file,
+                "",
+                "no key: requests cannot use this subscription",
+                format!("set the environment variable {env}, or add \"primaryKey\" to the file"),
+            ));
+        }
+        // A full resource id ends with the same `/apis/NAME` or `/products/NAME`.
+        let tail: Vec<&str> = scope.trim_end_matches('/').rsplit('/').take(2).collect();
+        let scope = match tail.as_slice() {
+            ["apis", ..] => "/apis".to_string(),
+            [n, kind] => format!("/{kind}/{n}"),
+            _ => scope.to_string(),
+        };
+        a.subscriptions.push(Subscription { scope, keys });
+    }
 }
 
 /// The names of the directories under `dir/sub`, sorted (absent: none).

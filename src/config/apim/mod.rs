@@ -15,7 +15,9 @@ mod xml;
 
 pub use layout::{is_artifacts, secret_env_name};
 
-use super::{Config, ConfigError, IntegrationConf, PoliciesConf, Resource, RouteConf};
+use super::{
+    Config, ConfigError, IntegrationConf, PoliciesConf, Resource, RouteConf, SubscriptionConf,
+};
 use layout::{Api, Artifacts};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -69,7 +71,7 @@ pub fn load(dir: &Path) -> Config {
         }
         errors.extend(found.0);
     }
-    let arts = layout::read(dir, &mut errors);
+    let arts = layout::read(dir, &mut errors, &mut config.warnings);
     let mut ids = HashSet::new();
     for api in &arts.apis {
         lower_api(&arts, api, &mut config, &mut ids, &mut errors);
@@ -123,19 +125,6 @@ fn lower_api(
             ));
         }
     }
-    // APIM's default is true: serving such an API without keys would open it to anyone.
-    if api
-        .props
-        .get("subscriptionRequired")
-        .and_then(Value::as_bool)
-        != Some(false)
-    {
-        errors.push(err(
-            "properties.subscriptionRequired",
-            "subscription keys (subscriptionRequired, true when absent) are not checked by apigate yet".into(),
-            "set \"subscriptionRequired\": false, and protect the API with validate-jwt or ip-filter",
-        ));
-    }
     let path = api
         .props
         .get("path")
@@ -169,6 +158,7 @@ fn lower_api(
         ));
         return;
     }
+    let subscription = subscription(arts, api, errors);
     let mut seen_ops = HashSet::new();
     let Some(paths) = spec.get("paths").and_then(Value::as_object) else {
         errors.push(ConfigError::new(
@@ -209,6 +199,7 @@ fn lower_api(
                 template,
                 name: &op_name,
                 service_url,
+                subscription: subscription.clone(),
             };
             lower_operation(arts, &op, &levels, config, ids, errors);
         }
@@ -230,6 +221,60 @@ struct Operation<'a> {
     template: &'a str,
     name: &'a str,
     service_url: Option<&'a str>,
+    subscription: Option<SubscriptionConf>,
+}
+
+/// The keys an API requires: `subscriptionRequired` (APIM's default: true) with the active
+/// subscriptions scoped to the API, to a product holding it, or to all APIs.
+fn subscription(
+    arts: &Artifacts,
+    api: &Api,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SubscriptionConf> {
+    if api
+        .props
+        .get("subscriptionRequired")
+        .and_then(Value::as_bool)
+        == Some(false)
+    {
+        return None;
+    }
+    let names = api.props.get("subscriptionKeyParameterNames");
+    let mut name = |field: &str, default: &str| -> String {
+        match names.and_then(|n| n.get(field)) {
+            None => default.to_string(),
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(_) => {
+                errors.push(ConfigError::new(
+                    &api.file,
+                    format!("properties.subscriptionKeyParameterNames.{field}"),
+                    "must be a name",
+                    format!("write \"{default}\""),
+                ));
+                default.to_string()
+            }
+        }
+    };
+    let header = name("header", "Ocp-Apim-Subscription-Key");
+    let query = name("query", "subscription-key");
+    let products: Vec<String> = arts
+        .products
+        .iter()
+        .filter(|p| p.apis.contains(&api.name))
+        .map(|p| format!("/products/{}", p.name))
+        .collect();
+    let own = format!("/apis/{}", api.name);
+    let keys = arts
+        .subscriptions
+        .iter()
+        .filter(|s| s.scope == "/apis" || s.scope == own || products.contains(&s.scope))
+        .flat_map(|s| s.keys.iter().cloned())
+        .collect();
+    Some(SubscriptionConf {
+        header,
+        query,
+        keys,
+    })
 }
 
 fn lower_operation(
@@ -301,6 +346,7 @@ fn lower_operation(
         route_key: format!("{} {route_path}", op.method),
         target: Some(format!("integrations/{id}")),
         operation_name: Some(op.name.to_string()),
+        subscription: op.subscription.clone(),
         policies: Some(PoliciesConf {
             ip_filter: lowered.ip_filter,
             rate_limit: None,
