@@ -141,8 +141,14 @@ impl Rejection {
     }
 
     /// The body in `dialect`: APIM's gateway answers `{"statusCode": N, "message": ...}`
-    /// with its own wording where it has one.
-    pub fn body_in(&self, dialect: Dialect) -> String {
+    /// with its own wording where it has one (a refused rate limit says when to retry).
+    pub fn body_in(&self, dialect: Dialect, retry_after_secs: Option<u64>) -> String {
+        if let (Dialect::Apim, Rejection::RateLimited, Some(s)) = (dialect, self, retry_after_secs)
+        {
+            return format!(
+                "{{\"statusCode\":429,\"message\":\"Rate limit is exceeded. Try again in {s} seconds.\"}}"
+            );
+        }
         let message = match (dialect, self) {
             (Dialect::Aws, _) => return self.body(),
             (_, Rejection::NotFound) => "Resource not found",
@@ -220,12 +226,16 @@ mod tests {
             r#"{"message":"Not Implemented"}"#
         );
         assert_eq!(
-            Rejection::NotFound.body_in(Dialect::Apim),
+            Rejection::NotFound.body_in(Dialect::Apim, None),
             r#"{"statusCode":404,"message":"Resource not found"}"#
         );
         assert_eq!(
-            Rejection::Forbidden.body_in(Dialect::Aws),
+            Rejection::Forbidden.body_in(Dialect::Aws, None),
             Rejection::Forbidden.body()
+        );
+        assert_eq!(
+            Rejection::RateLimited.body_in(Dialect::Apim, Some(5)),
+            r#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 5 seconds."}"#
         );
         for s in [400, 408, 413, 502, 503] {
             assert_eq!(Rejection::from_status(s).status(), s);

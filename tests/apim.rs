@@ -277,6 +277,29 @@ fn subscription_keys_are_required_by_default_and_checked_as_apim_does() {
     );
 }
 
+#[test]
+fn set_variable_and_rate_limit_by_key() {
+    let echo = Echo::start();
+    let (_dir, gw) = serve_fixture(&echo);
+    let a = [KEY, ("X-Client-Id", "a"), ("X-Tenant", "acme")];
+    for left in ["1", "0"] {
+        let r = get(&gw, "GET", "/organizations", &a);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(echoed(&r.json())["x-tenant-seen"], "tenant-acme");
+        assert_eq!(r.header("ratelimit-remaining"), Some(left));
+    }
+    let r = get(&gw, "GET", "/organizations", &a);
+    assert_eq!(r.status, 429);
+    let retry = r.header("retry-after").unwrap().to_string();
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"statusCode": 429, "message": format!("Rate limit is exceeded. Try again in {retry} seconds.")})
+    );
+    // Another key has its own count.
+    let r = get(&gw, "GET", "/organizations", &[KEY, ("X-Client-Id", "b")]);
+    assert_eq!(r.status, 200);
+}
+
 /// A minimal artifacts directory with `policy` as its global policy.
 fn with_global_policy(policy: &str) -> ConfDir {
     ConfDir::new(&[

@@ -34,7 +34,8 @@ pub(super) async fn write_rejection(session: &mut Session, ctx: &Ctx) -> Result<
     let Some(rejection) = &ctx.rejection else {
         return Ok(());
     };
-    let body = Bytes::from(rejection.body_in(ctx.table.dialect));
+    let retry_after = ctx.policy.rate.as_ref().and_then(|d| d.retry_after_secs());
+    let body = Bytes::from(rejection.body_in(ctx.table.dialect, retry_after));
     let mut resp = ResponseHeader::build(rejection.status(), Some(5))?;
     resp.insert_header(header::CONTENT_TYPE, "application/json")?;
     resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;

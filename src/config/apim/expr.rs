@@ -3,12 +3,15 @@
 //! request beyond what every mapping already does. Anything outside the subset is refused
 //! with the list of what is supported: never guessed at.
 
+use std::collections::BTreeMap;
+
 /// What `@(...)` may hold, for messages.
 pub const SUPPORTED: &str = "string literals joined with +, \
 context.Request.Headers.GetValueOrDefault(\"Name\", \"\"), \
 context.Request.Url.Query.GetValueOrDefault(\"name\", \"\"), \
 context.Request.MatchedParameters[\"name\"], context.Request.IpAddress, \
-context.Request.Url.Path, context.RequestId, context.Api.Path";
+context.Request.Url.Path, context.RequestId, context.Api.Path, \
+context.Variables[\"name\"] (set by set-variable)";
 
 /// What an expression may read besides the request: the API it is served under.
 pub struct Scope<'a> {
@@ -18,7 +21,11 @@ pub struct Scope<'a> {
 
 /// Lowers a policy value (a literal, or a whole `@(...)` expression) into a mapping
 /// template. `Err` says what is not supported.
-pub fn lower(value: &str, scope: &Scope) -> Result<String, String> {
+pub fn lower(
+    value: &str,
+    scope: &Scope,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, String> {
     let v = value.trim();
     if v.starts_with("@{") {
         return Err(format!(
@@ -42,7 +49,7 @@ pub fn lower(value: &str, scope: &Scope) -> Result<String, String> {
     };
     let mut out = String::new();
     for term in split_plus(inner)? {
-        out.push_str(&term_template(term.trim(), scope)?);
+        out.push_str(&term_template(term.trim(), scope, vars)?);
     }
     Ok(out)
 }
@@ -75,7 +82,18 @@ fn split_plus(s: &str) -> Result<Vec<&str>, String> {
 }
 
 /// One term of a concatenation, as template text.
-fn term_template(t: &str, scope: &Scope) -> Result<String, String> {
+fn term_template(
+    t: &str,
+    scope: &Scope,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    if let Some(name) = variable_name(t) {
+        return vars.get(&name).cloned().ok_or_else(|| {
+            format!(
+                "context.Variables[{name:?}] is not set by a set-variable before this statement"
+            )
+        });
+    }
     if let Some(lit) = string_literal(t) {
         if lit.contains('$') {
             return Err(format!("{t}: a literal holding '$' is not supported"));
@@ -110,6 +128,26 @@ fn term_template(t: &str, scope: &Scope) -> Result<String, String> {
     Err(format!(
         "{t:?} is not in the supported expression subset: {SUPPORTED}"
     ))
+}
+
+/// `name` when `t` reads a variable: `context.Variables["name"]`, with a `(string)` cast,
+/// or `context.Variables.GetValueOrDefault<string>("name")`.
+fn variable_name(t: &str) -> Option<String> {
+    let t = t.strip_prefix("(string)").unwrap_or(t).trim();
+    if let Some(rest) = t.strip_prefix("context.Variables[") {
+        return rest.strip_suffix(']').and_then(string_literal);
+    }
+    for f in [
+        "context.Variables.GetValueOrDefault<string>",
+        "context.Variables.GetValueOrDefault",
+    ] {
+        if let Some(args) = call(t, f) {
+            if let [name] = args.as_slice() {
+                return string_literal(name);
+            }
+        }
+    }
+    None
 }
 
 /// The arguments of `func(...)` when `t` is exactly such a call.
@@ -157,8 +195,8 @@ mod tests {
 
     #[test]
     fn literals_pass_through() {
-        assert_eq!(lower("v1", &SCOPE).unwrap(), "v1");
-        assert!(lower("cost $5", &SCOPE).is_err());
+        assert_eq!(lower("v1", &SCOPE, &BTreeMap::new()).unwrap(), "v1");
+        assert!(lower("cost $5", &SCOPE, &BTreeMap::new()).is_err());
     }
 
     #[test]
@@ -166,20 +204,27 @@ mod tests {
         let t = lower(
             r#"@("Bearer " + context.Request.Headers.GetValueOrDefault("X-Token", ""))"#,
             &SCOPE,
+            &BTreeMap::new(),
         );
         assert_eq!(t.unwrap(), "Bearer ${request.header.X-Token}");
         assert_eq!(
-            lower("@(context.Request.IpAddress)", &SCOPE).unwrap(),
+            lower("@(context.Request.IpAddress)", &SCOPE, &BTreeMap::new()).unwrap(),
             "${context.identity.sourceIp}"
         );
         assert_eq!(
-            lower(r#"@(context.Request.MatchedParameters["id"])"#, &SCOPE).unwrap(),
+            lower(
+                r#"@(context.Request.MatchedParameters["id"])"#,
+                &SCOPE,
+                &BTreeMap::new()
+            )
+            .unwrap(),
             "${request.path.id}"
         );
         assert_eq!(
             lower(
                 r#"@("/" + context.Api.Path + context.Request.Url.Path)"#,
-                &SCOPE
+                &SCOPE,
+                &BTreeMap::new()
             )
             .unwrap(),
             "/users${request.path}"
@@ -187,11 +232,30 @@ mod tests {
         assert_eq!(
             lower(
                 r#"@(context.Request.Url.Query.GetValueOrDefault("q"))"#,
-                &SCOPE
+                &SCOPE,
+                &BTreeMap::new()
             )
             .unwrap(),
             "${request.querystring.q}"
         );
+    }
+
+    #[test]
+    fn variables_read_what_set_variable_lowered() {
+        let vars = BTreeMap::from([("who".to_string(), "${request.header.X-User}".to_string())]);
+        for e in [
+            r#"@("u:" + context.Variables["who"])"#,
+            r#"@("u:" + (string)context.Variables["who"])"#,
+            r#"@("u:" + context.Variables.GetValueOrDefault<string>("who"))"#,
+        ] {
+            assert_eq!(
+                lower(e, &SCOPE, &vars).unwrap(),
+                "u:${request.header.X-User}",
+                "{e}"
+            );
+        }
+        let err = lower(r#"@(context.Variables["nope"])"#, &SCOPE, &vars).unwrap_err();
+        assert!(err.contains("not set by a set-variable"), "{err}");
     }
 
     #[test]
@@ -202,9 +266,9 @@ mod tests {
             r#"@(context.Request.Headers.GetValueOrDefault("A", "x"))"#,
             "@context.Request.IpAddress",
         ] {
-            let err = lower(e, &SCOPE).unwrap_err();
+            let err = lower(e, &SCOPE, &BTreeMap::new()).unwrap_err();
             assert!(err.contains("context.Request.IpAddress"), "{e}: {err}");
         }
-        assert!(lower(r#"@("a" + "b"#, &SCOPE).is_err());
+        assert!(lower(r#"@("a" + "b"#, &SCOPE, &BTreeMap::new()).is_err());
     }
 }

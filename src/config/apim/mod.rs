@@ -11,6 +11,7 @@ mod policies;
 mod security;
 #[cfg(test)]
 mod tests;
+mod traffic;
 mod xml;
 
 pub use layout::{is_artifacts, secret_env_name};
@@ -291,6 +292,7 @@ fn lower_operation(
         backends: &arts.backends,
         scope: expr::Scope { api_path: op.path },
         global_file: "policy.xml",
+        subscription_header: op.subscription.as_ref().map(|s| s.header.as_str()),
     };
     let sections = [0, 1, 2, 3].map(|i| policies::compose(levels, i, errors));
     let before = errors.len();
@@ -349,7 +351,7 @@ fn lower_operation(
         subscription: op.subscription.clone(),
         policies: Some(PoliciesConf {
             ip_filter: lowered.ip_filter,
-            rate_limit: None,
+            rate_limit: lowered.rate_limit,
             request_parameters: lowered.request,
             response_parameters: response,
         }),

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 
 /// The statements apigate serves, by section, for messages.
 pub const SUPPORTED: &str = "inbound: base, set-header, set-query-parameter, rewrite-uri, \
-set-backend-service, ip-filter, validate-jwt, cors (global policy only); backend: base, \
-forward-request; outbound: base, set-header; on-error: base";
+set-backend-service, ip-filter, validate-jwt, set-variable, rate-limit, rate-limit-by-key, \
+cors (global policy only); backend: base, forward-request; outbound: base, set-header, \
+set-variable; on-error: base";
 
 /// A statement and the file it was written in.
 pub type Stmt<'a> = (&'a str, &'a Element);
@@ -69,6 +70,10 @@ pub struct Lowered {
     pub timeout_ms: Option<u64>,
     /// The global policy's `cors`.
     pub cors: Option<CorsConf>,
+    /// `set-variable`s so far: name -> template, read by `context.Variables[..]`.
+    pub variables: BTreeMap<String, String>,
+    /// `rate-limit` / `rate-limit-by-key`.
+    pub rate_limit: Option<crate::config::RateLimitConf>,
 }
 
 /// Where lowering reads from: named values, backends, the API's path, the global file.
@@ -78,6 +83,9 @@ pub struct Env<'a> {
     pub backends: &'a BTreeMap<String, String>,
     pub scope: Scope<'a>,
     pub global_file: &'a str,
+    /// The header a subscription key comes in, when the API requires one (`rate-limit`
+    /// counts per subscription).
+    pub subscription_header: Option<&'a str>,
 }
 
 pub fn at(
@@ -101,8 +109,19 @@ pub fn lower(sections: [Vec<Stmt>; 4], env: &Env, errors: &mut Vec<ConfigError>)
     let [inbound, backend, outbound, on_error] = sections;
     for (file, el) in inbound {
         let r = match el.name.as_str() {
-            "set-header" => set(file, el, "header", env, &mut out.request),
-            "set-query-parameter" => set(file, el, "querystring", env, &mut out.request),
+            "set-header" => set(file, el, "header", env, &out.variables, &mut out.request),
+            "set-query-parameter" => set(
+                file,
+                el,
+                "querystring",
+                env,
+                &out.variables,
+                &mut out.request,
+            ),
+            "set-variable" => super::traffic::set_variable(file, el, env, &mut out),
+            "rate-limit" | "rate-limit-by-key" => {
+                super::traffic::rate_limit(file, el, env, &mut out)
+            }
             "rewrite-uri" => rewrite(file, el, env, &mut out),
             "set-backend-service" => backend_service(file, el, env, &mut out),
             "ip-filter" => ip_filter(file, el, env, &mut out),
@@ -131,7 +150,8 @@ pub fn lower(sections: [Vec<Stmt>; 4], env: &Env, errors: &mut Vec<ConfigError>)
     }
     for (file, el) in outbound {
         let r = match el.name.as_str() {
-            "set-header" => set(file, el, "header", env, &mut out.response),
+            "set-header" => set(file, el, "header", env, &out.variables, &mut out.response),
+            "set-variable" => super::traffic::set_variable(file, el, env, &mut out),
             _ => Err(unsupported(file, el, "outbound")),
         };
         if let Err(e) = r {
@@ -241,9 +261,15 @@ pub fn named(file: &str, el: &Element, text: &str, env: &Env) -> Result<String, 
 }
 
 /// A value (text or `@(...)`) lowered into a mapping template.
-pub fn value(file: &str, el: &Element, text: &str, env: &Env) -> Result<String, ConfigError> {
+pub fn value(
+    file: &str,
+    el: &Element,
+    text: &str,
+    env: &Env,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, ConfigError> {
     let resolved = named(file, el, text, env)?;
-    expr::lower(&resolved, &env.scope).map_err(|e| {
+    expr::lower(&resolved, &env.scope, vars).map_err(|e| {
         at(
             file,
             el,
@@ -261,6 +287,7 @@ fn set(
     el: &Element,
     target: &str,
     env: &Env,
+    vars: &BTreeMap<String, String>,
     map: &mut BTreeMap<String, String>,
 ) -> Result<(), ConfigError> {
     only_attrs(file, el, &["name", "exists-action"])?;
@@ -293,7 +320,7 @@ fn set(
     };
     let values: Vec<String> = el
         .all("value")
-        .map(|v| value(file, v, &v.text, env))
+        .map(|v| value(file, v, &v.text, env, vars))
         .collect::<Result<_, _>>()?;
     let v = match (action, values.is_empty()) {
         ("remove", _) => String::new(),

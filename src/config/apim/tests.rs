@@ -57,6 +57,7 @@ fn env<'a>(named: &'a BTreeMap<String, String>, empty: &'a BTreeMap<String, Stri
         backends: empty,
         scope: Scope { api_path: "users" },
         global_file: "policy.xml",
+        subscription_header: None,
     }
 }
 
@@ -109,4 +110,24 @@ fn unsupported_statements_and_attributes_name_the_line() {
         "{got:?}"
     );
     assert!(got[3].contains("line 8 <set-status>"), "{got:?}");
+}
+
+#[test]
+fn rate_limit_counts_per_subscription_key_and_needs_one() {
+    let empty = BTreeMap::new();
+    let d = doc(
+        "policy.xml",
+        r#"<rate-limit calls="5" renewal-period="10"/>"#,
+    );
+    let mut errors = Vec::new();
+    let sections = [0, 1, 2, 3].map(|i| policies::compose(&[&d], i, &mut errors));
+    let mut e = env(&empty, &empty);
+    e.subscription_header = Some("Ocp-Apim-Subscription-Key");
+    let out = policies::lower(sections.clone(), &e, &mut errors);
+    let rl = out.rate_limit.unwrap();
+    assert_eq!((rl.calls, rl.period_seconds), (5, 10));
+    assert_eq!(rl.key, "$request.header.Ocp-Apim-Subscription-Key");
+    assert!(errors.is_empty());
+    policies::lower(sections, &env(&empty, &empty), &mut errors);
+    assert!(errors[0].problem.contains("requires none"), "{errors:?}");
 }

@@ -1,0 +1,109 @@
+//! `set-variable` (resolved at load: a variable is the template its value lowers to) and
+//! `rate-limit` / `rate-limit-by-key` lowered onto apigate's rate limits (local or Redis
+//! store, `RateLimit-*` headers, 429).
+
+use super::policies::{at, attr, only_attrs, only_children, value, Env, Lowered};
+use super::xml::Element;
+use crate::config::{ConfigError, RateLimitConf};
+
+pub fn set_variable(
+    file: &str,
+    el: &Element,
+    env: &Env,
+    out: &mut Lowered,
+) -> Result<(), ConfigError> {
+    only_attrs(file, el, &["name", "value"])?;
+    only_children(file, el, &[])?;
+    let name = attr(file, el, "name", env)?
+        .ok_or_else(|| at(file, el, "name is required", "add name=\"variable\""))?;
+    let raw = el.attr("value").ok_or_else(|| {
+        at(
+            file,
+            el,
+            "value is required",
+            "add value=\"...\" or value=\"@(...)\"",
+        )
+    })?;
+    let v = value(file, el, raw, env, &out.variables)?;
+    out.variables.insert(name, v);
+    Ok(())
+}
+
+/// `rate-limit` counts per subscription (the key's header); `rate-limit-by-key` per
+/// `counter-key`, which must lower to the client address, a request header, or a claim.
+pub fn rate_limit(
+    file: &str,
+    el: &Element,
+    env: &Env,
+    out: &mut Lowered,
+) -> Result<(), ConfigError> {
+    let by_key = el.name == "rate-limit-by-key";
+    if by_key {
+        only_attrs(file, el, &["calls", "renewal-period", "counter-key"])?;
+    } else {
+        only_attrs(file, el, &["calls", "renewal-period"])?;
+    }
+    only_children(file, el, &[])?;
+    if out.rate_limit.is_some() {
+        return Err(at(
+            file,
+            el,
+            "a second rate limit for the same operation is not supported",
+            "keep one",
+        ));
+    }
+    let number = |name: &str| -> Result<u64, ConfigError> {
+        let v = attr(file, el, name, env)?.unwrap_or_default();
+        match v.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(at(
+                file,
+                el,
+                format!("{name}={v:?} must be a whole number above 0"),
+                format!("write e.g. {name}=\"10\""),
+            )),
+        }
+    };
+    let (calls, period_seconds) = (number("calls")?, number("renewal-period")?);
+    let key = if by_key {
+        let raw = el.attr("counter-key").ok_or_else(|| {
+            at(
+                file,
+                el,
+                "counter-key is required",
+                "add counter-key=\"@(context.Request.IpAddress)\"",
+            )
+        })?;
+        let template = value(file, el, raw, env, &out.variables)?;
+        match template.strip_prefix("${").and_then(|t| t.strip_suffix('}')) {
+            Some("context.identity.sourceIp") => "$context.identity.sourceIp".to_string(),
+            Some(t) if t.starts_with("request.header.") && !t.contains('}') => format!("${t}"),
+            _ => {
+                return Err(at(
+                    file,
+                    el,
+                    format!("counter-key {raw:?} is not a key apigate counts by"),
+                    "use @(context.Request.IpAddress) or @(context.Request.Headers.GetValueOrDefault(\"Name\", \"\"))",
+                ))
+            }
+        }
+    } else {
+        match env.subscription_header {
+            Some(h) => format!("$request.header.{h}"),
+            None => {
+                return Err(at(
+                    file,
+                    el,
+                    "rate-limit counts per subscription, and this API requires none",
+                    "use rate-limit-by-key with a counter-key",
+                ))
+            }
+        }
+    };
+    out.rate_limit = Some(RateLimitConf {
+        calls,
+        period_seconds,
+        key,
+    });
+    Ok(())
+}
