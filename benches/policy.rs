@@ -128,6 +128,8 @@ fn bench_policy(c: &mut Criterion) {
         lambda_authorizer: None,
         scopes,
         subscription: None,
+        header_checks: Vec::new(),
+        auth_failure: None,
     };
     let store = Store::Local(LocalStore::new(100_000));
     let map: BTreeMap<String, String> = [

@@ -37,6 +37,9 @@ pub enum Rejection {
     SubscriptionKeyMissing,
     /// 401: the subscription key is not one of an active subscription's for the API.
     SubscriptionKeyInvalid,
+    /// A refusal a policy words itself (APIM's `check-header`, `validate-jwt` messages):
+    /// its status and message.
+    Policy(u16, Box<str>),
     /// Any other status an error carried (Pingora's own); counted under no reason.
     Other(u16),
 }
@@ -112,7 +115,7 @@ impl Rejection {
             Rejection::NotImplemented => 501,
             Rejection::BadGateway => 502,
             Rejection::Timeout | Rejection::Overloaded => 503,
-            Rejection::Other(status) => *status,
+            Rejection::Other(status) | Rejection::Policy(status, _) => *status,
         }
     }
 
@@ -143,6 +146,13 @@ impl Rejection {
     /// The body in `dialect`: APIM's gateway answers `{"statusCode": N, "message": ...}`
     /// with its own wording where it has one (a refused rate limit says when to retry).
     pub fn body_in(&self, dialect: Dialect, retry_after_secs: Option<u64>) -> String {
+        if let Rejection::Policy(status, message) = self {
+            let body = match dialect {
+                Dialect::Aws => serde_json::json!({ "message": &**message }),
+                Dialect::Apim => serde_json::json!({ "statusCode": status, "message": &**message }),
+            };
+            return body.to_string();
+        }
         if let (Dialect::Apim, Rejection::RateLimited, Some(s)) = (dialect, self, retry_after_secs)
         {
             return format!(
@@ -183,6 +193,12 @@ impl Rejection {
             Rejection::RateLimited => Reason::RateLimited,
             Rejection::BadGateway => Reason::BadGateway,
             Rejection::Timeout => Reason::Timeout,
+            Rejection::Policy(status, _) => match status {
+                401 => Reason::Unauthorized,
+                403 => Reason::Forbidden,
+                429 => Reason::RateLimited,
+                _ => Reason::BadRequest,
+            },
             Rejection::Other(_) => return None,
         })
     }
@@ -237,6 +253,12 @@ mod tests {
             Rejection::RateLimited.body_in(Dialect::Apim, Some(5)),
             r#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 5 seconds."}"#
         );
+        let p = Rejection::Policy(400, "Header \"X\" missing".into());
+        assert_eq!(
+            p.body_in(Dialect::Apim, None),
+            r#"{"message":"Header \"X\" missing","statusCode":400}"#
+        );
+        assert_eq!(p.reason(), Some(Reason::BadRequest));
         for s in [400, 408, 413, 502, 503] {
             assert_eq!(Rejection::from_status(s).status(), s);
         }

@@ -182,7 +182,8 @@ fn base_composes_global_product_api_and_operation_in_order() {
 fn validate_jwt_admits_a_valid_token_and_refuses_others_as_apim_does() {
     let echo = Echo::start();
     let (_dir, gw) = serve_fixture(&echo);
-    let want = serde_json::json!({"statusCode": 401, "message": "Unauthorized. Access token is missing or invalid."});
+    let want =
+        serde_json::json!({"statusCode": 401, "message": "Token missing or invalid (users API)"});
     for headers in [
         vec![],
         vec![("Authorization", format!("Bearer {}", token("someone-else")))],
@@ -208,7 +209,7 @@ fn an_api_without_base_skips_the_global_policy_and_rewrites_to_its_backend() {
         &gw,
         "GET",
         "/organizations/acme?x=1",
-        &[("X-Debug", "1"), KEY],
+        &[("X-Debug", "1"), ("Accept", "application/json"), KEY],
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let body = r.json();
@@ -263,7 +264,7 @@ fn subscription_keys_are_required_by_default_and_checked_as_apim_does() {
         &gw,
         "GET",
         "/organizations/acme?subscription-key=orgs-dev-key",
-        &[],
+        &[("Accept", "*/*")],
     );
     assert_eq!(r.status, 200, "{}", r.text());
     // The key is checked before the inbound policies: a refused key never meets ip-filter.
@@ -298,6 +299,28 @@ fn set_variable_and_rate_limit_by_key() {
     // Another key has its own count.
     let r = get(&gw, "GET", "/organizations", &[KEY, ("X-Client-Id", "b")]);
     assert_eq!(r.status, 200);
+}
+
+#[test]
+fn check_header_refuses_with_its_own_status_and_message() {
+    let echo = Echo::start();
+    let (_dir, gw) = serve_fixture(&echo);
+    let want = serde_json::json!({"statusCode": 406, "message": "This API answers JSON only"});
+    for accept in [None, Some("text/html")] {
+        let mut h = vec![KEY];
+        h.extend(accept.map(|a| ("Accept", a)));
+        let r = get(&gw, "GET", "/organizations/acme", &h);
+        assert_eq!((r.status, r.json()), (406, want.clone()), "{accept:?}");
+    }
+    for accept in ["*/*", "Application/JSON"] {
+        let r = get(
+            &gw,
+            "GET",
+            "/organizations/acme",
+            &[KEY, ("Accept", accept)],
+        );
+        assert_eq!(r.status, 200, "{accept}: {}", r.text());
+    }
 }
 
 /// A minimal artifacts directory with `policy` as its global policy.

@@ -176,6 +176,24 @@ pub struct RouteConf {
     /// APIM subscription keys the route requires; set by the APIM artifacts reader only.
     #[serde(skip)]
     pub subscription: Option<SubscriptionConf>,
+    /// Request headers the route requires (APIM's `check-header`); APIM reader only.
+    #[serde(skip)]
+    pub header_checks: Vec<HeaderCheckConf>,
+    /// The status and message of a refused token, when the route words it (APIM's
+    /// `validate-jwt` `failed-validation-*`); APIM reader only.
+    #[serde(skip)]
+    pub auth_failure: Option<(u16, String)>,
+}
+
+/// A header a request must carry, with one of `values` when any are listed.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct HeaderCheckConf {
+    pub name: String,
+    pub values: Vec<String>,
+    pub ignore_case: bool,
+    /// The answer when the check fails.
+    pub status: u16,
+    pub message: String,
 }
 
 /// Where an APIM client sends its subscription key, and the keys that are valid.

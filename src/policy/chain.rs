@@ -4,6 +4,7 @@
 //! code requests run. Api- and stage-scope IP filters are judged before routing (a
 //! forbidden client learns nothing about routes) with [`permits`].
 
+use super::check_header::HeaderCheck;
 use super::ipfilter::IpFilter;
 use super::jwt::{self, AuthReject, Claims, JwtAuthorizer};
 use super::lambda_authorizer::{AuthContext, LambdaAuthorizer, LambdaInput};
@@ -42,6 +43,10 @@ pub struct RoutePolicies {
     pub scopes: Vec<String>,
     /// APIM subscription keys, checked before any other policy (as APIM's gateway does).
     pub subscription: Option<Arc<SubscriptionCheck>>,
+    /// Headers the request must carry (APIM's `check-header`), after the IP filter.
+    pub header_checks: Vec<HeaderCheck>,
+    /// The refusal of a failed token when the route words it (else AWS's 401).
+    pub auth_failure: Option<Rejection>,
 }
 
 /// What the chain leaves for the rest of the request, admitted or not.
@@ -76,6 +81,9 @@ impl RoutePolicies {
             self.peek(req, store, out).await;
             return Err(Rejection::Forbidden);
         }
+        for check in &self.header_checks {
+            check.check(req.headers)?;
+        }
         // Throttling comes before the authorizer: a throttled request costs no verification.
         if self.throttle.as_ref().is_some_and(|b| !b.try_acquire()) {
             self.peek(req, store, out).await;
@@ -93,7 +101,10 @@ impl RoutePolicies {
             match verdict {
                 Ok(claims) => out.claims = Some(claims),
                 Err(AuthReject::Unauthorized { www_authenticate }) => {
-                    return Err(Rejection::Unauthorized(www_authenticate.into()))
+                    return Err(match &self.auth_failure {
+                        Some(worded) => worded.clone(),
+                        None => Rejection::Unauthorized(www_authenticate.into()),
+                    })
                 }
                 Err(AuthReject::Forbidden) => return Err(Rejection::Forbidden),
             }

@@ -1,5 +1,6 @@
 //! Access and traffic policies, each compiled once at config load.
 pub mod chain;
+pub mod check_header;
 pub mod cors;
 pub mod ipfilter;
 pub mod jwt;

@@ -295,6 +295,16 @@ impl Compiler<'_, '_> {
                 subscription: conf.subscription.as_ref().and_then(|s| {
                     crate::policy::subscription::SubscriptionCheck::compile(&r.res.file, s, errors)
                 }),
+                header_checks: conf
+                    .header_checks
+                    .iter()
+                    .filter_map(|c| {
+                        crate::policy::check_header::HeaderCheck::compile(&r.res.file, c, errors)
+                    })
+                    .collect(),
+                auth_failure: conf.auth_failure.as_ref().map(|(status, message)| {
+                    crate::rejection::Rejection::Policy(*status, message.as_str().into())
+                }),
             },
             request_maps: scopes
                 .iter()

@@ -349,6 +349,8 @@ fn lower_operation(
         target: Some(format!("integrations/{id}")),
         operation_name: Some(op.name.to_string()),
         subscription: op.subscription.clone(),
+        header_checks: lowered.header_checks,
+        auth_failure: lowered.auth_failure,
         policies: Some(PoliciesConf {
             ip_filter: lowered.ip_filter,
             rate_limit: lowered.rate_limit,

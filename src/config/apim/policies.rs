@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 /// The statements apigate serves, by section, for messages.
 pub const SUPPORTED: &str = "inbound: base, set-header, set-query-parameter, rewrite-uri, \
-set-backend-service, ip-filter, validate-jwt, set-variable, rate-limit, rate-limit-by-key, \
+set-backend-service, ip-filter, validate-jwt, check-header, set-variable, rate-limit, \
+rate-limit-by-key, \
 cors (global policy only); backend: base, forward-request; outbound: base, set-header, \
 set-variable; on-error: base";
 
@@ -74,6 +75,9 @@ pub struct Lowered {
     pub variables: BTreeMap<String, String>,
     /// `rate-limit` / `rate-limit-by-key`.
     pub rate_limit: Option<crate::config::RateLimitConf>,
+    pub header_checks: Vec<crate::config::HeaderCheckConf>,
+    /// `validate-jwt`'s own status and message for a refused token.
+    pub auth_failure: Option<(u16, String)>,
 }
 
 /// Where lowering reads from: named values, backends, the API's path, the global file.
@@ -119,6 +123,7 @@ pub fn lower(sections: [Vec<Stmt>; 4], env: &Env, errors: &mut Vec<ConfigError>)
                 &mut out.request,
             ),
             "set-variable" => super::traffic::set_variable(file, el, env, &mut out),
+            "check-header" => super::traffic::check_header(file, el, env, &mut out),
             "rate-limit" | "rate-limit-by-key" => {
                 super::traffic::rate_limit(file, el, env, &mut out)
             }

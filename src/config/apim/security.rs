@@ -62,8 +62,26 @@ pub fn validate_jwt(
             ))
         }
     };
+    let code = attr(file, el, "failed-validation-httpcode", env)?;
+    let message = attr(file, el, "failed-validation-error-message", env)?;
+    if code.is_some() || message.is_some() {
+        let status = match code.as_deref().map(str::parse::<u16>) {
+            None => 401,
+            Some(Ok(s @ 400..=599)) => s,
+            Some(_) => {
+                return Err(at(
+                    file,
+                    el,
+                    "failed-validation-httpcode must be a status from 400 to 599",
+                    "e.g. failed-validation-httpcode=\"401\"",
+                ))
+            }
+        };
+        let message =
+            message.unwrap_or_else(|| "Unauthorized. Access token is missing or invalid.".into());
+        out.auth_failure = Some((status, message));
+    }
     for (name, allowed) in [
-        ("failed-validation-httpcode", "401"),
         ("require-scheme", "Bearer"),
         ("require-expiration-time", "true"),
         ("require-signed-tokens", "true"),

@@ -4,7 +4,7 @@
 
 use super::policies::{at, attr, only_attrs, only_children, value, Env, Lowered};
 use super::xml::Element;
-use crate::config::{ConfigError, RateLimitConf};
+use crate::config::{ConfigError, HeaderCheckConf, RateLimitConf};
 
 pub fn set_variable(
     file: &str,
@@ -104,6 +104,82 @@ pub fn rate_limit(
         calls,
         period_seconds,
         key,
+    });
+    Ok(())
+}
+
+/// `check-header`: all four attributes are required, as in APIM.
+pub fn check_header(
+    file: &str,
+    el: &Element,
+    env: &Env,
+    out: &mut Lowered,
+) -> Result<(), ConfigError> {
+    only_attrs(
+        file,
+        el,
+        &[
+            "name",
+            "failed-check-httpcode",
+            "failed-check-error-message",
+            "ignore-case",
+        ],
+    )?;
+    only_children(file, el, &["value"])?;
+    let required = |name: &str| -> Result<String, ConfigError> {
+        attr(file, el, name, env)?.ok_or_else(|| {
+            at(
+                file,
+                el,
+                format!("{name} is required"),
+                format!("add {name}=\"...\""),
+            )
+        })
+    };
+    let name = required("name")?;
+    let status = match required("failed-check-httpcode")?.parse::<u16>() {
+        Ok(s @ 400..=599) => s,
+        _ => {
+            return Err(at(
+                file,
+                el,
+                "failed-check-httpcode must be a status from 400 to 599",
+                "e.g. failed-check-httpcode=\"401\"",
+            ))
+        }
+    };
+    let message = required("failed-check-error-message")?;
+    let ignore_case = match required("ignore-case")?.as_str() {
+        "true" => true,
+        "false" => false,
+        v => {
+            return Err(at(
+                file,
+                el,
+                format!("ignore-case={v:?}"),
+                "write true or false",
+            ))
+        }
+    };
+    let mut values = Vec::new();
+    for v in el.all("value") {
+        let text = super::policies::named(file, v, &v.text, env)?;
+        if text.starts_with('@') {
+            return Err(at(
+                file,
+                v,
+                "check-header compares literal values",
+                "write the value itself",
+            ));
+        }
+        values.push(text);
+    }
+    out.header_checks.push(HeaderCheckConf {
+        name,
+        values,
+        ignore_case,
+        status,
+        message,
     });
     Ok(())
 }
