@@ -130,6 +130,7 @@ fn bench_policy(c: &mut Criterion) {
         subscription: None,
         header_checks: Vec::new(),
         auth_failure: None,
+        answer: None,
     };
     let store = Store::Local(LocalStore::new(100_000));
     let map: BTreeMap<String, String> = [

@@ -40,6 +40,9 @@ pub enum Rejection {
     /// A refusal a policy words itself (APIM's `check-header`, `validate-jwt` messages):
     /// its status and message.
     Policy(u16, Box<str>),
+    /// A fixed answer the route gives instead of calling its backend (APIM's
+    /// `return-response`, `mock-response`): not a refusal, counted under no reason.
+    Answer(std::sync::Arc<StaticAnswer>),
     /// Any other status an error carried (Pingora's own); counted under no reason.
     Other(u16),
 }
@@ -51,6 +54,14 @@ pub enum Dialect {
     #[default]
     Aws,
     Apim,
+}
+
+/// A fixed answer, compiled at load (header names and values checked there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticAnswer {
+    pub status: u16,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub body: bytes::Bytes,
 }
 
 /// The metric label of a rejection: a fixed set, so clients cannot create series.
@@ -116,6 +127,7 @@ impl Rejection {
             Rejection::BadGateway => 502,
             Rejection::Timeout | Rejection::Overloaded => 503,
             Rejection::Other(status) | Rejection::Policy(status, _) => *status,
+            Rejection::Answer(a) => a.status,
         }
     }
 
@@ -199,7 +211,7 @@ impl Rejection {
                 429 => Reason::RateLimited,
                 _ => Reason::BadRequest,
             },
-            Rejection::Other(_) => return None,
+            Rejection::Other(_) | Rejection::Answer(_) => return None,
         })
     }
 

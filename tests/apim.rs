@@ -323,6 +323,33 @@ fn check_header_refuses_with_its_own_status_and_message() {
     }
 }
 
+#[test]
+fn mock_response_return_response_and_set_status() {
+    let echo = Echo::start();
+    let (_dir, gw) = serve_fixture(&echo);
+    let r = get(&gw, "GET", "/status/ping", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"pong": true}),
+        "the specification's example"
+    );
+    let r = get(&gw, "GET", "/status/gone", &[]);
+    assert_eq!(r.status, 410);
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.text(), "version 2024-05-01 is retired");
+    assert_eq!(
+        r.header("x-powered-by"),
+        None,
+        "outbound does not run on a returned response"
+    );
+    let r = get(&gw, "GET", "/status/backend", &[]);
+    assert_eq!(r.status, 203);
+    assert_eq!(r.json()["path"], "/status/backend");
+    assert_eq!(r.header("x-powered-by"), Some("apigate"));
+}
+
 /// A minimal artifacts directory with `policy` as its global policy.
 fn with_global_policy(policy: &str) -> ConfDir {
     ConfDir::new(&[

@@ -183,6 +183,18 @@ pub struct RouteConf {
     /// `validate-jwt` `failed-validation-*`); APIM reader only.
     #[serde(skip)]
     pub auth_failure: Option<(u16, String)>,
+    /// The answer the gateway gives itself once the route's policies admit the request
+    /// (APIM's `return-response`, `mock-response`); APIM reader only.
+    #[serde(skip)]
+    pub answer: Option<StaticAnswerConf>,
+}
+
+/// A fixed answer: status, headers, body.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct StaticAnswerConf {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
 }
 
 /// A header a request must carry, with one of `values` when any are listed.

@@ -47,6 +47,8 @@ pub struct RoutePolicies {
     pub header_checks: Vec<HeaderCheck>,
     /// The refusal of a failed token when the route words it (else AWS's 401).
     pub auth_failure: Option<Rejection>,
+    /// The route's fixed answer (`Rejection::Answer`), given once every policy admits.
+    pub answer: Option<Rejection>,
 }
 
 /// What the chain leaves for the rest of the request, admitted or not.
@@ -118,6 +120,9 @@ impl RoutePolicies {
         // Limits keyed by a claim can only be counted once the token is verified.
         if !self.count(req, store, out, true).await {
             return Err(Rejection::RateLimited);
+        }
+        if let Some(answer) = &self.answer {
+            return Err(answer.clone());
         }
         Ok(())
     }

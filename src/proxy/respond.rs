@@ -35,9 +35,19 @@ pub(super) async fn write_rejection(session: &mut Session, ctx: &Ctx) -> Result<
         return Ok(());
     };
     let retry_after = ctx.policy.rate.as_ref().and_then(|d| d.retry_after_secs());
-    let body = Bytes::from(rejection.body_in(ctx.table.dialect, retry_after));
     let mut resp = ResponseHeader::build(rejection.status(), Some(5))?;
-    resp.insert_header(header::CONTENT_TYPE, "application/json")?;
+    let body = match rejection {
+        Rejection::Answer(a) => {
+            for (k, v) in &a.headers {
+                resp.append_header(k.clone(), v.clone())?;
+            }
+            a.body.clone()
+        }
+        _ => {
+            resp.insert_header(header::CONTENT_TYPE, "application/json")?;
+            Bytes::from(rejection.body_in(ctx.table.dialect, retry_after))
+        }
+    };
     resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
     // A Lambda authorizer's 401 carries no challenge (AWS sends none).
     match rejection {

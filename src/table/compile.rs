@@ -305,6 +305,10 @@ impl Compiler<'_, '_> {
                 auth_failure: conf.auth_failure.as_ref().map(|(status, message)| {
                     crate::rejection::Rejection::Policy(*status, message.as_str().into())
                 }),
+                answer: conf
+                    .answer
+                    .as_ref()
+                    .and_then(|a| static_answer(&r.res.file, a, errors)),
             },
             request_maps: scopes
                 .iter()
@@ -486,4 +490,38 @@ fn compile_integration(
         request,
         response,
     })
+}
+
+/// A route's fixed answer, its headers checked (`Content-Length` is the gateway's to write).
+fn static_answer(
+    file: &str,
+    conf: &crate::config::StaticAnswerConf,
+    errors: &mut ConfigErrors,
+) -> Option<crate::rejection::Rejection> {
+    let mut headers = Vec::new();
+    for (name, value) in &conf.headers {
+        let parsed = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        );
+        match parsed {
+            (Ok(n), Ok(v)) if n != http::header::CONTENT_LENGTH => headers.push((n, v)),
+            _ => {
+                errors.push(ConfigError::new(
+                    file,
+                    format!("answer header {name}"),
+                    "not a header the gateway can write",
+                    "use a valid name and value (Content-Length is computed)",
+                ));
+                return None;
+            }
+        }
+    }
+    Some(crate::rejection::Rejection::Answer(Arc::new(
+        crate::rejection::StaticAnswer {
+            status: conf.status,
+            headers,
+            body: bytes::Bytes::from(conf.body.clone()),
+        },
+    )))
 }

@@ -5,6 +5,7 @@
 //! filter and JWT authorizer. What apigate cannot serve is an error naming file and line.
 //! An optional `gateway.json` beside the artifacts holds apigate's own settings (section 2).
 
+mod answers;
 mod expr;
 mod layout;
 mod policies;
@@ -201,6 +202,7 @@ fn lower_api(
                 name: &op_name,
                 service_url,
                 subscription: subscription.clone(),
+                spec: op,
             };
             lower_operation(arts, &op, &levels, config, ids, errors);
         }
@@ -223,6 +225,8 @@ struct Operation<'a> {
     name: &'a str,
     service_url: Option<&'a str>,
     subscription: Option<SubscriptionConf>,
+    /// The operation's object in the specification.
+    spec: &'a Value,
 }
 
 /// The keys an API requires: `subscriptionRequired` (APIM's default: true) with the active
@@ -293,6 +297,7 @@ fn lower_operation(
         scope: expr::Scope { api_path: op.path },
         global_file: "policy.xml",
         subscription_header: op.subscription.as_ref().map(|s| s.header.as_str()),
+        operation: Some(op.spec),
     };
     let sections = [0, 1, 2, 3].map(|i| policies::compose(levels, i, errors));
     let before = errors.len();
@@ -351,6 +356,7 @@ fn lower_operation(
         subscription: op.subscription.clone(),
         header_checks: lowered.header_checks,
         auth_failure: lowered.auth_failure,
+        answer: lowered.answer,
         policies: Some(PoliciesConf {
             ip_filter: lowered.ip_filter,
             rate_limit: lowered.rate_limit,

@@ -11,9 +11,8 @@ use std::collections::BTreeMap;
 /// The statements apigate serves, by section, for messages.
 pub const SUPPORTED: &str = "inbound: base, set-header, set-query-parameter, rewrite-uri, \
 set-backend-service, ip-filter, validate-jwt, check-header, set-variable, rate-limit, \
-rate-limit-by-key, \
-cors (global policy only); backend: base, forward-request; outbound: base, set-header, \
-set-variable; on-error: base";
+rate-limit-by-key, return-response, mock-response, cors (global policy only); backend: base, \
+forward-request; outbound: base, set-header, set-status, set-variable; on-error: base";
 
 /// A statement and the file it was written in.
 pub type Stmt<'a> = (&'a str, &'a Element);
@@ -78,6 +77,8 @@ pub struct Lowered {
     pub header_checks: Vec<crate::config::HeaderCheckConf>,
     /// `validate-jwt`'s own status and message for a refused token.
     pub auth_failure: Option<(u16, String)>,
+    /// `return-response` / `mock-response`.
+    pub answer: Option<crate::config::StaticAnswerConf>,
 }
 
 /// Where lowering reads from: named values, backends, the API's path, the global file.
@@ -90,6 +91,8 @@ pub struct Env<'a> {
     /// The header a subscription key comes in, when the API requires one (`rate-limit`
     /// counts per subscription).
     pub subscription_header: Option<&'a str>,
+    /// The operation's object in the specification (`mock-response` reads its examples).
+    pub operation: Option<&'a serde_json::Value>,
 }
 
 pub fn at(
@@ -112,7 +115,18 @@ pub fn lower(sections: [Vec<Stmt>; 4], env: &Env, errors: &mut Vec<ConfigError>)
     let mut out = Lowered::default();
     let [inbound, backend, outbound, on_error] = sections;
     for (file, el) in inbound {
+        if out.answer.is_some() {
+            errors.push(at(
+                file,
+                el,
+                "comes after return-response or mock-response: it never runs",
+                "remove it or move it before",
+            ));
+            continue;
+        }
         let r = match el.name.as_str() {
+            "return-response" => super::answers::return_response(file, el, env, &mut out),
+            "mock-response" => super::answers::mock_response(file, el, env, &mut out),
             "set-header" => set(file, el, "header", env, &out.variables, &mut out.request),
             "set-query-parameter" => set(
                 file,
@@ -157,6 +171,7 @@ pub fn lower(sections: [Vec<Stmt>; 4], env: &Env, errors: &mut Vec<ConfigError>)
         let r = match el.name.as_str() {
             "set-header" => set(file, el, "header", env, &out.variables, &mut out.response),
             "set-variable" => super::traffic::set_variable(file, el, env, &mut out),
+            "set-status" => super::answers::outbound_status(file, el, env, &mut out),
             _ => Err(unsupported(file, el, "outbound")),
         };
         if let Err(e) = r {

@@ -58,6 +58,7 @@ fn env<'a>(named: &'a BTreeMap<String, String>, empty: &'a BTreeMap<String, Stri
         scope: Scope { api_path: "users" },
         global_file: "policy.xml",
         subscription_header: None,
+        operation: None,
     }
 }
 
@@ -130,4 +131,19 @@ fn rate_limit_counts_per_subscription_key_and_needs_one() {
     assert!(errors.is_empty());
     policies::lower(sections, &env(&empty, &empty), &mut errors);
     assert!(errors[0].problem.contains("requires none"), "{errors:?}");
+}
+
+#[test]
+fn statements_after_a_returned_response_are_refused() {
+    let empty = BTreeMap::new();
+    let d = doc(
+        "policy.xml",
+        r#"<return-response><set-status code="204" reason="No Content"/></return-response><set-header name="A"><value>x</value></set-header>"#,
+    );
+    let mut errors = Vec::new();
+    let sections = [0, 1, 2, 3].map(|i| policies::compose(&[&d], i, &mut errors));
+    let out = policies::lower(sections, &env(&empty, &empty), &mut errors);
+    assert_eq!(out.answer.unwrap().status, 204);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].problem.contains("never runs"), "{errors:?}");
 }
