@@ -131,6 +131,7 @@ fn bench_policy(c: &mut Criterion) {
         header_checks: Vec::new(),
         auth_failure: None,
         answer: None,
+        quotas: Vec::new(),
     };
     let store = Store::Local(LocalStore::new(100_000));
     let map: BTreeMap<String, String> = [

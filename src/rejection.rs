@@ -40,6 +40,8 @@ pub enum Rejection {
     /// A refusal a policy words itself (APIM's `check-header`, `validate-jwt` messages):
     /// its status and message.
     Policy(u16, Box<str>),
+    /// 403: a call quota is used up; it renews in this many seconds.
+    QuotaExceeded(u64),
     /// A fixed answer the route gives instead of calling its backend (APIM's
     /// `return-response`, `mock-response`): not a refusal, counted under no reason.
     Answer(std::sync::Arc<StaticAnswer>),
@@ -116,7 +118,7 @@ impl Rejection {
             Rejection::Unauthorized(_)
             | Rejection::SubscriptionKeyMissing
             | Rejection::SubscriptionKeyInvalid => 401,
-            Rejection::Forbidden => 403,
+            Rejection::Forbidden | Rejection::QuotaExceeded(_) => 403,
             Rejection::NotFound => 404,
             Rejection::ClientTimeout => 408,
             Rejection::TooLarge => 413,
@@ -158,6 +160,14 @@ impl Rejection {
     /// The body in `dialect`: APIM's gateway answers `{"statusCode": N, "message": ...}`
     /// with its own wording where it has one (a refused rate limit says when to retry).
     pub fn body_in(&self, dialect: Dialect, retry_after_secs: Option<u64>) -> String {
+        if let (Dialect::Apim, Rejection::QuotaExceeded(s)) = (dialect, self) {
+            return format!(
+                "{{\"statusCode\":403,\"message\":\"Out of call volume quota. Quota will be replenished in {:02}:{:02}:{:02}.\"}}",
+                s / 3600,
+                s % 3600 / 60,
+                s % 60
+            );
+        }
         if let Rejection::Policy(status, message) = self {
             let body = match dialect {
                 Dialect::Aws => serde_json::json!({ "message": &**message }),
@@ -202,7 +212,7 @@ impl Rejection {
             }
             Rejection::Overloaded => Reason::Overloaded,
             Rejection::Throttled => Reason::Throttled,
-            Rejection::RateLimited => Reason::RateLimited,
+            Rejection::RateLimited | Rejection::QuotaExceeded(_) => Reason::RateLimited,
             Rejection::BadGateway => Reason::BadGateway,
             Rejection::Timeout => Reason::Timeout,
             Rejection::Policy(status, _) => match status {
@@ -264,6 +274,14 @@ mod tests {
         assert_eq!(
             Rejection::RateLimited.body_in(Dialect::Apim, Some(5)),
             r#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 5 seconds."}"#
+        );
+        assert_eq!(
+            Rejection::QuotaExceeded(3725).body_in(Dialect::Apim, None),
+            r#"{"statusCode":403,"message":"Out of call volume quota. Quota will be replenished in 01:02:05."}"#
+        );
+        assert_eq!(
+            Rejection::QuotaExceeded(5).body(),
+            r#"{"message":"Forbidden"}"#
         );
         let p = Rejection::Policy(400, "Header \"X\" missing".into());
         assert_eq!(

@@ -350,6 +350,32 @@ fn mock_response_return_response_and_set_status() {
     assert_eq!(r.header("x-powered-by"), Some("apigate"));
 }
 
+#[test]
+fn quota_by_key_refuses_403_once_used_up() {
+    let echo = Echo::start();
+    let (_dir, gw) = serve_fixture(&echo);
+    for _ in 0..3 {
+        assert_eq!(
+            get(&gw, "GET", "/status/ping", &[("X-Client-Id", "q")]).status,
+            200
+        );
+    }
+    let r = get(&gw, "GET", "/status/ping", &[("X-Client-Id", "q")]);
+    assert_eq!(r.status, 403);
+    let body = r.json();
+    assert_eq!(body["statusCode"], 403);
+    let msg = body["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("Out of call volume quota. Quota will be replenished in 00:")
+            || msg.starts_with("Out of call volume quota. Quota will be replenished in 01:00:00"),
+        "{msg}"
+    );
+    assert_eq!(
+        get(&gw, "GET", "/status/ping", &[("X-Client-Id", "other")]).status,
+        200
+    );
+}
+
 /// A minimal artifacts directory with `policy` as its global policy.
 fn with_global_policy(policy: &str) -> ConfDir {
     ConfDir::new(&[

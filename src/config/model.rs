@@ -187,6 +187,9 @@ pub struct RouteConf {
     /// (APIM's `return-response`, `mock-response`); APIM reader only.
     #[serde(skip)]
     pub answer: Option<StaticAnswerConf>,
+    /// A call quota (APIM's `quota`, `quota-by-key`): like a rate limit, refused 403.
+    #[serde(skip)]
+    pub quota: Option<RateLimitConf>,
 }
 
 /// A fixed answer: status, headers, body.

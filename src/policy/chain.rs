@@ -49,6 +49,8 @@ pub struct RoutePolicies {
     pub auth_failure: Option<Rejection>,
     /// The route's fixed answer (`Rejection::Answer`), given once every policy admits.
     pub answer: Option<Rejection>,
+    /// Call quotas: counted after the rate limits; no `RateLimit-*` headers (APIM's).
+    pub quotas: Vec<RateLimit>,
 }
 
 /// What the chain leaves for the rest of the request, admitted or not.
@@ -120,6 +122,17 @@ impl RoutePolicies {
         // Limits keyed by a claim can only be counted once the token is verified.
         if !self.count(req, store, out, true).await {
             return Err(Rejection::RateLimited);
+        }
+        for quota in &self.quotas {
+            let decision = {
+                let key = key(req, out, quota);
+                store
+                    .hit(&quota.scope, &key, quota.calls, quota.period_secs)
+                    .await
+            };
+            if !decision.allowed {
+                return Err(Rejection::QuotaExceeded(decision.reset_secs));
+            }
         }
         if let Some(answer) = &self.answer {
             return Err(answer.clone());

@@ -309,6 +309,14 @@ impl Compiler<'_, '_> {
                     .answer
                     .as_ref()
                     .and_then(|a| static_answer(&r.res.file, a, errors)),
+                quotas: conf
+                    .quota
+                    .iter()
+                    .filter_map(|q| {
+                        let scope = format!("quota|{}|{}", stage.conf.name, conf.route_key);
+                        quota(&r.res.file, &scope, q, errors)
+                    })
+                    .collect(),
             },
             request_maps: scopes
                 .iter()
@@ -524,4 +532,22 @@ fn static_answer(
             body: bytes::Bytes::from(conf.body.clone()),
         },
     )))
+}
+
+/// A route's call quota, checked as a rate limit is (`None` with its errors reported).
+fn quota(
+    file: &str,
+    scope: &str,
+    conf: &crate::config::RateLimitConf,
+    errors: &mut ConfigErrors,
+) -> Option<crate::policy::ratelimit::RateLimit> {
+    let before = errors.0.len();
+    crate::policy::ratelimit::validate(file, "quota", conf, errors);
+    let key = KeySource::parse(&conf.key)?;
+    (errors.0.len() == before).then(|| crate::policy::ratelimit::RateLimit {
+        scope: Arc::from(scope),
+        calls: conf.calls,
+        period_secs: conf.period_seconds,
+        key,
+    })
 }

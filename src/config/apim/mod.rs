@@ -357,6 +357,7 @@ fn lower_operation(
         header_checks: lowered.header_checks,
         auth_failure: lowered.auth_failure,
         answer: lowered.answer,
+        quota: lowered.quota,
         policies: Some(PoliciesConf {
             ip_filter: lowered.ip_filter,
             rate_limit: lowered.rate_limit,

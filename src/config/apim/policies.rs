@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 /// The statements apigate serves, by section, for messages.
 pub const SUPPORTED: &str = "inbound: base, set-header, set-query-parameter, rewrite-uri, \
 set-backend-service, ip-filter, validate-jwt, check-header, set-variable, rate-limit, \
-rate-limit-by-key, return-response, mock-response, cors (global policy only); backend: base, \
+rate-limit-by-key, quota, quota-by-key, return-response, mock-response, cors (global policy only); backend: base, \
 forward-request; outbound: base, set-header, set-status, set-variable; on-error: base";
 
 /// A statement and the file it was written in.
@@ -74,6 +74,8 @@ pub struct Lowered {
     pub variables: BTreeMap<String, String>,
     /// `rate-limit` / `rate-limit-by-key`.
     pub rate_limit: Option<crate::config::RateLimitConf>,
+    /// `quota` / `quota-by-key`.
+    pub quota: Option<crate::config::RateLimitConf>,
     pub header_checks: Vec<crate::config::HeaderCheckConf>,
     /// `validate-jwt`'s own status and message for a refused token.
     pub auth_failure: Option<(u16, String)>,
@@ -138,6 +140,7 @@ pub fn lower(sections: [Vec<Stmt>; 4], env: &Env, errors: &mut Vec<ConfigError>)
             ),
             "set-variable" => super::traffic::set_variable(file, el, env, &mut out),
             "check-header" => super::traffic::check_header(file, el, env, &mut out),
+            "quota" | "quota-by-key" => super::traffic::quota(file, el, env, &mut out),
             "rate-limit" | "rate-limit-by-key" => {
                 super::traffic::rate_limit(file, el, env, &mut out)
             }

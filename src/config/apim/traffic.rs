@@ -30,20 +30,13 @@ pub fn set_variable(
 }
 
 /// `rate-limit` counts per subscription (the key's header); `rate-limit-by-key` per
-/// `counter-key`, which must lower to the client address, a request header, or a claim.
+/// `counter-key`, which must lower to the client address or a request header.
 pub fn rate_limit(
     file: &str,
     el: &Element,
     env: &Env,
     out: &mut Lowered,
 ) -> Result<(), ConfigError> {
-    let by_key = el.name == "rate-limit-by-key";
-    if by_key {
-        only_attrs(file, el, &["calls", "renewal-period", "counter-key"])?;
-    } else {
-        only_attrs(file, el, &["calls", "renewal-period"])?;
-    }
-    only_children(file, el, &[])?;
     if out.rate_limit.is_some() {
         return Err(at(
             file,
@@ -52,6 +45,34 @@ pub fn rate_limit(
             "keep one",
         ));
     }
+    out.rate_limit = Some(limit(file, el, env, out)?);
+    Ok(())
+}
+
+/// `quota` / `quota-by-key` with `calls` (not `bandwidth`), counted like a rate limit in
+/// the same store and refused 403 as APIM does.
+pub fn quota(file: &str, el: &Element, env: &Env, out: &mut Lowered) -> Result<(), ConfigError> {
+    if out.quota.is_some() {
+        return Err(at(
+            file,
+            el,
+            "a second quota for the same operation is not supported",
+            "keep one",
+        ));
+    }
+    out.quota = Some(limit(file, el, env, out)?);
+    Ok(())
+}
+
+/// The calls, period and key of a rate limit or quota (`...-by-key` reads `counter-key`).
+fn limit(file: &str, el: &Element, env: &Env, out: &Lowered) -> Result<RateLimitConf, ConfigError> {
+    let by_key = el.name.ends_with("-by-key");
+    if by_key {
+        only_attrs(file, el, &["calls", "renewal-period", "counter-key"])?;
+    } else {
+        only_attrs(file, el, &["calls", "renewal-period"])?;
+    }
+    only_children(file, el, &[])?;
     let number = |name: &str| -> Result<u64, ConfigError> {
         let v = attr(file, el, name, env)?.unwrap_or_default();
         match v.parse::<u64>() {
@@ -65,6 +86,14 @@ pub fn rate_limit(
         }
     };
     let (calls, period_seconds) = (number("calls")?, number("renewal-period")?);
+    if period_seconds > crate::policy::ratelimit::MAX_PERIOD_SECS {
+        return Err(at(
+            file,
+            el,
+            format!("renewal-period {period_seconds} is over one day, the longest window apigate's counters keep"),
+            "use at most 86400 seconds",
+        ));
+    }
     let key = if by_key {
         let raw = el.attr("counter-key").ok_or_else(|| {
             at(
@@ -94,18 +123,20 @@ pub fn rate_limit(
                 return Err(at(
                     file,
                     el,
-                    "rate-limit counts per subscription, and this API requires none",
-                    "use rate-limit-by-key with a counter-key",
+                    format!(
+                        "{} counts per subscription, and this API requires none",
+                        el.name
+                    ),
+                    format!("use {}-by-key with a counter-key", el.name),
                 ))
             }
         }
     };
-    out.rate_limit = Some(RateLimitConf {
+    Ok(RateLimitConf {
         calls,
         period_seconds,
         key,
-    });
-    Ok(())
+    })
 }
 
 /// `check-header`: all four attributes are required, as in APIM.
