@@ -132,6 +132,7 @@ fn bench_policy(c: &mut Criterion) {
         auth_failure: None,
         answer: None,
         quotas: Vec::new(),
+        on_error: None,
     };
     let store = Store::Local(LocalStore::new(100_000));
     let map: BTreeMap<String, String> = [

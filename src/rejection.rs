@@ -66,6 +66,14 @@ pub struct StaticAnswer {
     pub body: bytes::Bytes,
 }
 
+/// What a route does to the error answers it gives (APIM's `on-error`): headers added, or a
+/// fixed answer in their place. A route's own fixed answer is not an error.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ErrorHandler {
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub answer: Option<std::sync::Arc<StaticAnswer>>,
+}
+
 /// The metric label of a rejection: a fixed set, so clients cannot create series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {

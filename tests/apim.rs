@@ -376,6 +376,29 @@ fn quota_by_key_refuses_403_once_used_up() {
     );
 }
 
+#[test]
+fn on_error_adds_headers_to_error_answers_or_replaces_them() {
+    let echo = Echo::start();
+    let (_dir, gw) = serve_fixture(&echo);
+    // users: <base/> (global's header) then its own.
+    let r = get(&gw, "GET", "/users/42", &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("x-error-layer"), Some("global"));
+    assert_eq!(r.header("x-error-source"), Some("users"));
+    // A successful answer does not run on-error.
+    let auth = format!("Bearer {}", token("apigate-tests"));
+    let r = get(&gw, "GET", "/users/42", &[("Authorization", &auth)]);
+    assert_eq!((r.status, r.header("x-error-layer")), (200, None));
+    // organizations' on-error is <base/>: the global header.
+    let r = get(&gw, "DELETE", "/organizations/acme", &[KEY]);
+    assert_eq!((r.status, r.header("x-error-layer")), (403, Some("global")));
+    // remove-member answers its own 404 in place of ip-filter's 403.
+    let r = get(&gw, "DELETE", "/organizations/acme/members/7", &[KEY]);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.text(), "no such member");
+}
+
 /// A minimal artifacts directory with `policy` as its global policy.
 fn with_global_policy(policy: &str) -> ConfDir {
     ConfDir::new(&[

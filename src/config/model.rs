@@ -190,6 +190,16 @@ pub struct RouteConf {
     /// A call quota (APIM's `quota`, `quota-by-key`): like a rate limit, refused 403.
     #[serde(skip)]
     pub quota: Option<RateLimitConf>,
+    /// What the route does to its error answers (APIM's `on-error`): headers added, or a
+    /// fixed answer in their place.
+    #[serde(skip)]
+    pub on_error: Option<OnErrorConf>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OnErrorConf {
+    pub headers: Vec<(String, String)>,
+    pub answer: Option<StaticAnswerConf>,
 }
 
 /// A fixed answer: status, headers, body.

@@ -51,6 +51,8 @@ pub struct RoutePolicies {
     pub answer: Option<Rejection>,
     /// Call quotas: counted after the rate limits; no `RateLimit-*` headers (APIM's).
     pub quotas: Vec<RateLimit>,
+    /// Applied to the route's error answers when they are written (`proxy::respond`).
+    pub on_error: Option<Arc<crate::rejection::ErrorHandler>>,
 }
 
 /// What the chain leaves for the rest of the request, admitted or not.

@@ -309,6 +309,10 @@ impl Compiler<'_, '_> {
                     .answer
                     .as_ref()
                     .and_then(|a| static_answer(&r.res.file, a, errors)),
+                on_error: conf
+                    .on_error
+                    .as_ref()
+                    .and_then(|h| error_handler(&r.res.file, h, errors)),
                 quotas: conf
                     .quota
                     .iter()
@@ -500,20 +504,21 @@ fn compile_integration(
     })
 }
 
-/// A route's fixed answer, its headers checked (`Content-Length` is the gateway's to write).
-fn static_answer(
+/// Headers of a fixed answer or an error handler, checked (`Content-Length` is the
+/// gateway's to write); `None` with the error reported.
+fn answer_headers(
     file: &str,
-    conf: &crate::config::StaticAnswerConf,
+    headers: &[(String, String)],
     errors: &mut ConfigErrors,
-) -> Option<crate::rejection::Rejection> {
-    let mut headers = Vec::new();
-    for (name, value) in &conf.headers {
+) -> Option<Vec<(http::HeaderName, http::HeaderValue)>> {
+    let mut out = Vec::new();
+    for (name, value) in headers {
         let parsed = (
             http::HeaderName::from_bytes(name.as_bytes()),
             http::HeaderValue::from_str(value),
         );
         match parsed {
-            (Ok(n), Ok(v)) if n != http::header::CONTENT_LENGTH => headers.push((n, v)),
+            (Ok(n), Ok(v)) if n != http::header::CONTENT_LENGTH => out.push((n, v)),
             _ => {
                 errors.push(ConfigError::new(
                     file,
@@ -525,13 +530,44 @@ fn static_answer(
             }
         }
     }
-    Some(crate::rejection::Rejection::Answer(Arc::new(
-        crate::rejection::StaticAnswer {
-            status: conf.status,
-            headers,
-            body: bytes::Bytes::from(conf.body.clone()),
-        },
-    )))
+    Some(out)
+}
+
+fn compile_answer(
+    file: &str,
+    conf: &crate::config::StaticAnswerConf,
+    errors: &mut ConfigErrors,
+) -> Option<Arc<crate::rejection::StaticAnswer>> {
+    Some(Arc::new(crate::rejection::StaticAnswer {
+        status: conf.status,
+        headers: answer_headers(file, &conf.headers, errors)?,
+        body: bytes::Bytes::from(conf.body.clone()),
+    }))
+}
+
+/// A route's fixed answer.
+fn static_answer(
+    file: &str,
+    conf: &crate::config::StaticAnswerConf,
+    errors: &mut ConfigErrors,
+) -> Option<crate::rejection::Rejection> {
+    compile_answer(file, conf, errors).map(crate::rejection::Rejection::Answer)
+}
+
+/// A route's error handler.
+fn error_handler(
+    file: &str,
+    conf: &crate::config::OnErrorConf,
+    errors: &mut ConfigErrors,
+) -> Option<Arc<crate::rejection::ErrorHandler>> {
+    let answer = match &conf.answer {
+        Some(a) => Some(compile_answer(file, a, errors)?),
+        None => None,
+    };
+    Some(Arc::new(crate::rejection::ErrorHandler {
+        headers: answer_headers(file, &conf.headers, errors)?,
+        answer,
+    }))
 }
 
 /// A route's call quota, checked as a rate limit is (`None` with its errors reported).

@@ -1,10 +1,11 @@
 //! `return-response` and `mock-response`: the gateway answers itself once the access
 //! policies admit the request (a `Rejection::Answer`); `set-status` in `outbound` rewrites
-//! the backend's status.
+//! the backend's status; `on-error` adds headers to the route's error answers or replaces
+//! them.
 
 use super::policies::{at, attr, named, only_attrs, only_children, Env, Lowered};
 use super::xml::Element;
-use crate::config::{ConfigError, StaticAnswerConf};
+use crate::config::{ConfigError, OnErrorConf, StaticAnswerConf};
 use serde_json::Value;
 
 /// `return-response` with literal `set-status`, `set-header` and `set-body`.
@@ -14,6 +15,81 @@ pub fn return_response(
     env: &Env,
     out: &mut Lowered,
 ) -> Result<(), ConfigError> {
+    let answer = fixed(file, el, env)?;
+    set_answer(file, el, out, answer)
+}
+
+/// The statements of `on-error`: literal `set-header`s added to the route's error answers,
+/// or a `return-response` given in their place.
+pub fn on_error(
+    stmts: &[super::policies::Stmt],
+    env: &Env,
+    out: &mut Lowered,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut handler = OnErrorConf::default();
+    for (file, el) in stmts {
+        let r = match el.name.as_str() {
+            "set-header" => error_header(file, el, env, &mut handler),
+            "return-response" if handler.answer.is_none() => {
+                fixed(file, el, env).map(|a| handler.answer = Some(a))
+            }
+            "return-response" => Err(at(
+                file,
+                el,
+                "a second return-response never runs",
+                "keep one",
+            )),
+            _ => Err(at(
+                file,
+                el,
+                format!("<{}> in <on-error> is not supported by apigate", el.name),
+                "on-error serves base, set-header (literal values) and return-response",
+            )),
+        };
+        if let Err(e) = r {
+            errors.push(e);
+        }
+    }
+    if !stmts.is_empty() {
+        out.on_error = Some(handler);
+    }
+}
+
+fn error_header(
+    file: &str,
+    el: &Element,
+    env: &Env,
+    handler: &mut OnErrorConf,
+) -> Result<(), ConfigError> {
+    only_attrs(file, el, &["name", "exists-action"])?;
+    only_children(file, el, &["value"])?;
+    match attr(file, el, "exists-action", env)?.as_deref() {
+        None | Some("override") | Some("append") => {}
+        Some(other) => {
+            return Err(at(
+                file,
+                el,
+                format!("exists-action={other:?} in on-error is not supported"),
+                "use override or append",
+            ))
+        }
+    }
+    let name = attr(file, el, "name", env)?
+        .ok_or_else(|| at(file, el, "name is required", "add name=\"X-Error\""))?;
+    let values: Vec<String> = el
+        .all("value")
+        .map(|v| literal(file, v, &v.text, env))
+        .collect::<Result<_, _>>()?;
+    if values.is_empty() {
+        return Err(at(file, el, "no <value>", "add <value>...</value>"));
+    }
+    handler.headers.push((name, values.join(",")));
+    Ok(())
+}
+
+/// A fixed answer from `return-response`'s children.
+fn fixed(file: &str, el: &Element, env: &Env) -> Result<StaticAnswerConf, ConfigError> {
     only_attrs(file, el, &[])?;
     only_children(file, el, &["set-status", "set-header", "set-body"])?;
     let mut answer = StaticAnswerConf {
@@ -41,7 +117,7 @@ pub fn return_response(
             }
         }
     }
-    set_answer(file, el, out, answer)
+    Ok(answer)
 }
 
 /// `mock-response`: the example the specification gives for the status and content type

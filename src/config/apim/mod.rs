@@ -358,6 +358,7 @@ fn lower_operation(
         auth_failure: lowered.auth_failure,
         answer: lowered.answer,
         quota: lowered.quota,
+        on_error: lowered.on_error,
         policies: Some(PoliciesConf {
             ip_filter: lowered.ip_filter,
             rate_limit: lowered.rate_limit,

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 pub const SUPPORTED: &str = "inbound: base, set-header, set-query-parameter, rewrite-uri, \
 set-backend-service, ip-filter, validate-jwt, check-header, set-variable, rate-limit, \
 rate-limit-by-key, quota, quota-by-key, return-response, mock-response, cors (global policy only); backend: base, \
-forward-request; outbound: base, set-header, set-status, set-variable; on-error: base";
+forward-request; outbound: base, set-header, set-status, set-variable; on-error: base, \
+set-header (literal values), return-response";
 
 /// A statement and the file it was written in.
 pub type Stmt<'a> = (&'a str, &'a Element);
@@ -81,6 +82,8 @@ pub struct Lowered {
     pub auth_failure: Option<(u16, String)>,
     /// `return-response` / `mock-response`.
     pub answer: Option<crate::config::StaticAnswerConf>,
+    /// `on-error`'s headers and answer.
+    pub on_error: Option<crate::config::OnErrorConf>,
 }
 
 /// Where lowering reads from: named values, backends, the API's path, the global file.
@@ -181,9 +184,7 @@ pub fn lower(sections: [Vec<Stmt>; 4], env: &Env, errors: &mut Vec<ConfigError>)
             errors.push(e);
         }
     }
-    for (file, el) in on_error {
-        errors.push(unsupported(file, el, "on-error"));
-    }
+    super::answers::on_error(&on_error, env, &mut out, errors);
     out
 }
 
