@@ -128,6 +128,14 @@ fn the_fixture_checks_and_names_a_missing_secret() {
     let fixture = Path::new("tests/fixtures/apim");
     let o = check(fixture, &[(SECRET_ENV, secret_b64())]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // ... or from the local values file APIM_NAMED_VALUES_FILE names.
+    let local = ConfDir::new(&[(
+        "values.json",
+        format!("{{\"jwt-signing-key\": \"{}\"}}", secret_b64()),
+    )]);
+    let file = local.path.join("values.json").display().to_string();
+    let o = check(fixture, &[("APIM_NAMED_VALUES_FILE", file)]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = check(fixture, &[]);
     assert!(!o.status.success());
     let err = stderr(&o);

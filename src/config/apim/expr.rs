@@ -87,6 +87,7 @@ fn term_template(
     scope: &Scope,
     vars: &BTreeMap<String, String>,
 ) -> Result<String, String> {
+    let t = unwrap_term(t);
     if let Some(name) = variable_name(t) {
         return vars.get(&name).cloned().ok_or_else(|| {
             format!(
@@ -128,6 +129,39 @@ fn term_template(
     Err(format!(
         "{t:?} is not in the supported expression subset: {SUPPORTED}"
     ))
+}
+
+/// `t` without `(string)` casts and parentheses around the whole term (`((string)x)`).
+fn unwrap_term(mut t: &str) -> &str {
+    loop {
+        t = t.trim();
+        if let Some(rest) = t.strip_prefix("(string)") {
+            t = rest;
+        } else if t.starts_with('(') && t.ends_with(')') && closes_at_end(t) {
+            t = &t[1..t.len() - 1];
+        } else {
+            return t;
+        }
+    }
+}
+
+/// Whether the `(` opening `t` is closed by its last character (strings skipped).
+fn closes_at_end(t: &str) -> bool {
+    let (mut depth, mut in_str) = (0i32, false);
+    for (i, c) in t.char_indices() {
+        match c {
+            '"' => in_str = !in_str,
+            '(' if !in_str => depth += 1,
+            ')' if !in_str => {
+                depth -= 1;
+                if depth == 0 {
+                    return i == t.len() - 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// `name` when `t` reads a variable: `context.Variables["name"]`, with a `(string)` cast,
@@ -254,6 +288,16 @@ mod tests {
                 "{e}"
             );
         }
+        assert_eq!(
+            lower(
+                r#"@(((string)context.Request.MatchedParameters["id"]))"#,
+                &SCOPE,
+                &vars
+            )
+            .unwrap(),
+            "${request.path.id}"
+        );
+        assert!(lower(r#"@((a) + (b))"#, &SCOPE, &vars).is_err());
         let err = lower(r#"@(context.Variables["nope"])"#, &SCOPE, &vars).unwrap_err();
         assert!(err.contains("not set by a set-variable"), "{err}");
     }

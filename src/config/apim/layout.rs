@@ -162,6 +162,7 @@ pub fn read(
             }
         }
     }
+    let local = local_values(errors);
     for name in subdirs(dir, "named values") {
         let file = format!("named values/{name}/namedValueInformation.json");
         let Some(props) = properties(dir, &file, errors) else {
@@ -172,14 +173,21 @@ pub fn read(
             .and_then(Value::as_str)
             .unwrap_or(&name)
             .to_string();
-        // The environment overrides the file: secrets never live in the repository.
+        // The environment, then the local values file, then the artifact: secrets never
+        // need to live in the repository.
         let env = secret_env_name(&display);
-        match std::env::var(&env).ok().or_else(|| {
+        let from_file = || local.get(&display).cloned();
+        let from_artifact = || {
             props
                 .get("value")
                 .and_then(Value::as_str)
                 .map(str::to_string)
-        }) {
+        };
+        match std::env::var(&env)
+            .ok()
+            .or_else(from_file)
+            .or_else(from_artifact)
+        {
             Some(v) => {
                 a.named_values.insert(display, v);
             }
@@ -190,6 +198,31 @@ pub fn read(
     }
     subscriptions(dir, &mut a, errors, warnings);
     a
+}
+
+/// The environment variable naming a JSON file of named values (`{"name": "value"}`), kept
+/// outside the repository for secrets.
+pub const VALUES_FILE_ENV: &str = "APIM_NAMED_VALUES_FILE";
+
+/// The values of the file [`VALUES_FILE_ENV`] names (none when it is unset).
+fn local_values(errors: &mut Vec<ConfigError>) -> BTreeMap<String, String> {
+    let Ok(path) = std::env::var(VALUES_FILE_ENV) else {
+        return BTreeMap::new();
+    };
+    let parsed = read::read_text(Path::new(&path))
+        .map_err(|e| format!("cannot read: {e}"))
+        .and_then(|t| {
+            serde_json::from_str::<BTreeMap<String, String>>(&t).map_err(|e| format!("{e}"))
+        });
+    parsed.unwrap_or_else(|e| {
+        errors.push(ConfigError::new(
+            &path,
+            "",
+            format!("{VALUES_FILE_ENV}: {e}"),
+            "write a JSON object of named values: {\"jwt-signing-key\": \"...\"}",
+        ));
+        BTreeMap::new()
+    })
 }
 
 /// The environment variable a subscription's key is read from
