@@ -439,6 +439,60 @@ fn unsupported_constructs_are_load_errors_with_file_and_line() {
     }
 }
 
+#[test]
+fn other_api_kinds_are_named_and_segment_versions_join_the_path() {
+    let dir = with_global_policy("<policies/>");
+    dir.write(&[
+        (
+            "apis/g/apiInformation.json",
+            r#"{"properties": {"path": "g", "type": "graphql", "subscriptionRequired": false}}"#.to_string(),
+        ),
+        (
+            "apis/v/apiInformation.json",
+            r#"{"properties": {"path": "things", "apiVersion": "v2", "apiVersionSetId": "/apiVersionSets/vs", "serviceUrl": "http://127.0.0.1:9", "subscriptionRequired": false}}"#.to_string(),
+        ),
+        (
+            "apis/v/specification.json",
+            r#"{"openapi": "3.0.1", "info": {"title": "v", "version": "2"}, "paths": {"/x": {"get": {"operationId": "x"}}}}"#.to_string(),
+        ),
+        (
+            "version sets/vs/versionSetInformation.json",
+            r#"{"properties": {"displayName": "vs", "versioningScheme": "Segment"}}"#.to_string(),
+        ),
+    ]);
+    let o = Command::new(BIN)
+        .args(["check", "--verbose", "--conf"])
+        .arg(&dir.path)
+        .output()
+        .unwrap();
+    let out = stderr(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("apis/g/apiInformation.json: a graphql API is not served"),
+        "{out}"
+    );
+    let o = Command::new(BIN)
+        .args(["export", "--format", "openapi", "--conf"])
+        .arg(&dir.path)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(doc["paths"].get("/things/v2/x").is_some(), "{doc}");
+    // Versions chosen by header or query are refused, naming the set.
+    dir.write(&[(
+        "version sets/vs/versionSetInformation.json",
+        r#"{"properties": {"versioningScheme": "Header", "versionHeaderName": "Api-Version"}}"#
+            .to_string(),
+    )]);
+    let err = stderr(&check(&dir.path, &[]));
+    assert!(
+        err.contains(
+            "apis/v/apiInformation.json: properties.apiVersionSetId: versioningScheme \"Header\""
+        ),
+        "{err}"
+    );
+}
+
 /// `../shared/realworld/apim-snippets`, or `None` (with a message) when `../shared` is absent.
 fn snippets() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realworld/apim-snippets");

@@ -40,12 +40,7 @@ pub fn on_error(
                 "a second return-response never runs",
                 "keep one",
             )),
-            _ => Err(at(
-                file,
-                el,
-                format!("<{}> in <on-error> is not supported by apigate", el.name),
-                "on-error serves base, set-header (literal values) and return-response",
-            )),
+            _ => Err(on_error_unsupported(file, el)),
         };
         if let Err(e) = r {
             errors.push(e);
@@ -54,6 +49,15 @@ pub fn on_error(
     if !stmts.is_empty() {
         out.on_error = Some(handler);
     }
+}
+
+pub fn on_error_unsupported(file: &str, el: &Element) -> ConfigError {
+    at(
+        file,
+        el,
+        format!("<{}> in <on-error> is not supported by apigate", el.name),
+        "on-error serves base, set-header (literal values) and return-response",
+    )
 }
 
 fn error_header(

@@ -24,6 +24,8 @@ pub struct Artifacts {
     /// Secrets without a value in any source: named here, reported where a policy uses them.
     pub missing_secrets: BTreeMap<String, String>,
     pub subscriptions: Vec<Subscription>,
+    /// Version set id -> its `versioningScheme`.
+    pub version_sets: BTreeMap<String, String>,
 }
 
 /// An active subscription: its scope (`/apis/NAME`, `/products/NAME`, `/apis` for all) and
@@ -41,8 +43,10 @@ pub struct Api {
     /// `apis/users/apiInformation.json`.
     pub file: String,
     pub props: serde_json::Map<String, Value>,
-    /// The specification's file and parsed document (with YAML lines when YAML).
+    /// The specification's file and parsed document.
     pub spec: Option<(String, Value)>,
+    /// A specification apigate does not read (`specification.wadl`, `.wsdl`, `.graphql`).
+    pub other_spec: Option<String>,
     pub policy: Option<PolicyDoc>,
     /// Operation name -> its policy document.
     pub operations: BTreeMap<String, PolicyDoc>,
@@ -129,7 +133,12 @@ pub fn read(
                 operations.insert(op, p);
             }
         }
+        let other_spec = ["wadl", "wsdl", "graphql"].iter().find_map(|ext| {
+            let f = format!("{base}/specification.{ext}");
+            dir.join(&f).is_file().then_some(f)
+        });
         a.apis.push(Api {
+            other_spec,
             policy: policy(dir, &format!("{base}/policy.xml"), errors),
             name,
             file,
@@ -197,6 +206,16 @@ pub fn read(
         }
     }
     subscriptions(dir, &mut a, errors, warnings);
+    for name in subdirs(dir, "version sets") {
+        let file = format!("version sets/{name}/versionSetInformation.json");
+        if let Some(props) = properties(dir, &file, errors) {
+            let scheme = props
+                .get("versioningScheme")
+                .and_then(Value::as_str)
+                .unwrap_or("Segment");
+            a.version_sets.insert(name, scheme.to_string());
+        }
+    }
     a
 }
 

@@ -74,6 +74,19 @@ pub fn load(dir: &Path) -> Config {
         errors.extend(found.0);
     }
     let arts = layout::read(dir, &mut errors, &mut config.warnings);
+    let docs = arts
+        .global
+        .iter()
+        .chain(arts.products.iter().filter_map(|p| p.policy.as_ref()));
+    let docs = docs.chain(
+        arts.apis
+            .iter()
+            .filter(|a| is_served_revision(a))
+            .flat_map(|a| a.policy.iter().chain(a.operations.values())),
+    );
+    for doc in docs {
+        policies::check_names(doc, &mut errors);
+    }
     let mut ids = HashSet::new();
     for api in &arts.apis {
         lower_api(&arts, api, &mut config, &mut ids, &mut errors);
@@ -94,15 +107,47 @@ fn lower_api(
 ) {
     let err =
         |field: &str, problem: String, fix: &str| ConfigError::new(&api.file, field, problem, fix);
-    if api.name.contains(";rev=")
-        && api.props.get("isCurrent").and_then(Value::as_bool) != Some(true)
-    {
+    if !is_served_revision(api) {
         config.ignored.push(err(
             "",
             "a revision that is not current: APIM does not serve it at the API's path".into(),
             "",
         ));
         return;
+    }
+    let not_served = match api.props.get("type").and_then(Value::as_str) {
+        Some(t) if t != "http" => Some(format!("a {t} API")),
+        _ => api
+            .other_spec
+            .as_ref()
+            .map(|f| format!("an API described by {f}")),
+    };
+    if let Some(what) = not_served {
+        config.warnings.push(err(
+            "",
+            format!("{what} is not served: apigate serves HTTP APIs with an OpenAPI specification"),
+            "requests to its path get APIM's 404",
+        ));
+        return;
+    }
+    let mut path = api
+        .props
+        .get("path")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim_matches('/')
+        .to_string();
+    if let Some(set) = api.props.get("apiVersionSetId").and_then(Value::as_str) {
+        match version_segment(arts, api, set) {
+            Ok(Some(v)) if !path.ends_with(&format!("/{v}")) && path != v => {
+                path = format!("{path}/{v}").trim_start_matches('/').to_string();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                errors.push(e);
+                return;
+            }
+        }
     }
     for (k, v) in &api.props {
         if API_FIELDS.contains(&k.as_str()) || API_DESCRIPTIVE.contains(&k.as_str()) {
@@ -127,12 +172,7 @@ fn lower_api(
             ));
         }
     }
-    let path = api
-        .props
-        .get("path")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .trim_matches('/');
+    let path = path.as_str();
     let service_url = api.props.get("serviceUrl").and_then(Value::as_str);
     let Some((spec_file, spec)) = &api.spec else {
         errors.push(err(
@@ -227,6 +267,40 @@ struct Operation<'a> {
     subscription: Option<SubscriptionConf>,
     /// The operation's object in the specification.
     spec: &'a Value,
+}
+
+/// Whether APIM serves `api` at its path: any API but a revision (`NAME;rev=N`) that is
+/// not the current one.
+fn is_served_revision(api: &Api) -> bool {
+    !api.name.contains(";rev=") || api.props.get("isCurrent").and_then(Value::as_bool) == Some(true)
+}
+
+/// The path segment of a version in a `Segment` version set (`v1`); other schemes pick the
+/// API per request by header or query, which is not served.
+fn version_segment(arts: &Artifacts, api: &Api, set: &str) -> Result<Option<String>, ConfigError> {
+    let field = "properties.apiVersionSetId";
+    let name = set.rsplit('/').next().unwrap_or(set);
+    let Some(scheme) = arts.version_sets.get(name) else {
+        return Err(ConfigError::new(
+            &api.file,
+            field,
+            format!("version set {name:?} is not defined"),
+            format!("add \"version sets/{name}/versionSetInformation.json\""),
+        ));
+    };
+    if scheme != "Segment" {
+        return Err(ConfigError::new(
+            &api.file,
+            field,
+            format!("versioningScheme {scheme:?} (the version in a header or query) is not served"),
+            "use the Segment scheme (the version in the path)",
+        ));
+    }
+    Ok(api
+        .props
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string))
 }
 
 /// The keys an API requires: `subscriptionRequired` (APIM's default: true) with the active

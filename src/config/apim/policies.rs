@@ -188,6 +188,48 @@ pub fn lower(sections: [Vec<Stmt>; 4], env: &Env, errors: &mut Vec<ConfigError>)
     out
 }
 
+/// The statements each section serves (by name; attributes are checked when lowered).
+const SERVED: [&[&str]; 4] = [
+    &[
+        "base",
+        "set-header",
+        "set-query-parameter",
+        "rewrite-uri",
+        "set-backend-service",
+        "ip-filter",
+        "validate-jwt",
+        "check-header",
+        "set-variable",
+        "rate-limit",
+        "rate-limit-by-key",
+        "quota",
+        "quota-by-key",
+        "return-response",
+        "mock-response",
+        "cors",
+    ],
+    &["base", "forward-request"],
+    &["base", "set-header", "set-variable", "set-status"],
+    &["base", "set-header", "return-response"],
+];
+
+/// Refuses every statement of `doc` that no section serves, whether or not an operation's
+/// composition reaches it (a global policy no API includes with `<base/>` is still read).
+pub fn check_names(doc: &PolicyDoc, errors: &mut Vec<ConfigError>) {
+    for (i, section) in doc.sections.iter().enumerate() {
+        for el in section.iter().flatten() {
+            if !SERVED[i].contains(&el.name.as_str()) {
+                let name = super::xml::SECTIONS[i];
+                errors.push(if i == 3 {
+                    super::answers::on_error_unsupported(&doc.file, el)
+                } else {
+                    unsupported(&doc.file, el, name)
+                });
+            }
+        }
+    }
+}
+
 fn unsupported(file: &str, el: &Element, section: &str) -> ConfigError {
     at(
         file,
