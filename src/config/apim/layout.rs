@@ -206,6 +206,19 @@ pub fn read(
         }
     }
     subscriptions(dir, &mut a, errors, warnings);
+    let fragments = fragments(dir, errors);
+    let docs = a
+        .global
+        .iter_mut()
+        .chain(a.products.iter_mut().filter_map(|p| p.policy.as_mut()));
+    let docs = docs.chain(
+        a.apis
+            .iter_mut()
+            .flat_map(|api| api.policy.iter_mut().chain(api.operations.values_mut())),
+    );
+    for doc in docs {
+        include_fragments(doc, &fragments, errors);
+    }
     for name in subdirs(dir, "version sets") {
         let file = format!("version sets/{name}/versionSetInformation.json");
         if let Some(props) = properties(dir, &file, errors) {
@@ -301,6 +314,71 @@ fn subscriptions(
             _ => scope.to_string(),
         };
         a.subscriptions.push(Subscription { scope, keys });
+    }
+}
+
+/// `policy fragments/NAME/policy.xml`, by name.
+fn fragments(dir: &Path, errors: &mut Vec<ConfigError>) -> BTreeMap<String, Vec<xml::Element>> {
+    let mut out = BTreeMap::new();
+    for name in subdirs(dir, "policy fragments") {
+        let file = format!("policy fragments/{name}/policy.xml");
+        let Some(text) = text(dir, &file, errors) else {
+            continue;
+        };
+        match xml::parse_fragment(&file, &text) {
+            Ok(stmts) => {
+                out.insert(name, stmts);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    out
+}
+
+/// Splices each `<include-fragment fragment-id="x"/>` of `doc` with fragment `x`'s
+/// statements (which keep their own file for messages). A fragment is not expanded inside
+/// another one.
+fn include_fragments(
+    doc: &mut PolicyDoc,
+    fragments: &BTreeMap<String, Vec<xml::Element>>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let file = doc.file.clone();
+    for section in doc.sections.iter_mut().flatten() {
+        if !section.iter().any(|e| e.name == "include-fragment") {
+            continue;
+        }
+        let mut out = Vec::new();
+        for el in section.drain(..) {
+            if el.name != "include-fragment" || el.source.is_some() {
+                out.push(el);
+                continue;
+            }
+            let at = |problem: String, fix: &str| {
+                ConfigError::new(
+                    &file,
+                    format!("line {} <include-fragment>", el.line),
+                    problem,
+                    fix,
+                )
+            };
+            let id = el.attr("fragment-id").unwrap_or_default();
+            if el.attrs.len() != 1 || id.is_empty() {
+                errors.push(at(
+                    "needs exactly the attribute fragment-id".into(),
+                    "write <include-fragment fragment-id=\"name\"/>",
+                ));
+                continue;
+            }
+            match fragments.get(id) {
+                Some(stmts) => out.extend(stmts.iter().cloned()),
+                None => errors.push(at(
+                    format!("policy fragment {id:?} is not defined"),
+                    &format!("add \"policy fragments/{id}/policy.xml\""),
+                )),
+            }
+        }
+        *section = out;
     }
 }
 

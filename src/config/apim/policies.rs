@@ -46,7 +46,7 @@ pub fn compose<'a>(
                 }
                 next.extend(acc.iter().copied());
             } else {
-                next.push((doc.file.as_str(), el));
+                next.push((el.source.as_deref().unwrap_or(&doc.file), el));
             }
         }
         acc = next;
@@ -220,10 +220,11 @@ pub fn check_names(doc: &PolicyDoc, errors: &mut Vec<ConfigError>) {
         for el in section.iter().flatten() {
             if !SERVED[i].contains(&el.name.as_str()) {
                 let name = super::xml::SECTIONS[i];
+                let file = el.source.as_deref().unwrap_or(&doc.file);
                 errors.push(if i == 3 {
-                    super::answers::on_error_unsupported(&doc.file, el)
+                    super::answers::on_error_unsupported(file, el)
                 } else {
-                    unsupported(&doc.file, el, name)
+                    unsupported(file, el, name)
                 });
             }
         }

@@ -16,6 +16,9 @@ pub struct Element {
     /// The element's own text (trimmed), e.g. `<value>v1</value>`.
     pub text: String,
     pub children: Vec<Element>,
+    /// The policy fragment a statement was spliced from (`include-fragment`); `None` when
+    /// it is the document's own. Messages name this file.
+    pub source: Option<String>,
 }
 
 impl Element {
@@ -95,6 +98,37 @@ pub fn parse(file: &str, text: &str) -> Result<PolicyDoc, ConfigError> {
         );
     }
     Ok(out)
+}
+
+/// A policy fragment (`policy fragments/NAME/policy.xml`, `<fragment>`): its statements,
+/// each marked as coming from `file`.
+pub fn parse_fragment(file: &str, text: &str) -> Result<Vec<Element>, ConfigError> {
+    let text = escape_expressions(text);
+    let doc = roxmltree::Document::parse(&text).map_err(|e| {
+        ConfigError::new(
+            file,
+            format!("line {}", e.pos().row),
+            format!("not well-formed XML: {e}"),
+            "fix the XML syntax",
+        )
+    })?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "fragment" {
+        return Err(ConfigError::new(
+            file,
+            format!("line {}", doc.text_pos_at(root.range().start).row),
+            format!("the document is <{}>", root.tag_name().name()),
+            "a policy fragment is <fragment> holding policy statements",
+        ));
+    }
+    Ok(root
+        .children()
+        .filter(|n| n.is_element())
+        .map(|n| Element {
+            source: Some(file.to_string()),
+            ..element(&doc, n)
+        })
+        .collect())
 }
 
 /// APIM writes policy expressions unescaped inside XML (`value="@(ctx.Headers["A"])"`,
@@ -200,6 +234,7 @@ fn element(doc: &roxmltree::Document, n: roxmltree::Node) -> Element {
             .filter(|c| c.is_element())
             .map(|c| element(doc, c))
             .collect(),
+        source: None,
     }
 }
 
