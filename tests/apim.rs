@@ -412,6 +412,34 @@ fn on_error_adds_headers_to_error_answers_or_replaces_them() {
     assert_eq!(r.text(), "no such member");
 }
 
+#[test]
+fn sighup_rereads_the_artifacts_and_a_bad_policy_keeps_the_old_one() {
+    let echo = Echo::start();
+    let (dir, gw) = serve_fixture(&echo);
+    let ping = || get(&gw, "GET", "/status/gone", &[]);
+    assert_eq!(ping().status, 410);
+    let op = "apis/status/operations/gone/policy.xml";
+    let good = std::fs::read_to_string(dir.path.join(op)).unwrap();
+    dir.write(&[(op, good.replace("code=\"410\"", "code=\"418\""))]);
+    gw.signal("HUP");
+    gw.wait_log("configuration reloaded", 1);
+    assert_eq!(ping().status, 418);
+    dir.write(&[(op, good.replace("<base />", "<send-request />"))]);
+    gw.signal("HUP");
+    gw.wait_log("reload rejected", 1);
+    assert!(
+        gw.output()
+            .contains(&format!("{op}: line 3 <send-request>")),
+        "{}",
+        gw.output()
+    );
+    assert_eq!(
+        ping().status,
+        418,
+        "the running configuration keeps serving"
+    );
+}
+
 /// A minimal artifacts directory with `policy` as its global policy.
 fn with_global_policy(policy: &str) -> ConfDir {
     ConfDir::new(&[
