@@ -488,8 +488,29 @@ fn forward_request(
     env: &Env,
     out: &mut Lowered,
 ) -> Result<(), ConfigError> {
-    only_attrs(file, el, &["timeout"])?;
+    // What apigate does anyway may be written out; another value is refused.
+    const AS_SERVED: [(&str, &str); 4] = [
+        ("follow-redirects", "false"),
+        ("buffer-request-body", "false"),
+        ("buffer-response", "true"),
+        ("fail-on-error-status-code", "false"),
+    ];
+    let mut known = vec!["timeout"];
+    known.extend(AS_SERVED.iter().map(|(k, _)| *k));
+    only_attrs(file, el, &known)?;
     only_children(file, el, &[])?;
+    for (name, served) in AS_SERVED {
+        if let Some(v) = attr(file, el, name, env)? {
+            if v != served {
+                return Err(at(
+                    file,
+                    el,
+                    format!("{name}={v:?} is not supported"),
+                    format!("apigate forwards as {name}=\"{served}\" does; remove it"),
+                ));
+            }
+        }
+    }
     if let Some(t) = attr(file, el, "timeout", env)? {
         match t.parse::<u64>() {
             Ok(s @ 1..=30) => out.timeout_ms = Some(s * 1000),
