@@ -6,6 +6,7 @@
 //! An optional `gateway.json` beside the artifacts holds apigate's own settings (section 2).
 
 mod answers;
+mod backend;
 mod expr;
 mod layout;
 mod policies;

@@ -147,9 +147,9 @@ pub fn lower(sections: [Vec<Stmt>; 4], env: &Env, errors: &mut Vec<ConfigError>)
             "rate-limit" | "rate-limit-by-key" => {
                 super::traffic::rate_limit(file, el, env, &mut out)
             }
-            "rewrite-uri" => rewrite(file, el, env, &mut out),
-            "set-backend-service" => backend_service(file, el, env, &mut out),
-            "ip-filter" => ip_filter(file, el, env, &mut out),
+            "rewrite-uri" => super::backend::rewrite(file, el, env, &mut out),
+            "set-backend-service" => super::backend::backend_service(file, el, env, &mut out),
+            "ip-filter" => super::security::ip_filter(file, el, env, &mut out),
             "validate-jwt" => super::security::validate_jwt(file, el, env, &mut out),
             "cors" if file == env.global_file => super::security::cors(file, el, env, &mut out),
             "cors" => Err(at(
@@ -166,7 +166,7 @@ pub fn lower(sections: [Vec<Stmt>; 4], env: &Env, errors: &mut Vec<ConfigError>)
     }
     for (file, el) in backend {
         let r = match el.name.as_str() {
-            "forward-request" => forward_request(file, el, env, &mut out),
+            "forward-request" => super::backend::forward_request(file, el, env, &mut out),
             _ => Err(unsupported(file, el, "backend")),
         };
         if let Err(e) = r {
@@ -416,189 +416,5 @@ fn set(
         }
     }
     map.insert(key, v);
-    Ok(())
-}
-
-fn rewrite(file: &str, el: &Element, env: &Env, out: &mut Lowered) -> Result<(), ConfigError> {
-    only_attrs(file, el, &["template", "copy-unmatched-params"])?;
-    if attr(file, el, "copy-unmatched-params", env)?.is_some_and(|v| v != "true") {
-        return Err(at(
-            file,
-            el,
-            "copy-unmatched-params=\"false\" is not supported",
-            "remove it (the query string is forwarded)",
-        ));
-    }
-    let t = attr(file, el, "template", env)?.ok_or_else(|| {
-        at(
-            file,
-            el,
-            "template is required",
-            "add template=\"/path/{id}\"",
-        )
-    })?;
-    if !t.starts_with('/') || t.contains('@') {
-        return Err(at(
-            file,
-            el,
-            format!("template {t:?} must be a literal path starting with '/'"),
-            "write e.g. template=\"/v2/users/{id}\"",
-        ));
-    }
-    out.rewrite = Some(t);
-    Ok(())
-}
-
-fn backend_service(
-    file: &str,
-    el: &Element,
-    env: &Env,
-    out: &mut Lowered,
-) -> Result<(), ConfigError> {
-    only_attrs(file, el, &["base-url", "backend-id"])?;
-    let url = match (
-        attr(file, el, "base-url", env)?,
-        attr(file, el, "backend-id", env)?,
-    ) {
-        (Some(u), None) if !u.starts_with('@') => u,
-        (None, Some(id)) => env.backends.get(&id).cloned().ok_or_else(|| {
-            at(
-                file,
-                el,
-                format!("backend {id:?} is not defined"),
-                format!("add backends/{id}/backendInformation.json with a url"),
-            )
-        })?,
-        _ => {
-            return Err(at(
-                file,
-                el,
-                "needs exactly one of base-url (a literal URL) or backend-id",
-                "write base-url=\"http://127.0.0.1:9000\"",
-            ))
-        }
-    };
-    out.backend = Some(url);
-    Ok(())
-}
-
-fn forward_request(
-    file: &str,
-    el: &Element,
-    env: &Env,
-    out: &mut Lowered,
-) -> Result<(), ConfigError> {
-    // What apigate does anyway may be written out; another value is refused.
-    const AS_SERVED: [(&str, &str); 4] = [
-        ("follow-redirects", "false"),
-        ("buffer-request-body", "false"),
-        ("buffer-response", "true"),
-        ("fail-on-error-status-code", "false"),
-    ];
-    let mut known = vec!["timeout"];
-    known.extend(AS_SERVED.iter().map(|(k, _)| *k));
-    only_attrs(file, el, &known)?;
-    only_children(file, el, &[])?;
-    for (name, served) in AS_SERVED {
-        if let Some(v) = attr(file, el, name, env)? {
-            if v != served {
-                return Err(at(
-                    file,
-                    el,
-                    format!("{name}={v:?} is not supported"),
-                    format!("apigate forwards as {name}=\"{served}\" does; remove it"),
-                ));
-            }
-        }
-    }
-    if let Some(t) = attr(file, el, "timeout", env)? {
-        match t.parse::<u64>() {
-            Ok(s @ 1..=30) => out.timeout_ms = Some(s * 1000),
-            _ => {
-                return Err(at(
-                    file,
-                    el,
-                    format!("timeout {t:?} is not served"),
-                    "write whole seconds from 1 to 30 (apigate's integration limit)",
-                ))
-            }
-        }
-    }
-    Ok(())
-}
-
-fn ip_filter(file: &str, el: &Element, env: &Env, out: &mut Lowered) -> Result<(), ConfigError> {
-    only_attrs(file, el, &["action"])?;
-    only_children(file, el, &["address", "address-range"])?;
-    if out.ip_filter.is_some() {
-        return Err(at(
-            file,
-            el,
-            "a second ip-filter for the same operation is not supported",
-            "merge the addresses into one ip-filter",
-        ));
-    }
-    let action = attr(file, el, "action", env)?.unwrap_or_default();
-    if action != "allow" && action != "forbid" {
-        return Err(at(
-            file,
-            el,
-            format!("action {action:?}"),
-            "write action=\"allow\" or action=\"forbid\"",
-        ));
-    }
-    let mut addresses = Vec::new();
-    for c in &el.children {
-        if c.name == "address" {
-            let a = named(file, c, &c.text, env)?;
-            a.parse::<std::net::IpAddr>().map_err(|_| {
-                at(
-                    file,
-                    c,
-                    format!("{a:?} is not an IP address"),
-                    "write e.g. 203.0.113.7",
-                )
-            })?;
-            addresses.push(a);
-            continue;
-        }
-        only_attrs(file, c, &["from", "to"])?;
-        let ip = |n: &str| -> Result<std::net::IpAddr, ConfigError> {
-            let v = attr(file, c, n, env)?.unwrap_or_default();
-            v.parse().map_err(|_| {
-                at(
-                    file,
-                    c,
-                    format!("{n}={v:?} is not an IP address"),
-                    "write from=\"10.0.0.1\" to=\"10.0.0.9\"",
-                )
-            })
-        };
-        match (ip("from")?, ip("to")?) {
-            (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) if a <= b => {
-                addresses.extend(ipnet::Ipv4Subnets::new(a, b, 0).map(|n| n.to_string()))
-            }
-            (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) if a <= b => {
-                addresses.extend(ipnet::Ipv6Subnets::new(a, b, 0).map(|n| n.to_string()))
-            }
-            _ => {
-                return Err(at(
-                    file,
-                    c,
-                    "from and to must be the same family, from <= to",
-                    "swap or fix them",
-                ))
-            }
-        }
-    }
-    if addresses.is_empty() {
-        return Err(at(
-            file,
-            el,
-            "no addresses",
-            "add <address>203.0.113.7</address> or <address-range from=\"..\" to=\"..\"/>",
-        ));
-    }
-    out.ip_filter = Some(IpFilterConf { action, addresses });
     Ok(())
 }

@@ -1,9 +1,9 @@
-//! `validate-jwt` lowered onto apigate's JWT authorizer, and the global `cors` onto the
-//! gateway's CORS configuration.
+//! Access: `validate-jwt` lowered onto apigate's JWT authorizer, `ip-filter` onto the IP
+//! filter, and the global `cors` onto the gateway's CORS configuration.
 
 use super::policies::{at, attr, named, only_attrs, only_children, Env, Lowered};
 use super::xml::Element;
-use crate::config::{AuthorizerConf, ConfigError, CorsConf, JwtConf};
+use crate::config::{AuthorizerConf, ConfigError, CorsConf, IpFilterConf, JwtConf};
 use base64::Engine;
 
 /// `validate-jwt`: the token's place, issuer, audiences and keys (inline, or OIDC discovery
@@ -242,5 +242,87 @@ pub fn cors(file: &str, el: &Element, env: &Env, out: &mut Lowered) -> Result<()
         }
     }
     out.cors = Some(conf);
+    Ok(())
+}
+
+/// `ip-filter`: addresses and ranges (as CIDRs) onto the route's IP filter: 403.
+pub fn ip_filter(
+    file: &str,
+    el: &Element,
+    env: &Env,
+    out: &mut Lowered,
+) -> Result<(), ConfigError> {
+    only_attrs(file, el, &["action"])?;
+    only_children(file, el, &["address", "address-range"])?;
+    if out.ip_filter.is_some() {
+        return Err(at(
+            file,
+            el,
+            "a second ip-filter for the same operation is not supported",
+            "merge the addresses into one ip-filter",
+        ));
+    }
+    let action = attr(file, el, "action", env)?.unwrap_or_default();
+    if action != "allow" && action != "forbid" {
+        return Err(at(
+            file,
+            el,
+            format!("action {action:?}"),
+            "write action=\"allow\" or action=\"forbid\"",
+        ));
+    }
+    let mut addresses = Vec::new();
+    for c in &el.children {
+        if c.name == "address" {
+            let a = named(file, c, &c.text, env)?;
+            a.parse::<std::net::IpAddr>().map_err(|_| {
+                at(
+                    file,
+                    c,
+                    format!("{a:?} is not an IP address"),
+                    "write e.g. 203.0.113.7",
+                )
+            })?;
+            addresses.push(a);
+            continue;
+        }
+        only_attrs(file, c, &["from", "to"])?;
+        let ip = |n: &str| -> Result<std::net::IpAddr, ConfigError> {
+            let v = attr(file, c, n, env)?.unwrap_or_default();
+            v.parse().map_err(|_| {
+                at(
+                    file,
+                    c,
+                    format!("{n}={v:?} is not an IP address"),
+                    "write from=\"10.0.0.1\" to=\"10.0.0.9\"",
+                )
+            })
+        };
+        match (ip("from")?, ip("to")?) {
+            (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) if a <= b => {
+                addresses.extend(ipnet::Ipv4Subnets::new(a, b, 0).map(|n| n.to_string()))
+            }
+            (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) if a <= b => {
+                addresses.extend(ipnet::Ipv6Subnets::new(a, b, 0).map(|n| n.to_string()))
+            }
+            _ => {
+                return Err(at(
+                    file,
+                    c,
+                    "from and to must be the same family, from <= to",
+                    "swap or fix them",
+                ))
+            }
+        }
+    }
+    if addresses.is_empty() {
+        return Err(at(
+            file,
+            el,
+            "no addresses",
+            "add <address>203.0.113.7</address> or <address-range from=\"..\" to=\"..\"/>",
+        ));
+    }
+    out.ip_filter = Some(IpFilterConf { action, addresses });
     Ok(())
 }
