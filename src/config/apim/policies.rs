@@ -401,6 +401,15 @@ fn set(
         }
         _ => values.join(","),
     };
+    // Said here with the line: the mapping would refuse it too, naming only the route.
+    if target == "header" && crate::mapping::is_reserved_header(&name) {
+        return Err(at(
+            file,
+            el,
+            format!("{name} is a header apigate's mappings may not set (the gateway or the connection owns it, or AWS reserves it)"),
+            "remove it; see \"Parameter mapping\" in the README for the reserved headers",
+        ));
+    }
     let key = format!("{action}:{target}.{name}");
     for other in ["overwrite", "append", "remove"] {
         let k = format!("{other}:{target}.{name}");

@@ -147,3 +147,21 @@ fn statements_after_a_returned_response_are_refused() {
     assert_eq!(errors.len(), 1);
     assert!(errors[0].problem.contains("never runs"), "{errors:?}");
 }
+
+#[test]
+fn reserved_headers_are_refused_with_the_line() {
+    let empty = BTreeMap::new();
+    let d = doc(
+        "policy.xml",
+        r#"<set-header name="Host"><value>x</value></set-header>"#,
+    );
+    let mut errors = Vec::new();
+    let sections = [0, 1, 2, 3].map(|i| policies::compose(&[&d], i, &mut errors));
+    policies::lower(sections, &env(&empty, &empty), &mut errors);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].field.starts_with("line 1 <set-header>"),
+        "{errors:?}"
+    );
+    assert!(errors[0].problem.contains("Host"), "{errors:?}");
+}
