@@ -306,13 +306,7 @@ fn subscriptions(
                 format!("set the environment variable {env}, or add \"primaryKey\" to the file"),
             ));
         }
-        // A full resource id ends with the same `/apis/NAME` or `/products/NAME`.
-        let tail: Vec<&str> = scope.trim_end_matches('/').rsplit('/').take(2).collect();
-        let scope = match tail.as_slice() {
-            ["apis", ..] => "/apis".to_string(),
-            [n, kind] => format!("/{kind}/{n}"),
-            _ => scope.to_string(),
-        };
+        let scope = short_scope(scope);
         a.subscriptions.push(Subscription { scope, keys });
     }
 }
@@ -379,6 +373,17 @@ fn include_fragments(
             }
         }
         *section = out;
+    }
+}
+
+/// A subscription's scope as `/apis/NAME`, `/products/NAME` or `/apis` (all APIs): a full
+/// resource id (`/subscriptions/../service/x/products/p`) ends with the same.
+pub fn short_scope(scope: &str) -> String {
+    let tail: Vec<&str> = scope.trim_end_matches('/').rsplit('/').take(2).collect();
+    match tail.as_slice() {
+        ["apis", ..] => "/apis".to_string(),
+        [n, kind] => format!("/{kind}/{n}"),
+        _ => scope.to_string(),
     }
 }
 

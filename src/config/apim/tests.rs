@@ -165,3 +165,63 @@ fn reserved_headers_are_refused_with_the_line() {
     );
     assert!(errors[0].problem.contains("Host"), "{errors:?}");
 }
+
+#[test]
+fn names_of_environment_variables_and_scopes() {
+    use super::layout::{secret_env_name, short_scope, subscription_env_name};
+    assert_eq!(
+        secret_env_name("jwt-signing.key"),
+        "APIM_NAMED_VALUE_JWT_SIGNING_KEY"
+    );
+    assert_eq!(
+        subscription_env_name("orgs-dev"),
+        "APIM_SUBSCRIPTION_KEY_ORGS_DEV"
+    );
+    assert_eq!(short_scope("/apis/users"), "/apis/users");
+    assert_eq!(short_scope("/apis"), "/apis");
+    assert_eq!(
+        short_scope("/subscriptions/x/resourceGroups/g/providers/Microsoft.ApiManagement/service/s/products/starter"),
+        "/products/starter"
+    );
+}
+
+#[test]
+fn validate_jwt_keys_and_discovery() {
+    let empty = BTreeMap::new();
+    let d = doc(
+        "policy.xml",
+        r#"<validate-jwt query-parameter-name="token" clock-skew="30"><issuer-signing-keys><key id="k1" n="sXch" e="AQAB"/></issuer-signing-keys><issuers><issuer>https://id.example/</issuer></issuers></validate-jwt>"#,
+    );
+    let mut errors = Vec::new();
+    let sections = [0, 1, 2, 3].map(|i| policies::compose(&[&d], i, &mut errors));
+    let out = policies::lower(sections, &env(&empty, &empty), &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    let (_, auth) = out.jwt.unwrap();
+    assert_eq!(auth.identity_source, ["$request.querystring.token"]);
+    assert_eq!(auth.clock_skew_seconds, Some(30));
+    let key = &auth.jwks.unwrap()["keys"][0];
+    assert_eq!(
+        (key["kty"].as_str(), key["kid"].as_str()),
+        (Some("RSA"), Some("k1"))
+    );
+    // Discovery only at the issuer's own document; anything else is refused.
+    for (url, ok) in [
+        ("https://id.example/.well-known/openid-configuration", true),
+        (
+            "https://other.example/.well-known/openid-configuration",
+            false,
+        ),
+    ] {
+        let d = doc(
+            "policy.xml",
+            &format!(
+                r#"<validate-jwt header-name="Authorization"><openid-config url="{url}"/><issuers><issuer>https://id.example/</issuer></issuers></validate-jwt>"#
+            ),
+        );
+        let mut errors = Vec::new();
+        let sections = [0, 1, 2, 3].map(|i| policies::compose(&[&d], i, &mut errors));
+        let out = policies::lower(sections, &env(&empty, &empty), &mut errors);
+        assert_eq!(errors.is_empty(), ok, "{url}: {errors:?}");
+        assert_eq!(out.jwt.is_some(), ok);
+    }
+}
