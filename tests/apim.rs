@@ -486,7 +486,7 @@ fn other_api_kinds_are_named_and_segment_versions_join_the_path() {
         ),
         (
             "apis/v/specification.json",
-            r#"{"openapi": "3.0.1", "info": {"title": "v", "version": "2"}, "paths": {"/x": {"get": {"operationId": "x"}}}}"#.to_string(),
+            r#"{"openapi": "3.0.1", "info": {"title": "v", "version": "2"}, "paths": {"/x": {"get": {"operationId": "x"}}, "/files/*": {"get": {"operationId": "files"}}}}"#.to_string(),
         ),
         (
             "version sets/vs/versionSetInformation.json",
@@ -511,6 +511,13 @@ fn other_api_kinds_are_named_and_segment_versions_join_the_path() {
         .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(doc["paths"].get("/things/v2/x").is_some(), "{doc}");
+    // APIM's wildcard template is a greedy route, forwarded whole.
+    assert!(
+        doc["paths"].get("/things/v2/files/{proxy+}").is_some(),
+        "{doc}"
+    );
+    let files = doc["components"]["x-amazon-apigateway-integrations"]["v.files"]["uri"].as_str();
+    assert_eq!(files, Some("http://127.0.0.1:9/files/{proxy}"), "{doc}");
     // Versions chosen by header or query are refused, naming the set.
     dir.write(&[(
         "version sets/vs/versionSetInformation.json",

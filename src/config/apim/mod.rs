@@ -33,16 +33,22 @@ const METHODS: [&str; 8] = [
 ];
 
 /// `apiInformation.json` properties apigate reads, and those that only describe the API.
-const API_FIELDS: [&str; 4] = ["path", "serviceUrl", "subscriptionRequired", "protocols"];
-const API_DESCRIPTIVE: [&str; 10] = [
+const API_FIELDS: [&str; 8] = [
+    "path",
+    "serviceUrl",
+    "subscriptionRequired",
+    "subscriptionKeyParameterNames",
+    "protocols",
+    "apiVersion",
+    "apiVersionSetId",
+    "type",
+];
+const API_DESCRIPTIVE: [&str; 7] = [
     "displayName",
     "description",
     "apiRevision",
     "isCurrent",
     "authenticationSettings",
-    "subscriptionKeyParameterNames",
-    "apiVersion",
-    "apiVersionSetId",
     "apiRevisionDescription",
     "termsOfServiceUrl",
 ];
@@ -150,11 +156,8 @@ fn lower_api(
             }
         }
     }
-    for (k, v) in &api.props {
+    for k in api.props.keys() {
         if API_FIELDS.contains(&k.as_str()) || API_DESCRIPTIVE.contains(&k.as_str()) {
-            continue;
-        }
-        if k == "type" && v.as_str().is_some_and(|t| t == "http") {
             continue;
         }
         errors.push(err(
@@ -393,16 +396,18 @@ fn lower_operation(
         ));
         return;
     };
-    let backend_path = lowered.rewrite.as_deref().unwrap_or(op.template);
+    let (template, wildcard_backend) = wildcard(op.template);
+    let template = template.as_str();
+    let backend_path = lowered.rewrite.as_deref().unwrap_or(&wildcard_backend);
     let id = unique(format!("{}.{}", op.api.name, op.name), ids);
     let mut route_path = String::new();
     if !op.path.is_empty() {
         route_path = format!("/{}", op.path);
     }
-    route_path.push_str(if op.template == "/" && !route_path.is_empty() {
+    route_path.push_str(if template == "/" && !route_path.is_empty() {
         ""
     } else {
-        op.template
+        template
     });
     if route_path.is_empty() {
         route_path.push('/');
@@ -461,6 +466,21 @@ fn lower_operation(
         file,
         conf: route,
     });
+}
+
+/// An APIM URL template as a route path and a backend path: a trailing `/*` or `{*name}`
+/// (APIM's wildcards) becomes a greedy `{proxy+}` / `{name+}`, forwarded as `{proxy}`.
+fn wildcard(template: &str) -> (String, String) {
+    if let Some(head) = template.strip_suffix("/*") {
+        return (format!("{head}/{{proxy+}}"), format!("{head}/{{proxy}}"));
+    }
+    if let Some((head, name)) = template
+        .rsplit_once("/{*")
+        .and_then(|(h, rest)| Some((h, rest.strip_suffix('}')?)))
+    {
+        return (format!("{head}/{{{name}+}}"), format!("{head}/{{{name}}}"));
+    }
+    (template.to_string(), template.to_string())
 }
 
 /// `base`, or `base-2`, ... when taken.
