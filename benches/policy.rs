@@ -133,6 +133,7 @@ fn bench_policy(c: &mut Criterion) {
         answer: None,
         quotas: Vec::new(),
         on_error: None,
+        choices: Vec::new(),
     };
     let store = Store::Local(LocalStore::new(100_000));
     let map: BTreeMap<String, String> = [
@@ -163,6 +164,7 @@ fn bench_policy(c: &mut Criterion) {
                     query: req.uri.query(),
                     client_ip: ip,
                     client_ip_str: "127.0.0.1",
+                    method: &req.method,
                     lambda: None,
                 };
                 let mut outcome = Outcome::default();

@@ -440,6 +440,28 @@ fn sighup_rereads_the_artifacts_and_a_bad_policy_keeps_the_old_one() {
     );
 }
 
+#[test]
+fn choose_answers_when_its_condition_holds_and_goes_on_otherwise() {
+    let echo = Echo::start();
+    let (_dir, gw) = serve_fixture(&echo);
+    assert_eq!(get(&gw, "GET", "/status/backend", &[]).status, 203);
+    assert_eq!(
+        get(&gw, "GET", "/status/backend", &[("X-Maintenance", "off")]).status,
+        203
+    );
+    for (path, headers) in [
+        ("/status/backend", vec![("X-Maintenance", "on")]),
+        ("/status/backend?maintenance=on", vec![]),
+    ] {
+        let r = get(&gw, "GET", path, &headers);
+        assert_eq!(
+            (r.status, r.text()),
+            (503, "down for maintenance".to_string()),
+            "{path}"
+        );
+    }
+}
+
 /// A minimal artifacts directory with `policy` as its global policy.
 fn with_global_policy(policy: &str) -> ConfDir {
     ConfDir::new(&[

@@ -194,6 +194,38 @@ pub struct RouteConf {
     /// fixed answer in their place.
     #[serde(skip)]
     pub on_error: Option<OnErrorConf>,
+    /// Conditional fixed answers (APIM's `choose` with `return-response` branches), each
+    /// list tried in order: the first branch whose condition holds decides.
+    #[serde(skip)]
+    pub choices: Vec<Vec<BranchConf>>,
+}
+
+/// One `when` (or `otherwise`, whose condition is `True`): its answer, or none to go on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BranchConf {
+    pub condition: ConditionConf,
+    pub answer: Option<StaticAnswerConf>,
+}
+
+/// A condition on the request, as read (compiled in `policy::condition`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConditionConf {
+    True,
+    /// The operand equals the literal (an absent header or parameter reads as "").
+    Equals(OperandConf, String),
+    HasHeader(String),
+    Not(Box<ConditionConf>),
+    And(Vec<ConditionConf>),
+    Or(Vec<ConditionConf>),
+}
+
+/// What a condition reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OperandConf {
+    Header(String),
+    Query(String),
+    ClientIp,
+    Method,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]

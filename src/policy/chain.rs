@@ -5,6 +5,7 @@
 //! forbidden client learns nothing about routes) with [`permits`].
 
 use super::check_header::HeaderCheck;
+use super::condition::Condition;
 use super::ipfilter::IpFilter;
 use super::jwt::{self, AuthReject, Claims, JwtAuthorizer};
 use super::lambda_authorizer::{AuthContext, LambdaAuthorizer, LambdaInput};
@@ -23,6 +24,7 @@ pub struct RequestView<'r> {
     pub client_ip: IpAddr,
     /// `client_ip` as text, formatted once per request (rate-limit keys use it).
     pub client_ip_str: &'r str,
+    pub method: &'r http::Method,
     /// What a Lambda authorizer's event is built from (`None` where no route has one).
     pub lambda: Option<LambdaInput<'r>>,
 }
@@ -53,6 +55,9 @@ pub struct RoutePolicies {
     pub quotas: Vec<RateLimit>,
     /// Applied to the route's error answers when they are written (`proxy::respond`).
     pub on_error: Option<Arc<crate::rejection::ErrorHandler>>,
+    /// Conditional fixed answers (APIM's `choose`): in each list the first branch whose
+    /// condition holds decides, answering (`Some`) or letting the request go on (`None`).
+    pub choices: Vec<Vec<(Condition, Option<Rejection>)>>,
 }
 
 /// What the chain leaves for the rest of the request, admitted or not.
@@ -134,6 +139,11 @@ impl RoutePolicies {
             };
             if !decision.allowed {
                 return Err(Rejection::QuotaExceeded(decision.reset_secs));
+            }
+        }
+        for choice in &self.choices {
+            if let Some((_, Some(answer))) = choice.iter().find(|(c, _)| c.holds(req)) {
+                return Err(answer.clone());
             }
         }
         if let Some(answer) = &self.answer {

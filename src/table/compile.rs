@@ -5,6 +5,7 @@
 
 use super::api::ApiWide;
 use super::policies::compile_stage_policies;
+use super::route_extras;
 use super::stage_vars::{
     check_policy_stage_variables, check_stage_references, check_stage_variable_values,
     substitute_stage_vars,
@@ -308,17 +309,22 @@ impl Compiler<'_, '_> {
                 answer: conf
                     .answer
                     .as_ref()
-                    .and_then(|a| static_answer(&r.res.file, a, errors)),
+                    .and_then(|a| route_extras::static_answer(&r.res.file, a, errors)),
+                choices: conf
+                    .choices
+                    .iter()
+                    .filter_map(|branches| route_extras::choice(&r.res.file, branches, errors))
+                    .collect(),
                 on_error: conf
                     .on_error
                     .as_ref()
-                    .and_then(|h| error_handler(&r.res.file, h, errors)),
+                    .and_then(|h| route_extras::error_handler(&r.res.file, h, errors)),
                 quotas: conf
                     .quota
                     .iter()
                     .filter_map(|q| {
                         let scope = format!("quota|{}|{}", stage.conf.name, conf.route_key);
-                        quota(&r.res.file, &scope, q, errors)
+                        route_extras::quota(&r.res.file, &scope, q, errors)
                     })
                     .collect(),
             },
@@ -501,89 +507,5 @@ fn compile_integration(
         }),
         request,
         response,
-    })
-}
-
-/// Headers of a fixed answer or an error handler, checked (`Content-Length` is the
-/// gateway's to write); `None` with the error reported.
-fn answer_headers(
-    file: &str,
-    headers: &[(String, String)],
-    errors: &mut ConfigErrors,
-) -> Option<Vec<(http::HeaderName, http::HeaderValue)>> {
-    let mut out = Vec::new();
-    for (name, value) in headers {
-        let parsed = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(value),
-        );
-        match parsed {
-            (Ok(n), Ok(v)) if n != http::header::CONTENT_LENGTH => out.push((n, v)),
-            _ => {
-                errors.push(ConfigError::new(
-                    file,
-                    format!("answer header {name}"),
-                    "not a header the gateway can write",
-                    "use a valid name and value (Content-Length is computed)",
-                ));
-                return None;
-            }
-        }
-    }
-    Some(out)
-}
-
-fn compile_answer(
-    file: &str,
-    conf: &crate::config::StaticAnswerConf,
-    errors: &mut ConfigErrors,
-) -> Option<Arc<crate::rejection::StaticAnswer>> {
-    Some(Arc::new(crate::rejection::StaticAnswer {
-        status: conf.status,
-        headers: answer_headers(file, &conf.headers, errors)?,
-        body: bytes::Bytes::from(conf.body.clone()),
-    }))
-}
-
-/// A route's fixed answer.
-fn static_answer(
-    file: &str,
-    conf: &crate::config::StaticAnswerConf,
-    errors: &mut ConfigErrors,
-) -> Option<crate::rejection::Rejection> {
-    compile_answer(file, conf, errors).map(crate::rejection::Rejection::Answer)
-}
-
-/// A route's error handler.
-fn error_handler(
-    file: &str,
-    conf: &crate::config::OnErrorConf,
-    errors: &mut ConfigErrors,
-) -> Option<Arc<crate::rejection::ErrorHandler>> {
-    let answer = match &conf.answer {
-        Some(a) => Some(compile_answer(file, a, errors)?),
-        None => None,
-    };
-    Some(Arc::new(crate::rejection::ErrorHandler {
-        headers: answer_headers(file, &conf.headers, errors)?,
-        answer,
-    }))
-}
-
-/// A route's call quota, checked as a rate limit is (`None` with its errors reported).
-fn quota(
-    file: &str,
-    scope: &str,
-    conf: &crate::config::RateLimitConf,
-    errors: &mut ConfigErrors,
-) -> Option<crate::policy::ratelimit::RateLimit> {
-    let before = errors.0.len();
-    crate::policy::ratelimit::validate(file, "quota", conf, errors);
-    let key = KeySource::parse(&conf.key)?;
-    (errors.0.len() == before).then(|| crate::policy::ratelimit::RateLimit {
-        scope: Arc::from(scope),
-        calls: conf.calls,
-        period_secs: conf.period_seconds,
-        key,
     })
 }

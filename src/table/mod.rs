@@ -11,6 +11,7 @@ mod api;
 mod compile;
 mod functions;
 mod policies;
+mod route_extras;
 mod stage_vars;
 #[cfg(test)]
 mod tests;

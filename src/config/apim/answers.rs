@@ -5,7 +5,7 @@
 
 use super::policies::{at, attr, named, only_attrs, only_children, Env, Lowered};
 use super::xml::Element;
-use crate::config::{ConfigError, OnErrorConf, StaticAnswerConf};
+use crate::config::{BranchConf, ConditionConf, ConfigError, OnErrorConf, StaticAnswerConf};
 use serde_json::Value;
 
 /// `return-response` with literal `set-status`, `set-header` and `set-body`.
@@ -231,4 +231,58 @@ fn literal(file: &str, el: &Element, text: &str, env: &Env) -> Result<String, Co
         ));
     }
     Ok(v)
+}
+
+/// `choose` in inbound, served when each `when` (and the last, optional `otherwise`) holds
+/// one `return-response` or nothing: the first branch whose condition holds answers, or
+/// lets the request go on.
+pub fn choose(file: &str, el: &Element, env: &Env, out: &mut Lowered) -> Result<(), ConfigError> {
+    only_attrs(file, el, &[])?;
+    only_children(file, el, &["when", "otherwise"])?;
+    let mut branches = Vec::new();
+    for (i, c) in el.children.iter().enumerate() {
+        let condition = if c.name == "when" {
+            only_attrs(file, c, &["condition"])?;
+            let raw = c
+                .attr("condition")
+                .ok_or_else(|| at(file, c, "condition is required", "add condition=\"@(...)\""))?;
+            let resolved = named(file, c, raw, env)?;
+            super::cond::parse(&resolved, &env.scope, &out.variables)
+                .map_err(|e| at(file, c, e, "use the condition subset apigate evaluates"))?
+        } else {
+            if i + 1 != el.children.len() {
+                return Err(at(
+                    file,
+                    c,
+                    "<otherwise> must be the last branch",
+                    "move it last",
+                ));
+            }
+            only_attrs(file, c, &[])?;
+            ConditionConf::True
+        };
+        if let Some(other) = c.children.iter().find(|s| s.name != "return-response") {
+            return Err(at(
+                file,
+                other,
+                format!("<{}> inside <{}> is not supported", other.name, c.name),
+                "apigate serves choose branches holding one return-response, or nothing",
+            ));
+        }
+        let answer = match c.children.as_slice() {
+            [] => None,
+            [r] => Some(fixed(file, r, env)?),
+            [_, second, ..] => {
+                return Err(at(
+                    file,
+                    second,
+                    "a second return-response never runs",
+                    "keep one",
+                ))
+            }
+        };
+        branches.push(BranchConf { condition, answer });
+    }
+    out.choices.push(branches);
+    Ok(())
 }

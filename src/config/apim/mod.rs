@@ -7,6 +7,7 @@
 
 mod answers;
 mod backend;
+mod cond;
 mod expr;
 mod layout;
 mod policies;
@@ -439,6 +440,7 @@ fn lower_operation(
         answer: lowered.answer,
         quota: lowered.quota,
         on_error: lowered.on_error,
+        choices: lowered.choices,
         policies: Some(PoliciesConf {
             ip_filter: lowered.ip_filter,
             rate_limit: lowered.rate_limit,

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 /// The statements apigate serves, by section, for messages.
 pub const SUPPORTED: &str = "inbound: base, set-header, set-query-parameter, rewrite-uri, \
 set-backend-service, ip-filter, validate-jwt, check-header, set-variable, rate-limit, \
-rate-limit-by-key, quota, quota-by-key, return-response, mock-response, cors (global policy only); backend: base, \
+rate-limit-by-key, quota, quota-by-key, return-response, mock-response, choose (branches \
+holding one return-response or nothing), cors (global policy only); backend: base, \
 forward-request; outbound: base, set-header, set-status, set-variable; on-error: base, \
 set-header (literal values), return-response";
 
@@ -84,6 +85,8 @@ pub struct Lowered {
     pub answer: Option<crate::config::StaticAnswerConf>,
     /// `on-error`'s headers and answer.
     pub on_error: Option<crate::config::OnErrorConf>,
+    /// `choose` statements whose branches answer or go on.
+    pub choices: Vec<Vec<crate::config::BranchConf>>,
 }
 
 /// Where lowering reads from: named values, backends, the API's path, the global file.
@@ -132,6 +135,7 @@ pub fn lower(sections: [Vec<Stmt>; 4], env: &Env, errors: &mut Vec<ConfigError>)
         let r = match el.name.as_str() {
             "return-response" => super::answers::return_response(file, el, env, &mut out),
             "mock-response" => super::answers::mock_response(file, el, env, &mut out),
+            "choose" => super::answers::choose(file, el, env, &mut out),
             "set-header" => set(file, el, "header", env, &out.variables, &mut out.request),
             "set-query-parameter" => set(
                 file,
@@ -202,6 +206,7 @@ const SERVED: [&[&str]; 4] = [
         "set-variable",
         "rate-limit",
         "rate-limit-by-key",
+        "choose",
         "quota",
         "quota-by-key",
         "return-response",
