@@ -462,6 +462,56 @@ fn choose_answers_when_its_condition_holds_and_goes_on_otherwise() {
     }
 }
 
+/// One GET from the loopback address `source` (all of 127.0.0.0/8 is loopback on Linux):
+/// the status line and the body.
+fn get_from(source: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let mut s = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        (status, body)
+    })
+}
+
+#[test]
+fn ip_filter_allow_refuses_an_address_outside_its_range() {
+    let echo = Echo::start();
+    let (_dir, gw) = serve_fixture(&echo);
+    let h = [KEY, ("Accept", "application/json")];
+    // get-organization allows 127.0.0.0 - 127.0.0.255.
+    assert_eq!(
+        get_from("127.0.0.9", gw.port, "/organizations/acme", &h).0,
+        200
+    );
+    let (status, body) = get_from("127.0.1.1", gw.port, "/organizations/acme", &h);
+    assert_eq!(status, 403);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"statusCode": 403, "message": "Forbidden"})
+    );
+}
+
 /// A minimal artifacts directory with `policy` as its global policy.
 fn with_global_policy(policy: &str) -> ConfDir {
     ConfDir::new(&[
