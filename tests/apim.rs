@@ -512,6 +512,24 @@ fn ip_filter_allow_refuses_an_address_outside_its_range() {
     );
 }
 
+#[test]
+fn rate_limit_counts_per_subscription_key() {
+    let echo = Echo::start();
+    let (_dir, gw) = serve_fixture(&echo);
+    let h = [KEY, ("Accept", "application/json")];
+    for _ in 0..3 {
+        assert_eq!(get(&gw, "GET", "/organizations/acme", &h).status, 200);
+    }
+    let r = get(&gw, "GET", "/organizations/acme", &h);
+    assert_eq!(r.status, 429);
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Rate limit is exceeded."));
+    // Refused before the limit (no key): not counted, and still APIM's 401.
+    assert_eq!(get(&gw, "GET", "/organizations/acme", &[]).status, 401);
+}
+
 /// A minimal artifacts directory with `policy` as its global policy.
 fn with_global_policy(policy: &str) -> ConfDir {
     ConfDir::new(&[
