@@ -127,6 +127,13 @@ fn bench_policy(c: &mut Criterion) {
         authorizer: Some(Arc::new(warm)),
         lambda_authorizer: None,
         scopes,
+        subscription: None,
+        header_checks: Vec::new(),
+        auth_failure: None,
+        answer: None,
+        quotas: Vec::new(),
+        on_error: None,
+        choices: Vec::new(),
     };
     let store = Store::Local(LocalStore::new(100_000));
     let map: BTreeMap<String, String> = [
@@ -157,6 +164,7 @@ fn bench_policy(c: &mut Criterion) {
                     query: req.uri.query(),
                     client_ip: ip,
                     client_ip_str: "127.0.0.1",
+                    method: &req.method,
                     lambda: None,
                 };
                 let mut outcome = Outcome::default();

@@ -279,6 +279,9 @@ fn export(
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
+    if config.dialect == apigate::rejection::Dialect::Apim {
+        eprintln!("warning: {}: what the AWS formats cannot hold is not written (subscription keys, check-header, quotas, return-response, mock-response, on-error, validate-jwt's own messages, APIM's error bodies)", conf.display());
+    }
     match apigate::config::export::write(&config, format, out.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -33,8 +33,45 @@ pub enum Rejection {
     Timeout,
     /// 503: `MaxConnections` client connections are open; the new one is closed.
     Overloaded,
+    /// 401: an APIM API requires a subscription key and the request has none.
+    SubscriptionKeyMissing,
+    /// 401: the subscription key is not one of an active subscription's for the API.
+    SubscriptionKeyInvalid,
+    /// A refusal a policy words itself (APIM's `check-header`, `validate-jwt` messages):
+    /// its status and message.
+    Policy(u16, Box<str>),
+    /// 403: a call quota is used up; it renews in this many seconds.
+    QuotaExceeded(u64),
+    /// A fixed answer the route gives instead of calling its backend (APIM's
+    /// `return-response`, `mock-response`): not a refusal, counted under no reason.
+    Answer(std::sync::Arc<StaticAnswer>),
     /// Any other status an error carried (Pingora's own); counted under no reason.
     Other(u16),
+}
+
+/// Whose gateway a table's own answers imitate: AWS's `{"message": ...}` or Azure API
+/// Management's `{"statusCode": N, "message": ...}` (an APIOps artifacts directory).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    #[default]
+    Aws,
+    Apim,
+}
+
+/// A fixed answer, compiled at load (header names and values checked there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticAnswer {
+    pub status: u16,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub body: bytes::Bytes,
+}
+
+/// What a route does to the error answers it gives (APIM's `on-error`): headers added, or a
+/// fixed answer in their place. A route's own fixed answer is not an error.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ErrorHandler {
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub answer: Option<std::sync::Arc<StaticAnswer>>,
 }
 
 /// The metric label of a rejection: a fixed set, so clients cannot create series.
@@ -86,8 +123,10 @@ impl Rejection {
     pub fn status(&self) -> u16 {
         match self {
             Rejection::BadRequest => 400,
-            Rejection::Unauthorized(_) => 401,
-            Rejection::Forbidden => 403,
+            Rejection::Unauthorized(_)
+            | Rejection::SubscriptionKeyMissing
+            | Rejection::SubscriptionKeyInvalid => 401,
+            Rejection::Forbidden | Rejection::QuotaExceeded(_) => 403,
             Rejection::NotFound => 404,
             Rejection::ClientTimeout => 408,
             Rejection::TooLarge => 413,
@@ -97,7 +136,8 @@ impl Rejection {
             Rejection::NotImplemented => 501,
             Rejection::BadGateway => 502,
             Rejection::Timeout | Rejection::Overloaded => 503,
-            Rejection::Other(status) => *status,
+            Rejection::Other(status) | Rejection::Policy(status, _) => *status,
+            Rejection::Answer(a) => a.status,
         }
     }
 
@@ -125,12 +165,54 @@ impl Rejection {
         format!("{{\"message\":\"{}\"}}", self.message())
     }
 
+    /// The body in `dialect`: APIM's gateway answers `{"statusCode": N, "message": ...}`
+    /// with its own wording where it has one (a refused rate limit says when to retry).
+    pub fn body_in(&self, dialect: Dialect, retry_after_secs: Option<u64>) -> String {
+        if let (Dialect::Apim, Rejection::QuotaExceeded(s)) = (dialect, self) {
+            return format!(
+                "{{\"statusCode\":403,\"message\":\"Out of call volume quota. Quota will be replenished in {:02}:{:02}:{:02}.\"}}",
+                s / 3600,
+                s % 3600 / 60,
+                s % 60
+            );
+        }
+        if let Rejection::Policy(status, message) = self {
+            let body = match dialect {
+                Dialect::Aws => serde_json::json!({ "message": &**message }),
+                Dialect::Apim => serde_json::json!({ "statusCode": status, "message": &**message }),
+            };
+            return body.to_string();
+        }
+        if let (Dialect::Apim, Rejection::RateLimited, Some(s)) = (dialect, self, retry_after_secs)
+        {
+            return format!(
+                "{{\"statusCode\":429,\"message\":\"Rate limit is exceeded. Try again in {s} seconds.\"}}"
+            );
+        }
+        let message = match (dialect, self) {
+            (Dialect::Aws, _) => return self.body(),
+            (_, Rejection::NotFound) => "Resource not found",
+            // APIM's validate-jwt lets each policy word it; this is apigate's wording *(choice)*.
+            (_, Rejection::Unauthorized(_)) => "Unauthorized. Access token is missing or invalid.",
+            (_, Rejection::RateLimited | Rejection::Throttled) => "Rate limit is exceeded.",
+            (_, Rejection::SubscriptionKeyMissing) => "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.",
+            (_, Rejection::SubscriptionKeyInvalid) => "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.",
+            _ => self.message(),
+        };
+        format!(
+            "{{\"statusCode\":{},\"message\":\"{message}\"}}",
+            self.status()
+        )
+    }
+
     pub fn reason(&self) -> Option<Reason> {
         Some(match self {
             Rejection::BadRequest | Rejection::ClientTimeout | Rejection::NotImplemented => {
                 Reason::BadRequest
             }
-            Rejection::Unauthorized(_) => Reason::Unauthorized,
+            Rejection::Unauthorized(_)
+            | Rejection::SubscriptionKeyMissing
+            | Rejection::SubscriptionKeyInvalid => Reason::Unauthorized,
             Rejection::Forbidden => Reason::Forbidden,
             Rejection::NotFound => Reason::NotFound,
             Rejection::TooLarge | Rejection::UriTooLong | Rejection::HeadersTooLarge => {
@@ -138,10 +220,16 @@ impl Rejection {
             }
             Rejection::Overloaded => Reason::Overloaded,
             Rejection::Throttled => Reason::Throttled,
-            Rejection::RateLimited => Reason::RateLimited,
+            Rejection::RateLimited | Rejection::QuotaExceeded(_) => Reason::RateLimited,
             Rejection::BadGateway => Reason::BadGateway,
             Rejection::Timeout => Reason::Timeout,
-            Rejection::Other(_) => return None,
+            Rejection::Policy(status, _) => match status {
+                401 => Reason::Unauthorized,
+                403 => Reason::Forbidden,
+                429 => Reason::RateLimited,
+                _ => Reason::BadRequest,
+            },
+            Rejection::Other(_) | Rejection::Answer(_) => return None,
         })
     }
 
@@ -183,6 +271,32 @@ mod tests {
             Rejection::NotImplemented.body(),
             r#"{"message":"Not Implemented"}"#
         );
+        assert_eq!(
+            Rejection::NotFound.body_in(Dialect::Apim, None),
+            r#"{"statusCode":404,"message":"Resource not found"}"#
+        );
+        assert_eq!(
+            Rejection::Forbidden.body_in(Dialect::Aws, None),
+            Rejection::Forbidden.body()
+        );
+        assert_eq!(
+            Rejection::RateLimited.body_in(Dialect::Apim, Some(5)),
+            r#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 5 seconds."}"#
+        );
+        assert_eq!(
+            Rejection::QuotaExceeded(3725).body_in(Dialect::Apim, None),
+            r#"{"statusCode":403,"message":"Out of call volume quota. Quota will be replenished in 01:02:05."}"#
+        );
+        assert_eq!(
+            Rejection::QuotaExceeded(5).body(),
+            r#"{"message":"Forbidden"}"#
+        );
+        let p = Rejection::Policy(400, "Header \"X\" missing".into());
+        assert_eq!(
+            p.body_in(Dialect::Apim, None),
+            r#"{"message":"Header \"X\" missing","statusCode":400}"#
+        );
+        assert_eq!(p.reason(), Some(Reason::BadRequest));
         for s in [400, 408, 413, 502, 503] {
             assert_eq!(Rejection::from_status(s).status(), s);
         }

@@ -5,8 +5,10 @@
 //! the directory layout (`layout.rs`) and the single-file bundle (`bundle.rs`) both yield
 //! the layout's files, which `parse.rs` parses into a `Config`. Documents are lowered
 //! straight into a `Config`: OpenAPI 3.0 (`openapi/`), SAM/CloudFormation templates
-//! (`cloudformation/`). `export.rs` writes a `Config` back out.
+//! (`cloudformation/`). Azure API Management's APIOps artifacts directory (`apim/`) is
+//! recognised by its `apis/*/apiInformation.json`. `export.rs` writes a `Config` back out.
 
+pub mod apim;
 mod bundle;
 pub mod cloudformation;
 mod error;
@@ -71,6 +73,8 @@ pub struct Config {
     pub warnings: Vec<ConfigError>,
     /// What AWS's import ignores, ignored here too: listed by `check --verbose`.
     pub ignored: Vec<ConfigError>,
+    /// Whose error bodies the gateway answers with (APIM's for an artifacts directory).
+    pub dialect: crate::rejection::Dialect,
 }
 
 impl Config {
@@ -143,7 +147,9 @@ pub fn load_all_with(
     let mut errors = ConfigErrors::default();
     let meta = std::fs::metadata(path);
     let is_dir = meta.as_ref().is_ok_and(|m| m.is_dir());
-    let files = if is_dir {
+    let files = if is_dir && apim::is_artifacts(path) {
+        return Ok(vec![apim::load(path)]);
+    } else if is_dir {
         layout::read_dir(path, &mut errors)
     } else if path.file_name().is_some_and(|n| n == "gateway.json") {
         let dir = path.parent().unwrap_or(Path::new("."));

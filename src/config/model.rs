@@ -173,6 +173,94 @@ pub struct RouteConf {
     pub policies: Option<PoliciesConf>,
     pub api_key_required: Option<bool>,
     pub operation_name: Option<String>,
+    /// APIM subscription keys the route requires; set by the APIM artifacts reader only.
+    #[serde(skip)]
+    pub subscription: Option<SubscriptionConf>,
+    /// Request headers the route requires (APIM's `check-header`); APIM reader only.
+    #[serde(skip)]
+    pub header_checks: Vec<HeaderCheckConf>,
+    /// The status and message of a refused token, when the route words it (APIM's
+    /// `validate-jwt` `failed-validation-*`); APIM reader only.
+    #[serde(skip)]
+    pub auth_failure: Option<(u16, String)>,
+    /// The answer the gateway gives itself once the route's policies admit the request
+    /// (APIM's `return-response`, `mock-response`); APIM reader only.
+    #[serde(skip)]
+    pub answer: Option<StaticAnswerConf>,
+    /// A call quota (APIM's `quota`, `quota-by-key`): like a rate limit, refused 403.
+    #[serde(skip)]
+    pub quota: Option<RateLimitConf>,
+    /// What the route does to its error answers (APIM's `on-error`): headers added, or a
+    /// fixed answer in their place.
+    #[serde(skip)]
+    pub on_error: Option<OnErrorConf>,
+    /// Conditional fixed answers (APIM's `choose` with `return-response` branches), each
+    /// list tried in order: the first branch whose condition holds decides.
+    #[serde(skip)]
+    pub choices: Vec<Vec<BranchConf>>,
+}
+
+/// One `when` (or `otherwise`, whose condition is `True`): its answer, or none to go on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BranchConf {
+    pub condition: ConditionConf,
+    pub answer: Option<StaticAnswerConf>,
+}
+
+/// A condition on the request, as read (compiled in `policy::condition`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConditionConf {
+    True,
+    /// The operand equals the literal (an absent header or parameter reads as "").
+    Equals(OperandConf, String),
+    HasHeader(String),
+    Not(Box<ConditionConf>),
+    And(Vec<ConditionConf>),
+    Or(Vec<ConditionConf>),
+}
+
+/// What a condition reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OperandConf {
+    Header(String),
+    Query(String),
+    ClientIp,
+    Method,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OnErrorConf {
+    pub headers: Vec<(String, String)>,
+    pub answer: Option<StaticAnswerConf>,
+}
+
+/// A fixed answer: status, headers, body.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct StaticAnswerConf {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// A header a request must carry, with one of `values` when any are listed.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct HeaderCheckConf {
+    pub name: String,
+    pub values: Vec<String>,
+    pub ignore_case: bool,
+    /// The answer when the check fails.
+    pub status: u16,
+    pub message: String,
+}
+
+/// Where an APIM client sends its subscription key, and the keys that are valid.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SubscriptionConf {
+    /// `Ocp-Apim-Subscription-Key` unless the API names another.
+    pub header: String,
+    /// `subscription-key` unless the API names another.
+    pub query: String,
+    pub keys: Vec<String>,
 }
 
 /// `integrations/*.json`.

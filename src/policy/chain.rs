@@ -4,10 +4,13 @@
 //! code requests run. Api- and stage-scope IP filters are judged before routing (a
 //! forbidden client learns nothing about routes) with [`permits`].
 
+use super::check_header::HeaderCheck;
+use super::condition::Condition;
 use super::ipfilter::IpFilter;
 use super::jwt::{self, AuthReject, Claims, JwtAuthorizer};
 use super::lambda_authorizer::{AuthContext, LambdaAuthorizer, LambdaInput};
 use super::ratelimit::{self, Decision, KeySource, RateLimit, Store};
+use super::subscription::SubscriptionCheck;
 use super::throttle::TokenBucket;
 use crate::rejection::Rejection;
 use std::net::IpAddr;
@@ -21,6 +24,7 @@ pub struct RequestView<'r> {
     pub client_ip: IpAddr,
     /// `client_ip` as text, formatted once per request (rate-limit keys use it).
     pub client_ip_str: &'r str,
+    pub method: &'r http::Method,
     /// What a Lambda authorizer's event is built from (`None` where no route has one).
     pub lambda: Option<LambdaInput<'r>>,
 }
@@ -39,6 +43,21 @@ pub struct RoutePolicies {
     pub lambda_authorizer: Option<Arc<LambdaAuthorizer>>,
     /// `AuthorizationScopes`: a token needs one of them.
     pub scopes: Vec<String>,
+    /// APIM subscription keys, checked before any other policy (as APIM's gateway does).
+    pub subscription: Option<Arc<SubscriptionCheck>>,
+    /// Headers the request must carry (APIM's `check-header`), after the IP filter.
+    pub header_checks: Vec<HeaderCheck>,
+    /// The refusal of a failed token when the route words it (else AWS's 401).
+    pub auth_failure: Option<Rejection>,
+    /// The route's fixed answer (`Rejection::Answer`), given once every policy admits.
+    pub answer: Option<Rejection>,
+    /// Call quotas: counted after the rate limits; no `RateLimit-*` headers (APIM's).
+    pub quotas: Vec<RateLimit>,
+    /// Applied to the route's error answers when they are written (`proxy::respond`).
+    pub on_error: Option<Arc<crate::rejection::ErrorHandler>>,
+    /// Conditional fixed answers (APIM's `choose`): in each list the first branch whose
+    /// condition holds decides, answering (`Some`) or letting the request go on (`None`).
+    pub choices: Vec<Vec<(Condition, Option<Rejection>)>>,
 }
 
 /// What the chain leaves for the rest of the request, admitted or not.
@@ -66,9 +85,15 @@ impl RoutePolicies {
         store: &Store,
         out: &mut Outcome,
     ) -> Result<(), Rejection> {
+        if let Some(s) = &self.subscription {
+            s.check(req.headers, req.query)?;
+        }
         if !permits(self.ip_filter.as_ref(), req.client_ip) {
             self.peek(req, store, out).await;
             return Err(Rejection::Forbidden);
+        }
+        for check in &self.header_checks {
+            check.check(req.headers)?;
         }
         // Throttling comes before the authorizer: a throttled request costs no verification.
         if self.throttle.as_ref().is_some_and(|b| !b.try_acquire()) {
@@ -87,7 +112,10 @@ impl RoutePolicies {
             match verdict {
                 Ok(claims) => out.claims = Some(claims),
                 Err(AuthReject::Unauthorized { www_authenticate }) => {
-                    return Err(Rejection::Unauthorized(www_authenticate.into()))
+                    return Err(match &self.auth_failure {
+                        Some(worded) => worded.clone(),
+                        None => Rejection::Unauthorized(www_authenticate.into()),
+                    })
                 }
                 Err(AuthReject::Forbidden) => return Err(Rejection::Forbidden),
             }
@@ -101,6 +129,25 @@ impl RoutePolicies {
         // Limits keyed by a claim can only be counted once the token is verified.
         if !self.count(req, store, out, true).await {
             return Err(Rejection::RateLimited);
+        }
+        for quota in &self.quotas {
+            let decision = {
+                let key = key(req, out, quota);
+                store
+                    .hit(&quota.scope, &key, quota.calls, quota.period_secs)
+                    .await
+            };
+            if !decision.allowed {
+                return Err(Rejection::QuotaExceeded(decision.reset_secs));
+            }
+        }
+        for choice in &self.choices {
+            if let Some((_, Some(answer))) = choice.iter().find(|(c, _)| c.holds(req)) {
+                return Err(answer.clone());
+            }
+        }
+        if let Some(answer) = &self.answer {
+            return Err(answer.clone());
         }
         Ok(())
     }

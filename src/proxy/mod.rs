@@ -207,6 +207,7 @@ impl ProxyHttp for Gateway {
             query: req.uri.query(),
             client_ip: ctx.client.ip,
             client_ip_str: &ctx.client.ip_str,
+            method: &req.method,
             lambda,
         };
         let verdict = route

@@ -46,7 +46,12 @@ pub(super) fn request(session: &Session, ctx: &Ctx) {
         .get(header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()));
     let host = req.headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let error_message = ctx.rejection.as_ref().map(|r| r.message());
+    // A route's fixed answer (APIM's return-response) is not an error.
+    let error_message = ctx
+        .rejection
+        .as_ref()
+        .filter(|r| !matches!(r, crate::rejection::Rejection::Answer(_)))
+        .map(|r| r.message());
     let vars = LogVars {
         request_id: &ctx.request_id,
         route_key: routed.map_or("-", |r| &r.route.key),

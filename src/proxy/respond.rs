@@ -28,21 +28,49 @@ pub(super) async fn reject(
     Ok(true)
 }
 
-/// Writes `ctx.rejection` as AWS does: the status and `{"message": ...}`.
+/// Writes `ctx.rejection` as AWS does (the status and `{"message": ...}`), or as APIM
+/// does for a table loaded from APIM artifacts.
 pub(super) async fn write_rejection(session: &mut Session, ctx: &Ctx) -> Result<()> {
     let Some(rejection) = &ctx.rejection else {
         return Ok(());
     };
-    let body = Bytes::from(rejection.body());
-    let mut resp = ResponseHeader::build(rejection.status(), Some(5))?;
-    resp.insert_header(header::CONTENT_TYPE, "application/json")?;
+    let retry_after = ctx.policy.rate.as_ref().and_then(|d| d.retry_after_secs());
+    // The route's error handler (APIM's on-error) may add headers or answer in its place.
+    let handler = match rejection {
+        Rejection::Answer(_) => None,
+        _ => ctx
+            .routed
+            .as_ref()
+            .and_then(|r| r.route.policies.on_error.as_deref()),
+    };
+    let fixed = match rejection {
+        Rejection::Answer(a) => Some(a),
+        _ => handler.and_then(|h| h.answer.as_ref()),
+    };
+    let status = fixed.map_or(rejection.status(), |a| a.status);
+    let mut resp = ResponseHeader::build(status, Some(5))?;
+    let body = match fixed {
+        Some(a) => {
+            for (k, v) in &a.headers {
+                resp.append_header(k.clone(), v.clone())?;
+            }
+            a.body.clone()
+        }
+        None => {
+            resp.insert_header(header::CONTENT_TYPE, "application/json")?;
+            Bytes::from(rejection.body_in(ctx.table.dialect, retry_after))
+        }
+    };
     resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
     // A Lambda authorizer's 401 carries no challenge (AWS sends none).
     match rejection {
-        Rejection::Unauthorized(challenge) if !challenge.is_empty() => {
+        Rejection::Unauthorized(challenge) if !challenge.is_empty() && fixed.is_none() => {
             resp.insert_header(header::WWW_AUTHENTICATE, &**challenge)?;
         }
         _ => {}
+    }
+    for (k, v) in handler.iter().flat_map(|h| &h.headers) {
+        resp.insert_header(k.clone(), v.clone())?;
     }
     gateway_headers(&mut resp, session, ctx)?;
     let head_only = session.req_header().method == http::Method::HEAD;

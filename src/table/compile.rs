@@ -5,6 +5,7 @@
 
 use super::api::ApiWide;
 use super::policies::compile_stage_policies;
+use super::route_extras;
 use super::stage_vars::{
     check_policy_stage_variables, check_stage_references, check_stage_variable_values,
     substitute_stage_vars,
@@ -298,6 +299,40 @@ impl Compiler<'_, '_> {
                 authorizer,
                 lambda_authorizer,
                 scopes: conf.authorization_scopes.clone(),
+                subscription: conf.subscription.as_ref().and_then(|s| {
+                    crate::policy::subscription::SubscriptionCheck::compile(&r.res.file, s, errors)
+                }),
+                header_checks: conf
+                    .header_checks
+                    .iter()
+                    .filter_map(|c| {
+                        crate::policy::check_header::HeaderCheck::compile(&r.res.file, c, errors)
+                    })
+                    .collect(),
+                auth_failure: conf.auth_failure.as_ref().map(|(status, message)| {
+                    crate::rejection::Rejection::Policy(*status, message.as_str().into())
+                }),
+                answer: conf
+                    .answer
+                    .as_ref()
+                    .and_then(|a| route_extras::static_answer(&r.res.file, a, errors)),
+                choices: conf
+                    .choices
+                    .iter()
+                    .filter_map(|branches| route_extras::choice(&r.res.file, branches, errors))
+                    .collect(),
+                on_error: conf
+                    .on_error
+                    .as_ref()
+                    .and_then(|h| route_extras::error_handler(&r.res.file, h, errors)),
+                quotas: conf
+                    .quota
+                    .iter()
+                    .filter_map(|q| {
+                        let scope = format!("quota|{}|{}", stage.conf.name, conf.route_key);
+                        route_extras::quota(&r.res.file, &scope, q, errors)
+                    })
+                    .collect(),
             },
             request_maps: scopes
                 .iter()

@@ -12,6 +12,7 @@ mod api;
 mod compile;
 mod functions;
 mod policies;
+mod route_extras;
 mod stage_vars;
 #[cfg(test)]
 mod tests;
@@ -97,6 +98,8 @@ pub struct Table {
     /// `api.json`'s IP filter, checked before stage and route selection: a forbidden client
     /// learns nothing about which routes exist.
     pub api_ip_filter: Option<IpFilter>,
+    /// Whose error bodies the gateway's own answers take (`Config::dialect`).
+    pub dialect: crate::rejection::Dialect,
     named: HashMap<String, Stage>,
     default_stage: Option<Stage>,
     /// Set on the first API's table when several APIs or custom domains are served
@@ -206,6 +209,7 @@ impl Table {
             api_name: config.api_label().map(str::to_string),
             cors: shared.cors,
             api_ip_filter: shared.policies.and_then(|p| p.ip_filter),
+            dialect: config.dialect,
             named,
             default_stage,
             apis: None,

@@ -385,6 +385,7 @@ pub(super) fn route(
         policies: None,
         api_key_required: props.get("ApiKeyRequired").and_then(Value::as_bool),
         operation_name: text(props, "OperationName"),
+        ..RouteConf::default()
     };
     let file = cx.resource_file(at);
     let target = conf
