@@ -70,7 +70,7 @@ pub fn load(
                     if let Some(url) = &inputs.lambda_endpoint {
                         c.gateway.lambda_endpoint = Some(url.clone());
                     }
-                    config::functions::serve_local(&mut c);
+                    config::functions::serve_pending(&mut c);
                     apis.push((path.as_path(), c));
                 }
             }

@@ -54,7 +54,7 @@ fn runs(config: &mut Config, l: &LambdaConf, owner: &str, file: &str) -> Runs {
 
 /// Promotes every pending Lambda integration and authorizer whose function can run here,
 /// and the routes that waited for them.
-pub fn serve_local(config: &mut Config) {
+pub fn serve_pending(config: &mut Config) {
     let mut stale: Vec<String> = Vec::new();
     for l in std::mem::take(&mut config.pending.lambdas) {
         let uri = match runs(config, &l.conf, &l.id, &l.file) {
