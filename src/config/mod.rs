@@ -118,16 +118,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     load_with(path, &cloudformation::Params::new())
 }
 
-/// [`load`], with the values of a template's parameters (`--param`, `--params`).
-/// [`load_with`], then the Lambda functions a template defines with local code made into
-/// functions apigate runs (`functions`): what `serve`, `check` and reloads serve.
-pub fn load_served(path: &Path, params: &cloudformation::Params) -> Result<Config, ConfigErrors> {
-    let mut config = load_with(path, params)?;
-    functions::serve_local(&mut config);
-    Ok(config)
-}
-
-/// [`load_with`]: the first API `path` holds (a template may hold several).
+/// [`load`], with the values of a template's parameters (`--param`, `--params`): the
+/// first API `path` holds (a template may hold several). As written: what `serve` runs
+/// also has its Lambda functions promoted (`crate::load`, `functions::serve_pending`).
 pub fn load_with(path: &Path, params: &cloudformation::Params) -> Result<Config, ConfigErrors> {
     let mut all = load_all_with(path, params)?;
     // `load_all_with` yields at least one.
