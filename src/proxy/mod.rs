@@ -139,7 +139,7 @@ impl ProxyHttp for Gateway {
             return reject(session, ctx, rejection).await;
         }
         if let Some(headers) = table.cors.as_ref().and_then(|c| c.preflight_for(req)) {
-            respond::preflight(session, ctx, headers).await?;
+            Box::pin(respond::preflight(session, ctx, headers)).await?;
             return Ok(true);
         }
 
@@ -215,10 +215,10 @@ impl ProxyHttp for Gateway {
             .await;
         match verdict {
             Ok(()) if matches!(route.integration.kind, Kind::AwsProxy(_)) => {
-                lambda::answer(session, ctx, route).await
+                Box::pin(lambda::answer(session, ctx, route)).await
             }
             Ok(()) if matches!(route.integration.kind, Kind::Aggregate(_)) => {
-                aggregate::answer(session, ctx, route).await
+                Box::pin(aggregate::answer(session, ctx, route)).await
             }
             Ok(()) => Ok(false),
             Err(rejection) => reject(session, ctx, rejection).await,
@@ -396,7 +396,7 @@ impl ProxyHttp for Gateway {
         // the connection tells the client, a JSON message would corrupt the body.
         let answered = session.response_written().is_some();
         if code > 0 && !answered {
-            if let Err(err) = respond::write_rejection(session, ctx).await {
+            if let Err(err) = Box::pin(respond::write_rejection(session, ctx)).await {
                 log::debug!("could not send the error response: {err}");
             }
         }

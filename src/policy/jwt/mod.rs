@@ -114,7 +114,9 @@ impl JwtAuthorizer {
                 return Err(expired);
             }
             None => {
-                let verified = self.verify(token, now).await?;
+                // Boxed: a miss is rare, and the verification (a key fetch, maybe) is a
+                // large future every cached request would otherwise carry.
+                let verified = Box::pin(self.verify(token, now)).await?;
                 let found = (
                     verified.claims.clone(),
                     verified.has_any_scope(required_scopes),
