@@ -18,6 +18,9 @@ pub struct Target {
     pub peer: HttpPeer,
     /// `Host` header for the backend (`host` or `host:port` when not the scheme default).
     pub host_header: String,
+    /// `host_header` as a header value, made once: each request clones a reference count
+    /// instead of validating and copying the text.
+    pub host_value: http::HeaderValue,
     path: Vec<PathPart>,
     /// Query string written in the IntegrationUri, sent before the client's.
     pub query: Option<String>,
@@ -169,9 +172,17 @@ impl Target {
         // No proxy-side idle timer: Pingora registers one per request (each release to the
         // pool). Pooled connections are still dropped when the backend closes them.
         peer.options.idle_timeout = None;
+        // `split` checked the authority is printable ASCII: always a valid value.
+        let host_value = http::HeaderValue::from_str(authority).map_err(|_| {
+            bad(
+                format!("{uri:?} has a host that is no header value"),
+                EXAMPLE,
+            )
+        })?;
         Ok(Target {
             peer,
             host_header: authority.to_string(),
+            host_value,
             path,
             query,
             unresolved: unresolved.map(String::into_boxed_str),
