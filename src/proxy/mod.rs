@@ -147,14 +147,21 @@ impl ProxyHttp for Gateway {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map_or(UNKNOWN_CLIENT, |a| a.ip());
-        ctx.client.ip = crate::policy::ipfilter::client_ip(
-            peer_ip,
-            &table.settings.trusted_proxies,
-            req.headers
-                .get_all(&X_FORWARDED_FOR)
-                .iter()
-                .map(|v| v.as_bytes()),
-        );
+        let trusted = &table.settings.trusted_proxies;
+        // `X-Forwarded-For` is looked up only when the peer is a trusted proxy (the
+        // lookup alone was ~330 instructions per request).
+        ctx.client.ip = if is_trusted(peer_ip, trusted) {
+            crate::policy::ipfilter::client_ip(
+                peer_ip,
+                trusted,
+                req.headers
+                    .get_all(&X_FORWARDED_FOR)
+                    .iter()
+                    .map(|v| v.as_bytes()),
+            )
+        } else {
+            crate::policy::ipfilter::client_ip(peer_ip, trusted, std::iter::empty())
+        };
         ctx.client.ip_str = ip_string(ctx.client.ip);
         if !permits(table.api_ip_filter.as_ref(), ctx.client.ip) {
             return reject(session, ctx, Rejection::Forbidden).await;
