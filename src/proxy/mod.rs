@@ -192,11 +192,12 @@ impl ProxyHttp for Gateway {
             route: route.clone(),
         });
 
-        let no_vars = std::collections::BTreeMap::new();
         let lambda = route.policies.lambda_authorizer.as_ref().map(|_| {
+            static NO_VARS: std::collections::BTreeMap<String, String> =
+                std::collections::BTreeMap::new();
             let stage_vars = match &route.integration.kind {
                 Kind::AwsProxy(p) => &p.stage_vars,
-                _ => &no_vars,
+                _ => &NO_VARS,
             };
             lambda::authorizer_input(lambda::AuthorizerArgs {
                 req,
