@@ -24,6 +24,10 @@ pub struct Target {
     path: Vec<PathPart>,
     /// Query string written in the IntegrationUri, sent before the client's.
     pub query: Option<String>,
+    /// The backend URI when the IntegrationUri has no path variable: what a request that
+    /// adds nothing to it (no query, no `$default` path, no path or query mapping) is
+    /// sent, made at load. Building and parsing it per request was ~700 instructions.
+    pub fixed_uri: Option<http::Uri>,
     /// Why the host has no address (DNS failed at load): such a target answers 502 until
     /// a reload resolves it, so one unreachable name does not keep a whole API from
     /// loading (or `check` from passing offline).
@@ -179,10 +183,26 @@ impl Target {
                 EXAMPLE,
             )
         })?;
+        let fixed_uri = if path.iter().all(|p| matches!(p, PathPart::Lit(_))) {
+            let mut text: String = path
+                .iter()
+                .map(|p| match p {
+                    PathPart::Lit(s) | PathPart::Var(s) => s.as_str(),
+                })
+                .collect();
+            if let Some(q) = &query {
+                text.push('?');
+                text.push_str(q);
+            }
+            http::Uri::try_from(text).ok()
+        } else {
+            None
+        };
         Ok(Target {
             peer,
             host_header: authority.to_string(),
             host_value,
+            fixed_uri,
             path,
             query,
             unresolved: unresolved.map(String::into_boxed_str),
