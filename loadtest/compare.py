@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""Gateway vs nginx on one machine, in one run, alternating rounds.
+"""Gateway vs nginx (and HAProxy, Caddy) on one machine, in one run, alternating rounds.
 
 Starts a one-worker nginx backend answering a 30-byte JSON, then drives the same load with
 wrk through: nginx as a reverse proxy (one worker, keepalive upstream), the bare Pingora floor
 (examples/pingora_floor.rs: apigate's runtime settings, a fixed peer, nothing else), apigate
 plain, and apigate with a JWT authorizer + IP filter + header mapping on the route (one thread
-each). Prints req/s, p50/p99 latency and proxy CPU per request (user + system), as medians
-over the rounds and as ratios against nginx. The floor separates what Pingora costs from what
-apigate adds. Loopback only; every wrk run is bounded by --duration.
+each). When installed (`loadtest/compare.sh` tries Debian's packages), also HAProxy plain,
+HAProxy doing the policy route's work (HS256 signature with `jwt_verify`, iss/aud/exp/scope
+with `jwt_header_query`/`jwt_payload_query`, a `src` ACL, the two headers with `set-header`),
+and Caddy's `reverse_proxy` (Caddy has no JWT module in Debian's build: plain only), one
+thread each. Prints req/s, p50/p99 latency and proxy CPU per request (user + system), as
+medians over the rounds and as ratios against nginx. The floor separates what Pingora costs
+from what apigate adds. Loopback only; every wrk run is bounded by --duration.
 
     python3 loadtest/compare.py [--rounds 3] [--duration 10] [--connections 64]
 """
@@ -115,6 +119,65 @@ http {{
     return path
 
 
+def haproxy_conf(d, name, port, backend, policies):
+    """One thread, keep-alive both ways; with `policies`, the policy route's checks."""
+    checks = ""
+    if policies:
+        secret = SECRET.decode()
+        checks = f"""
+  http-request deny status 403 unless {{ src 127.0.0.0/8 }}
+  http-request set-var(txn.bearer) http_auth_bearer
+  http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('$.alg')
+  http-request set-var(txn.iss) var(txn.bearer),jwt_payload_query('$.iss')
+  http-request set-var(txn.aud) var(txn.bearer),jwt_payload_query('$.aud')
+  http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('$.exp','int')
+  http-request set-var(txn.scope) var(txn.bearer),jwt_payload_query('$.scope')
+  http-request set-var(txn.now) date()
+  http-request deny status 401 unless {{ var(txn.alg) -m str HS256 }}
+  http-request deny status 401 unless {{ var(txn.bearer),jwt_verify(txn.alg,"{secret}") -m int 1 }}
+  http-request deny status 401 unless {{ var(txn.iss) -m str https://issuer.local }}
+  http-request deny status 401 unless {{ var(txn.aud) -m str bench }}
+  http-request deny status 401 if {{ var(txn.exp),sub(txn.now) -m int lt 0 }}
+  http-request deny status 403 unless {{ var(txn.scope) -m reg '(^| )read( |$)' }}
+  http-request set-header X-User %[var(txn.bearer),jwt_payload_query('$.sub')]
+  http-request set-header Api-Version v1"""
+    path = os.path.join(d, f"{name}.cfg")
+    with open(path, "w") as f:
+        f.write(f"""
+global
+  nbthread 1
+  maxconn 4096
+  pidfile {d}/{name}.pid
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+frontend fe
+  bind 127.0.0.1:{port}{checks}
+  default_backend be
+backend be
+  http-reuse always
+  server s1 127.0.0.1:{backend}
+""")
+    return path
+
+
+def caddy_conf(d, port, backend):
+    path = os.path.join(d, "Caddyfile")
+    with open(path, "w") as f:
+        f.write(f"""{{
+  admin off
+  auto_https off
+}}
+http://127.0.0.1:{port} {{
+  reverse_proxy 127.0.0.1:{backend}
+}}
+""")
+    return path
+
+
 def write_conf(d, backend, policies):
     os.makedirs(os.path.join(d, "routes"), exist_ok=True)
     os.makedirs(os.path.join(d, "integrations"), exist_ok=True)
@@ -200,6 +263,30 @@ def main():
             wait_port(port, p)
             headers = [f"Authorization: Bearer {token()}"] if policies else []
             targets.append((name, port, [p.pid], headers))
+
+        if shutil.which("haproxy"):
+            for name, policies in (("haproxy", False), ("haproxy+policies", True)):
+                port = free_port()
+                conf = haproxy_conf(d, name.replace("+", "-"), port, backend, policies)
+                p = subprocess.Popen(pin_proxy + ["haproxy", "-db", "-f", conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                procs.append(p)
+                wait_port(port, p)
+                headers = [f"Authorization: Bearer {token()}"] if policies else []
+                targets.append((name, port, [p.pid], headers))
+        else:
+            print("haproxy is not installed: skipped (apt-get install haproxy)", flush=True)
+        if shutil.which("caddy"):
+            port = free_port()
+            env = dict(os.environ, GOMAXPROCS="1", XDG_DATA_HOME=d, XDG_CONFIG_HOME=d)
+            p = subprocess.Popen(pin_proxy + ["caddy", "run", "--adapter", "caddyfile", "--config",
+                                              caddy_conf(d, port, backend)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            procs.append(p)
+            wait_port(port, p)
+            targets.append(("caddy", port, [p.pid], []))
+        else:
+            print("caddy is not installed: skipped (apt-get install caddy)", flush=True)
 
         # Warm up every path (pools, caches), then alternate rounds.
         for _, port, _, headers in targets:

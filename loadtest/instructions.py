@@ -8,7 +8,10 @@ same set-up as compare.py): nginx as a reverse proxy, the bare Pingora floor, ap
 apigate with a JWT authorizer + IP filter + header mapping. For each: warm up, zero the
 counters, drive `--requests`-ish load with wrk for `--duration` seconds, dump, and divide the
 instructions of the process by the requests wrk completed. Kernel time (syscalls, loopback TCP)
-is not counted: it is about the same for all of them (see the README).
+is not counted: it is about the same for all of them (see the README). "pingora floor+token" is
+the floor sent the policy route's request (its ~250-byte `Authorization` header): what Pingora
+itself spends on that header, so that apigate's own share of the policy route is the
+difference to it.
 
     python3 loadtest/instructions.py [--duration 8] [--only apigate+policies]
 """
@@ -80,7 +83,7 @@ def main():
         backend_proc = subprocess.Popen(["nginx", "-g", "daemon off;", "-c",
                                          compare.nginx_conf(d, "backend", backend, body=compare.BODY)])
         compare.wait_port(backend, backend_proc)
-        nginx_port, floor_port, plain_port, pol_port = (compare.free_port() for _ in range(4))
+        nginx_port, floor_port, floor2_port, plain_port, pol_port = (compare.free_port() for _ in range(5))
         # One process, no master: what callgrind sees is the worker that proxies.
         proxy_conf = compare.nginx_conf(d, "proxy", nginx_port, upstream=backend)
         with open(proxy_conf) as f:
@@ -95,6 +98,8 @@ def main():
         targets = [
             ("nginx proxy", ["nginx", "-g", "daemon off;", "-c", proxy_conf], nginx_port, []),
             ("pingora floor", [compare.FLOOR, f"127.0.0.1:{floor_port}", f"127.0.0.1:{backend}"], floor_port, []),
+            ("pingora floor+token", [compare.FLOOR, f"127.0.0.1:{floor2_port}", f"127.0.0.1:{backend}"],
+             floor2_port, token),
             ("apigate", serve("plain", plain_port), plain_port, []),
             ("apigate+policies", serve("policies", pol_port), pol_port, token),
         ]

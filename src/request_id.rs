@@ -22,15 +22,28 @@ impl RequestIds {
     }
 
     pub fn next(&self) -> String {
-        use base64::Engine;
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let mixed = splitmix(self.seed ^ n);
-        let mut bytes = [0u8; 11];
+        let mut bytes = [0u8; 12];
         bytes[..8].copy_from_slice(&mixed.to_be_bytes());
-        bytes[8..].copy_from_slice(&(n as u32).to_be_bytes()[1..]);
-        base64::engine::general_purpose::STANDARD.encode(bytes)
+        bytes[8..11].copy_from_slice(&(n as u32).to_be_bytes()[1..]);
+        // Standard base64 of the 11 bytes, by hand: the `base64` engine's general path was
+        // ~500 instructions per request (callgrind), this is a few dozen. The 12th byte is
+        // padding: the last group encodes 2 bytes, so it ends in `=`.
+        let mut text = [0u8; 16];
+        for (group, out) in bytes.chunks_exact(3).zip(text.chunks_exact_mut(4)) {
+            let v = u32::from(group[0]) << 16 | u32::from(group[1]) << 8 | u32::from(group[2]);
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = BASE64[(v >> (18 - 6 * i) & 63) as usize];
+            }
+        }
+        text[15] = b'=';
+        // One exact allocation; the check is over 16 ASCII bytes.
+        std::str::from_utf8(&text).map_or_else(|_| String::new(), str::to_owned)
     }
 }
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 impl Default for RequestIds {
     fn default() -> Self {
@@ -57,5 +70,20 @@ mod tests {
         assert_eq!(a.len(), 16);
         assert!(a.ends_with('='));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn request_ids_are_the_standard_base64_of_their_bytes() {
+        use base64::Engine;
+        let ids = RequestIds::new();
+        for _ in 0..1000 {
+            let n = ids.counter.load(Ordering::Relaxed);
+            let id = ids.next();
+            let mixed = splitmix(ids.seed ^ n);
+            let mut bytes = [0u8; 11];
+            bytes[..8].copy_from_slice(&mixed.to_be_bytes());
+            bytes[8..].copy_from_slice(&(n as u32).to_be_bytes()[1..]);
+            assert_eq!(id, base64::engine::general_purpose::STANDARD.encode(bytes));
+        }
     }
 }

@@ -139,7 +139,7 @@ impl ProxyHttp for Gateway {
             return reject(session, ctx, rejection).await;
         }
         if let Some(headers) = table.cors.as_ref().and_then(|c| c.preflight_for(req)) {
-            respond::preflight(session, ctx, headers).await?;
+            Box::pin(respond::preflight(session, ctx, headers)).await?;
             return Ok(true);
         }
 
@@ -147,14 +147,21 @@ impl ProxyHttp for Gateway {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map_or(UNKNOWN_CLIENT, |a| a.ip());
-        ctx.client.ip = crate::policy::ipfilter::client_ip(
-            peer_ip,
-            &table.settings.trusted_proxies,
-            req.headers
-                .get_all(&X_FORWARDED_FOR)
-                .iter()
-                .map(|v| v.as_bytes()),
-        );
+        let trusted = &table.settings.trusted_proxies;
+        // `X-Forwarded-For` is looked up only when the peer is a trusted proxy (the
+        // lookup alone was ~330 instructions per request).
+        ctx.client.ip = if is_trusted(peer_ip, trusted) {
+            crate::policy::ipfilter::client_ip(
+                peer_ip,
+                trusted,
+                req.headers
+                    .get_all(&X_FORWARDED_FOR)
+                    .iter()
+                    .map(|v| v.as_bytes()),
+            )
+        } else {
+            crate::policy::ipfilter::client_ip(peer_ip, trusted, std::iter::empty())
+        };
         ctx.client.ip_str = ip_string(ctx.client.ip);
         if !permits(table.api_ip_filter.as_ref(), ctx.client.ip) {
             return reject(session, ctx, Rejection::Forbidden).await;
@@ -185,11 +192,12 @@ impl ProxyHttp for Gateway {
             route: route.clone(),
         });
 
-        let no_vars = std::collections::BTreeMap::new();
         let lambda = route.policies.lambda_authorizer.as_ref().map(|_| {
+            static NO_VARS: std::collections::BTreeMap<String, String> =
+                std::collections::BTreeMap::new();
             let stage_vars = match &route.integration.kind {
                 Kind::AwsProxy(p) => &p.stage_vars,
-                _ => &no_vars,
+                _ => &NO_VARS,
             };
             lambda::authorizer_input(lambda::AuthorizerArgs {
                 req,
@@ -216,10 +224,10 @@ impl ProxyHttp for Gateway {
             .await;
         match verdict {
             Ok(()) if matches!(route.integration.kind, Kind::AwsProxy(_)) => {
-                lambda::answer(session, ctx, route).await
+                Box::pin(lambda::answer(session, ctx, route)).await
             }
             Ok(()) if matches!(route.integration.kind, Kind::Aggregate(_)) => {
-                aggregate::answer(session, ctx, route).await
+                Box::pin(aggregate::answer(session, ctx, route)).await
             }
             Ok(()) => Ok(false),
             Err(rejection) => reject(session, ctx, rejection).await,
@@ -397,7 +405,7 @@ impl ProxyHttp for Gateway {
         // the connection tells the client, a JSON message would corrupt the body.
         let answered = session.response_written().is_some();
         if code > 0 && !answered {
-            if let Err(err) = respond::write_rejection(session, ctx).await {
+            if let Err(err) = Box::pin(respond::write_rejection(session, ctx)).await {
                 log::debug!("could not send the error response: {err}");
             }
         }

@@ -36,6 +36,8 @@ impl HttpProxy {
         append: Option<&str>,
         forwarding: &Forwarding<'_>,
     ) -> Result<()> {
+        let added = FORWARDING_HEADERS + maps.iter().map(|m| m.ops.len()).sum::<usize>();
+        make_room(up, added)?;
         up.set_uri(rewrite::backend_uri(
             &self.target,
             client.uri.query(),
@@ -46,7 +48,7 @@ impl HttpProxy {
         if let Some(m) = &self.method {
             up.set_method(m.clone());
         }
-        up.insert_header(http::header::HOST, self.target.host_header.as_str())?;
+        up.insert_header(http::header::HOST, self.target.host_value.clone())?;
         forwarding.write(client, up)?;
         for map in maps {
             for op in &map.ops {
@@ -56,5 +58,76 @@ impl HttpProxy {
             }
         }
         Ok(())
+    }
+}
+
+/// Headers `Forwarding::write` adds to the client's (`Host` is replaced, not added).
+const FORWARDING_HEADERS: usize = 5;
+
+/// Pingora hands `upstream_request_filter` a clone of the client's head whose two header
+/// maps (values, and names as spelled) hold exactly the client's headers: each header
+/// the gateway adds then grows and rehashes both maps, and a request with few headers
+/// (curl, SDKs, health checks, load tools) had them rehashed four times each, about
+/// 5,500 instructions per request (callgrind, `loadtest/instructions.py`, plain route).
+/// Pingora 0.9 has no `reserve` (see `loadtest/pingora-patches/p3-header-reserve.diff`),
+/// so when the clone would grow more than once, the head is rebuilt with room for
+/// `added` more: the same headers, in the same order and spelling, re-inserted once.
+/// A head with many headers grows at most once and is left as it is (rebuilding would
+/// cost more than the one rehash).
+fn make_room(up: &mut RequestHeader, added: usize) -> Result<()> {
+    let needed = up.headers.len() + added;
+    if needed <= 2 * up.headers.capacity() || !up.has_case() {
+        return Ok(());
+    }
+    let mut roomy = RequestHeader::build(up.method.clone(), b"/", Some(needed))?;
+    roomy.set_version(up.version);
+    if let Some(end) = up.send_end_stream() {
+        roomy.set_send_end_stream(end);
+    }
+    *roomy.extensions_mut() = std::mem::take(up.extensions_mut());
+    for (name, value) in up.case_header_iter() {
+        roomy.append_header(name.clone(), value.clone())?;
+    }
+    // The URI is set by the caller; until then it is the client's.
+    roomy.set_uri(up.uri.clone());
+    *up = roomy;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn making_room_keeps_the_head_as_it_was() {
+        let mut up = RequestHeader::build("POST", b"/a?b=1", Some(3)).unwrap();
+        up.append_header("Host", "example.com").unwrap();
+        up.append_header("x-Mixed-CASE", "1").unwrap();
+        up.append_header("X-Mixed-Case", "2").unwrap();
+        let mut before = Vec::new();
+        up.header_to_h1_wire(&mut before);
+        make_room(&mut up, 8).unwrap();
+        assert!(up.headers.capacity() >= 11);
+        let mut after = Vec::new();
+        up.header_to_h1_wire(&mut after);
+        assert_eq!(
+            String::from_utf8_lossy(&after),
+            String::from_utf8_lossy(&before)
+        );
+        assert_eq!(up.method, http::Method::POST);
+        assert_eq!(up.uri, "/a?b=1");
+        assert_eq!(up.version, http::Version::HTTP_11);
+        // Room made, later inserts keep both maps in step (Pingora asserts they zip).
+        for i in 0..8 {
+            up.insert_header(format!("X-Added-{i}"), "v").unwrap();
+        }
+        let mut wire = Vec::new();
+        up.header_to_h1_wire(&mut wire);
+        let wire = String::from_utf8_lossy(&wire);
+        assert!(
+            wire.starts_with("Host: example.com\r\nx-Mixed-CASE: 1\r\nX-Mixed-Case: 2\r\n"),
+            "{wire}"
+        );
+        assert!(wire.contains("X-Added-7: v\r\n"), "{wire}");
     }
 }

@@ -30,7 +30,6 @@ pub(super) fn backend_uri(
     append: Option<&str>,
 ) -> Result<http::Uri> {
     // Path: the URI template, `$default` appends the client path, `overwrite:path` wins.
-    let mut path = String::with_capacity(64);
     let mut overwrite_path = None;
     let mut query_edits = false;
     for map in maps {
@@ -42,13 +41,23 @@ pub(super) fn backend_uri(
             }
         }
     }
+    let client_query = client_query.filter(|q| !q.is_empty());
+    if let (None, None, false, None, Some(uri)) = (
+        overwrite_path,
+        client_query,
+        query_edits,
+        append,
+        &target.fixed_uri,
+    ) {
+        return Ok(uri.clone());
+    }
+    let mut path = String::with_capacity(64);
     match overwrite_path {
         Some(t) => path.push_str(&mapped_path(t, vars)?),
         None => target.write_path(vars.params, append, &mut path),
     }
 
     // Query: the URI's own first, then the client's, then mapping edits.
-    let client_query = client_query.filter(|q| !q.is_empty());
     let mut query: Option<String> = match (&target.query, client_query) {
         (Some(a), Some(b)) => Some(format!("{a}&{b}")),
         (Some(a), None) => Some(a.clone()),
@@ -208,6 +217,41 @@ mod tests {
         }
         // The operator's own text is checked the same way.
         assert!(refused("/f/../admin", "/svc/a", ""));
+    }
+
+    #[test]
+    fn a_fixed_uri_is_the_one_built_per_request() {
+        let vars_for = |req: &RequestHeader| -> String {
+            let path = req.uri.path().to_string();
+            let vars = Vars {
+                req,
+                path: &path,
+                full_path: &path,
+                params: &[],
+                request_id: "id",
+                stage: "$default",
+                route_key: "GET /x",
+                source_ip: "127.0.0.1",
+                claims: None,
+                authorizer: None,
+                resp: None,
+                client_cert: None,
+            };
+            let t = Target::parse("http://127.0.0.1:9/base/x?a=1", Duration::from_secs(1)).unwrap();
+            assert!(t.fixed_uri.is_some());
+            let uri = backend_uri(&t, req.uri.query(), &[], &vars, None).unwrap();
+            let mut slow = t.clone();
+            slow.fixed_uri = None;
+            let built = backend_uri(&slow, req.uri.query(), &[], &vars, None).unwrap();
+            assert_eq!(uri, built);
+            uri.to_string()
+        };
+        let req = RequestHeader::build("GET", b"/x", None).unwrap();
+        assert_eq!(vars_for(&req), "/base/x?a=1");
+        let req = RequestHeader::build("GET", b"/x?b=2", None).unwrap();
+        assert_eq!(vars_for(&req), "/base/x?a=1&b=2");
+        let t = Target::parse("http://127.0.0.1:9/a/{id}", Duration::from_secs(1)).unwrap();
+        assert!(t.fixed_uri.is_none());
     }
 
     proptest! {

@@ -1,13 +1,12 @@
 //! An authorizer's configuration, checked in full: every problem is reported with its field
 //! so that one load shows them all.
 
-use super::cache::CACHE_SHARDS;
+use super::cache::{Shard, CACHE_SHARDS};
 use super::keys::static_keys;
 use super::remote::{remote, DEFAULT_MIN_REFETCH, DEFAULT_REFRESH};
 use super::{IdentitySource, JwtAuthorizer};
 use crate::config::{AuthorizerConf, ConfigError, ConfigErrors};
 use parking_lot::RwLock;
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -214,7 +213,7 @@ impl JwtAuthorizer {
             skew: conf.clock_skew_seconds.unwrap_or(0),
             keys: keys?,
             cache: (0..CACHE_SHARDS)
-                .map(|_| RwLock::new(HashMap::new()))
+                .map(|_| RwLock::new(Shard::default()))
                 .collect(),
         })
     }

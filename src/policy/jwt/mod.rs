@@ -23,11 +23,10 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
-use cache::{make_room, shard_of, Verified, CACHE_CAPACITY, CACHE_SHARDS};
+use cache::{make_room, shard_of, Shard, CACHE_CAPACITY, CACHE_SHARDS};
 use identity::strip_bearer;
 use keys::Keys;
 use parking_lot::RwLock;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use verify::now_secs;
@@ -67,7 +66,7 @@ pub struct JwtAuthorizer {
     skew: u64,
     keys: Keys,
     /// Verified tokens, sharded by [`shard_of`] so that requests rarely share a lock.
-    cache: Vec<RwLock<HashMap<String, Verified>>>,
+    cache: Vec<RwLock<Shard>>,
 }
 
 impl std::fmt::Debug for JwtAuthorizer {
@@ -114,7 +113,9 @@ impl JwtAuthorizer {
                 return Err(expired);
             }
             None => {
-                let verified = self.verify(token, now).await?;
+                // Boxed: a miss is rare, and the verification (a key fetch, maybe) is a
+                // large future every cached request would otherwise carry.
+                let verified = Box::pin(self.verify(token, now)).await?;
                 let found = (
                     verified.claims.clone(),
                     verified.has_any_scope(required_scopes),

@@ -234,7 +234,7 @@ impl Store {
     pub async fn hit(&self, scope: &str, key: &[u8], limit: u64, period_secs: u64) -> Decision {
         match self {
             Store::Local(s) => s.hit(scope, key, limit, period_secs),
-            Store::Redis(s) => s.hit(scope, key, limit, period_secs).await,
+            Store::Redis(s) => Box::pin(s.hit(scope, key, limit, period_secs)).await,
         }
     }
 
@@ -245,7 +245,7 @@ impl Store {
     pub async fn peek(&self, scope: &str, key: &[u8], limit: u64, period_secs: u64) -> Decision {
         match self {
             Store::Local(s) => s.peek(scope, key, limit, period_secs),
-            Store::Redis(s) => s.peek(scope, key, limit, period_secs).await,
+            Store::Redis(s) => Box::pin(s.peek(scope, key, limit, period_secs)).await,
         }
     }
 
