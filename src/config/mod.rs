@@ -21,6 +21,7 @@ mod parse;
 #[cfg(test)]
 mod props;
 pub mod read;
+pub mod reserved;
 #[cfg(test)]
 mod tests;
 pub mod yaml;
@@ -76,6 +77,9 @@ pub struct Config {
     /// Whose error bodies the gateway answers with (APIM's for an artifacts directory).
     pub dialect: crate::rejection::Dialect,
 }
+
+/// Longest rate-limit window a policy may ask for (one day): the longest the counters keep.
+pub const MAX_RATE_LIMIT_PERIOD_SECS: u64 = 86_400;
 
 impl Config {
     /// The name this API goes by in metrics, access logs and the Redis key namespace:

@@ -407,7 +407,7 @@ fn set(
         _ => values.join(","),
     };
     // Said here with the line: the mapping would refuse it too, naming only the route.
-    if target == "header" && crate::mapping::is_reserved_header(&name) {
+    if target == "header" && super::super::reserved::is_reserved_header(&name) {
         return Err(at(
             file,
             el,

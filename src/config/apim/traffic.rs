@@ -86,7 +86,7 @@ fn limit(file: &str, el: &Element, env: &Env, out: &Lowered) -> Result<RateLimit
         }
     };
     let (calls, period_seconds) = (number("calls")?, number("renewal-period")?);
-    if period_seconds > crate::policy::ratelimit::MAX_PERIOD_SECS {
+    if period_seconds > crate::config::MAX_RATE_LIMIT_PERIOD_SECS {
         return Err(at(
             file,
             el,

@@ -54,8 +54,8 @@ pub struct RateLimit {
     pub key: KeySource,
 }
 
-/// Longest window a policy may ask for (one day).
-pub const MAX_PERIOD_SECS: u64 = 86_400;
+/// Longest window a policy may ask for (one day): a rule every format's reader checks.
+pub use crate::config::MAX_RATE_LIMIT_PERIOD_SECS as MAX_PERIOD_SECS;
 /// Default bound on the number of windows a [`LocalStore`] keeps.
 pub const DEFAULT_LOCAL_CAPACITY: usize = 100_000;
 /// Prefix of every Redis key this module writes.
