@@ -21,7 +21,7 @@ impl RequestIds {
         }
     }
 
-    pub fn next(&self) -> String {
+    pub fn next(&self) -> RequestId {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let mixed = splitmix(self.seed ^ n);
         let mut bytes = [0u8; 12];
@@ -38,8 +38,38 @@ impl RequestIds {
             }
         }
         text[15] = b'=';
-        // One exact allocation; the check is over 16 ASCII bytes.
-        std::str::from_utf8(&text).map_or_else(|_| String::new(), str::to_owned)
+        RequestId(text)
+    }
+}
+
+/// One request's id: 16 base64 characters held inline, so a request allocates nothing for
+/// it (a `String` was an allocation and a free per request).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RequestId([u8; 16]);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        // Always base64 (ASCII); the check is over 16 bytes.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -83,7 +113,10 @@ mod tests {
             let mut bytes = [0u8; 11];
             bytes[..8].copy_from_slice(&mixed.to_be_bytes());
             bytes[8..].copy_from_slice(&(n as u32).to_be_bytes()[1..]);
-            assert_eq!(id, base64::engine::general_purpose::STANDARD.encode(bytes));
+            assert_eq!(
+                id.as_str(),
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            );
         }
     }
 }

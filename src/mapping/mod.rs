@@ -19,8 +19,8 @@ mod proptests;
 mod tests;
 
 pub use ops::{
-    apply_header, is_reserved_header, Action, Header, HeaderSink, RequestMapping, RequestOp,
-    ResponseMapping, ResponseOp, VALID_STATUS,
+    apply_header, apply_header_value, is_reserved_header, Action, Header, HeaderSink,
+    RequestMapping, RequestOp, ResponseMapping, ResponseOp, VALID_STATUS,
 };
 pub use template::{mapping_references, references, Reference, Side, Template, Var};
 pub use vars::{query_pairs, Vars};

@@ -337,7 +337,18 @@ pub fn apply_header(
         "" => None,
         v => http::HeaderValue::from_str(v).ok(),
     };
-    match (action, valid) {
+    apply_header_value(sink, action, header, valid)
+}
+
+/// [`apply_header`] with the value already made (`None`: empty or invalid), as
+/// [`Template::header_value`](super::Template::header_value) makes it.
+pub fn apply_header_value(
+    sink: &mut impl HeaderSink,
+    action: Action,
+    header: &Header,
+    value: Option<http::HeaderValue>,
+) -> pingora_error::Result<()> {
+    match (action, value) {
         (Action::Remove, _) | (Action::Overwrite, None) => {
             sink.unset(&header.name);
             Ok(())

@@ -3,7 +3,7 @@
 
 use super::context::{self, ContextVar, Scope};
 use super::vars::Vars;
-use http::header::HeaderName;
+use http::header::{HeaderName, HeaderValue};
 use std::collections::BTreeMap;
 
 /// A value a template can read.
@@ -28,6 +28,10 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Template {
     parts: Vec<Part>,
+    /// A literal template's text as a header value, made at load (a static `Api-Version:
+    /// v1`): no evaluation, validation or copy per request. `None` when the template reads
+    /// variables, or when its text is empty or no valid header value.
+    literal_header: Option<HeaderValue>,
 }
 
 /// Where a template may be used: response variables only make sense on the response.
@@ -160,7 +164,29 @@ impl Template {
         if !lit.is_empty() {
             parts.push(Part::Lit(lit));
         }
-        Ok(Template { parts })
+        let mut template = Template {
+            parts,
+            literal_header: None,
+        };
+        template.literal_header = template
+            .as_literal()
+            .filter(|s| !s.is_empty())
+            .and_then(|s| HeaderValue::from_str(s).ok());
+        Ok(template)
+    }
+
+    /// The value for a header: `None` when it comes out empty or is no valid header value
+    /// (`apply_header_value` then adds nothing or removes the header).
+    pub fn header_value(&self, vars: &Vars<'_>) -> Option<HeaderValue> {
+        if self.as_literal().is_some() {
+            return self.literal_header.clone();
+        }
+        let text = self.eval(vars, false);
+        if text.is_empty() {
+            return None;
+        }
+        // The evaluated text becomes the value's bytes, not a copy of them.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(text.into_bytes())).ok()
     }
 
     /// The literal value when the template has no variables.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 pub struct Ctx {
     pub(super) start: Instant,
-    pub(super) request_id: String,
+    pub(super) request_id: crate::request_id::RequestId,
     /// The table the request started with; a reload does not change it mid-request.
     pub(super) table: Arc<Table>,
     /// Counted in flight from `request_filter` until the context is dropped.
@@ -65,7 +65,7 @@ pub struct Upstream {
 }
 
 impl Ctx {
-    pub(super) fn new(table: Arc<Table>, request_id: String) -> Ctx {
+    pub(super) fn new(table: Arc<Table>, request_id: crate::request_id::RequestId) -> Ctx {
         Ctx {
             start: Instant::now(),
             request_id,

@@ -15,7 +15,7 @@ pub use context::{ip_string, Ctx};
 use crate::dispatch::Target;
 use crate::integration::{http_proxy, Kind};
 use crate::lifecycle::InFlight;
-use crate::mapping::{apply_header, ResponseOp, VALID_STATUS};
+use crate::mapping::{apply_header_value, ResponseOp, VALID_STATUS};
 use crate::metrics::metrics;
 use crate::policy::chain::{permits, RequestView};
 use crate::policy::ipfilter::{is_trusted, UNKNOWN_CLIENT};
@@ -66,17 +66,20 @@ fn routed(ctx: &Ctx) -> Result<&Routed> {
 
 #[async_trait]
 impl ProxyHttp for Gateway {
-    type CTX = Ctx;
+    /// Boxed: Pingora holds the context inline in each request's future, which it builds on
+    /// the stack and copies into the heap (`loadtest/pingora-patches/p1`); inline, the
+    /// context's 352 bytes were copied about three times over, ~1,100 bytes per request.
+    type CTX = Box<Ctx>;
 
     /// Pingora's default adds a disabled response-compression module; its per-request
     /// context and filter calls cost ~1k instructions per request. apigate never compresses.
     fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {}
 
-    fn new_ctx(&self) -> Ctx {
-        Ctx::new(self.table.load_full(), self.ids.next())
+    fn new_ctx(&self) -> Box<Ctx> {
+        Box::new(Ctx::new(self.table.load_full(), self.ids.next()))
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<bool> {
         // RFC 9112 9.3.2: requests a client pipelines are answered in order (Pingora's
         // default drops every one after the first).
         session.as_downstream_mut().set_pipelining_enabled(true);
@@ -239,7 +242,7 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         if let Some(deadline) = ctx.body_deadline.filter(|_| !end_of_stream) {
             crate::listener::body_read(session, deadline);
@@ -257,7 +260,11 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Box<Ctx>,
+    ) -> Result<Box<HttpPeer>> {
         ctx.upstream.start = Some(Instant::now());
         match &routed(ctx)?.route.integration.kind {
             Kind::HttpProxy(p) => match &p.target.unresolved {
@@ -275,7 +282,7 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         peer: &HttpPeer,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
         mut e: Box<Error>,
     ) -> Box<Error> {
         // A refused or timed-out connect is answered at once, not retried 16 times.
@@ -292,7 +299,7 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         up: &mut RequestHeader,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         let routed = routed(ctx)?;
         let route = &routed.route;
@@ -333,7 +340,7 @@ impl ProxyHttp for Gateway {
         _peer: &HttpPeer,
         _fd: std::os::unix::io::RawFd,
         _digest: Option<&pingora_core::protocols::Digest>,
-        _ctx: &mut Ctx,
+        _ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         metrics().upstream_connection(reused);
         Ok(())
@@ -343,7 +350,7 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         let status = resp.status.as_u16();
         if let Some(start) = ctx.upstream.start {
@@ -386,7 +393,7 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         http_proxy::strip_hop_by_hop(resp);
         if let Some(routed) = &ctx.routed {
@@ -395,7 +402,12 @@ impl ProxyHttp for Gateway {
         respond::gateway_headers(resp, session, ctx)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Box<Ctx>,
+    ) -> FailToProxy {
         let code = respond::classify(e);
         if code > 0 || ctx.rejection.is_none() {
             ctx.rejection = Some(Rejection::from_status(code));
@@ -415,7 +427,7 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, error: &Error) -> bool {
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Box<Ctx>, error: &Error) -> bool {
         // Upstream failures are answered (502/503) and counted in metrics; logging each one
         // at error level would flood the log during a load test against a dead backend.
         log::debug!("proxy error: {error}");
@@ -425,7 +437,7 @@ impl ProxyHttp for Gateway {
     fn suppress_proxy_warn_log(
         &self,
         _session: &Session,
-        _ctx: &Ctx,
+        _ctx: &Box<Ctx>,
         error: &Error,
         _context: pingora_proxy::ProxyWarnLogContext,
     ) -> bool {
@@ -434,7 +446,7 @@ impl ProxyHttp for Gateway {
         true
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Box<Ctx>) {
         // Only requests that reached `request_filter` are counted.
         if let Some(in_flight) = ctx.in_flight.take() {
             record::request(session, ctx);
@@ -466,7 +478,7 @@ fn map_response(
                     new_status = t.eval(&vars, false).trim().parse::<u16>().ok()
                 }
                 ResponseOp::Header(action, h, t) => {
-                    apply_header(resp, *action, h, &t.eval(&vars, false))?
+                    apply_header_value(resp, *action, h, t.header_value(&vars))?
                 }
             }
         }

@@ -42,9 +42,66 @@ impl Forwarding<'_> {
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
+        let mut prior = client.headers.get_all(&X_FORWARDED_FOR).iter().peekable();
+        let (xff, forwarded) = if prior.peek().is_none() {
+            self.cached_values(original_host)?
+        } else {
+            let (xff, forwarded) = self.values(prior, original_host);
+            (header_value(xff)?, header_value(forwarded)?)
+        };
+        // Each proxy adds itself to Via (AWS adds "HTTP/1.1 AmazonAPIGateway").
+        let via = match client
+            .headers
+            .get(header::VIA)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(prev) if !prev.trim().is_empty() => {
+                HeaderValue::try_from(format!("{prev}, 1.1 apigate"))
+                    .or_err(InvalidHTTPHeader, "invalid Via")?
+            }
+            _ => HeaderValue::from_static("1.1 apigate"),
+        };
+        // Names as `&'static str`: Pingora keeps a name's case from these bytes without
+        // copying them (a `HeaderName` outside its short list of titled names is copied per
+        // insert). Static values skip the validation and copy a `&str` value costs.
+        up.insert_header("X-Forwarded-For", xff)?;
+        up.insert_header(
+            "X-Forwarded-Proto",
+            HeaderValue::from_static(if self.https { "https" } else { "http" }),
+        )?;
+        up.insert_header("X-Forwarded-Port", port_value(self.listen_port))?;
+        up.insert_header("Forwarded", forwarded)?;
+        up.insert_header("via", via)?;
+        // AWS HTTP APIs do not tunnel: a backend's 101 would turn the exchange into a raw
+        // stream outside the body limit and timeouts. Removed only when the client sent
+        // one of these (`up` is a copy of its head): nearly no request does, and each
+        // removal is a hash lookup in both of Pingora's maps.
+        let strip_forwarding = !self.peer_trusted;
+        let doomed = |k: &http::HeaderName| {
+            *k == header::UPGRADE || (strip_forwarding && CLIENT_FORWARDING.contains(k))
+        };
+        if client.headers.keys().any(doomed) {
+            up.remove_header(&header::UPGRADE);
+            if strip_forwarding {
+                for name in &CLIENT_FORWARDING {
+                    up.remove_header(name);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Forwarding<'_> {
+    /// `X-Forwarded-For` (the client's list, if any, then the peer) and `Forwarded`.
+    fn values<'v>(
+        &self,
+        prior: impl Iterator<Item = &'v HeaderValue>,
+        original_host: &str,
+    ) -> (String, String) {
         // Repeated X-Forwarded-For fields are one list (RFC 9110 5.3): keep every hop.
         let mut xff = String::with_capacity(self.client_ip_str.len() + 32);
-        for prev in client.headers.get_all(&X_FORWARDED_FOR) {
+        for prev in prior {
             let prev = prev.to_str().unwrap_or("").trim();
             if !prev.is_empty() {
                 xff.push_str(prev);
@@ -71,47 +128,75 @@ impl Forwarding<'_> {
         } else {
             ";proto=http"
         });
-        // Each proxy adds itself to Via (AWS adds "HTTP/1.1 AmazonAPIGateway").
-        let via = match client
-            .headers
-            .get(header::VIA)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) if !prev.trim().is_empty() => {
-                HeaderValue::try_from(format!("{prev}, 1.1 apigate"))
-                    .or_err(InvalidHTTPHeader, "invalid Via")?
-            }
-            _ => HeaderValue::from_static("1.1 apigate"),
-        };
-        // Names as `&'static str`: Pingora keeps a name's case from these bytes without
-        // copying them (a `HeaderName` outside its short list of titled names is copied per
-        // insert). Static values skip the validation and copy a `&str` value costs.
-        up.insert_header("X-Forwarded-For", xff)?;
-        up.insert_header(
-            "X-Forwarded-Proto",
-            HeaderValue::from_static(if self.https { "https" } else { "http" }),
-        )?;
-        up.insert_header("X-Forwarded-Port", HeaderValue::from(self.listen_port))?;
-        up.insert_header("Forwarded", forwarded)?;
-        up.insert_header("via", via)?;
-        // AWS HTTP APIs do not tunnel: a backend's 101 would turn the exchange into a raw
-        // stream outside the body limit and timeouts. Removed only when the client sent
-        // one of these (`up` is a copy of its head): nearly no request does, and each
-        // removal is a hash lookup in both of Pingora's maps.
-        let strip_forwarding = !self.peer_trusted;
-        let doomed = |k: &http::HeaderName| {
-            *k == header::UPGRADE || (strip_forwarding && CLIENT_FORWARDING.contains(k))
-        };
-        if client.headers.keys().any(doomed) {
-            up.remove_header(&header::UPGRADE);
-            if strip_forwarding {
-                for name in &CLIENT_FORWARDING {
-                    up.remove_header(name);
-                }
-            }
-        }
-        Ok(())
+        (xff, forwarded)
     }
+
+    /// [`values`](Self::values) for a request that brought no `X-Forwarded-For`: they depend
+    /// only on the client, the peer, the scheme and the Host, which stay the same request
+    /// after request on a kept-alive connection, so each thread keeps the last ones it made
+    /// and hands out clones (a reference count each, where building them was two strings,
+    /// two validations and four allocations: ~500 instructions, `loadtest/instructions.py`).
+    fn cached_values(&self, original_host: &str) -> Result<(HeaderValue, HeaderValue)> {
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<Made>> = const { std::cell::RefCell::new(None) };
+        }
+        LAST.with_borrow_mut(|last| {
+            if let Some(m) = last.as_ref().filter(|m| {
+                m.client_ip == self.client_ip
+                    && m.peer == self.peer
+                    && m.https == self.https
+                    && *m.host == *original_host
+            }) {
+                return Ok((m.xff.clone(), m.forwarded.clone()));
+            }
+            let (xff, forwarded) = self.values(std::iter::empty(), original_host);
+            let made = Made {
+                client_ip: self.client_ip,
+                peer: self.peer,
+                https: self.https,
+                host: original_host.into(),
+                xff: header_value(xff)?,
+                forwarded: header_value(forwarded)?,
+            };
+            let values = (made.xff.clone(), made.forwarded.clone());
+            *last = Some(made);
+            Ok(values)
+        })
+    }
+}
+
+/// The forwarding values a thread made last, and what they were made from.
+struct Made {
+    client_ip: IpAddr,
+    peer: Option<IpAddr>,
+    https: bool,
+    host: Box<str>,
+    xff: HeaderValue,
+    forwarded: HeaderValue,
+}
+
+/// A value built from the request's own header values and the gateway's formatting.
+fn header_value(text: String) -> Result<HeaderValue> {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text.into_bytes()))
+        .or_err(InvalidHTTPHeader, "invalid forwarding header value")
+}
+
+/// `X-Forwarded-Port`'s value. Formatting a port allocates its text; a thread serves the
+/// same listener's port request after request, so it keeps the last one made and hands out
+/// clones (a reference count).
+fn port_value(port: u16) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u16, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((p, v)) if *p == port => v.clone(),
+        _ => {
+            let v = HeaderValue::from(port);
+            *last = Some((port, v.clone()));
+            v
+        }
+    })
 }
 
 /// `;host=` of `Forwarded` (RFC 7239): a bare token when the Host is one, a quoted-string
@@ -187,4 +272,75 @@ fn is_hop_by_hop(name: &http::HeaderName) -> bool {
         || *name == header::PROXY_AUTHENTICATE
         || name.as_str() == "keep-alive"
         || name.as_str() == "proxy-connection"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_value_follows_the_port() {
+        for port in [8080u16, 8080, 443, 8080, 0, 65535] {
+            assert_eq!(port_value(port), HeaderValue::from(port));
+        }
+    }
+
+    fn forwarded_for(client: &RequestHeader, ip: &str, https: bool) -> (String, String) {
+        let client_ip: IpAddr = ip.parse().unwrap();
+        let text = crate::proxy::ip_string(client_ip);
+        let f = Forwarding {
+            client_ip,
+            client_ip_str: &text,
+            peer: Some(client_ip),
+            peer_trusted: false,
+            listen_port: 8080,
+            https,
+        };
+        let mut up = client.clone();
+        f.write(client, &mut up).unwrap();
+        let get = |n: &str| up.headers[n].to_str().unwrap().to_string();
+        (get("x-forwarded-for"), get("forwarded"))
+    }
+
+    #[test]
+    fn the_values_kept_for_a_connection_follow_client_host_and_scheme() {
+        let mut a = RequestHeader::build("GET", b"/", None).unwrap();
+        a.append_header("Host", "a.example").unwrap();
+        let mut b = RequestHeader::build("GET", b"/", None).unwrap();
+        b.append_header("Host", "b.example:8443").unwrap();
+        let mut listed = a.clone();
+        listed
+            .append_header("X-Forwarded-For", "203.0.113.9")
+            .unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                forwarded_for(&a, "10.0.0.1", false),
+                (
+                    "10.0.0.1".into(),
+                    "for=10.0.0.1;host=a.example;proto=http".into()
+                )
+            );
+            assert_eq!(
+                forwarded_for(&a, "10.0.0.2", true),
+                (
+                    "10.0.0.2".into(),
+                    "for=10.0.0.2;host=a.example;proto=https".into()
+                )
+            );
+            assert_eq!(
+                forwarded_for(&b, "10.0.0.2", true),
+                (
+                    "10.0.0.2".into(),
+                    "for=10.0.0.2;host=\"b.example:8443\";proto=https".into()
+                )
+            );
+            assert_eq!(
+                forwarded_for(&listed, "::1", false),
+                (
+                    "203.0.113.9, ::1".into(),
+                    "for=\"[::1]\";host=a.example;proto=http".into()
+                )
+            );
+        }
+    }
 }
