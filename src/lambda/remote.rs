@@ -116,11 +116,17 @@ impl RemoteFunction {
         let io = |what: &str, err: Box<pingora_core::Error>| {
             RemoteError::Unreachable(format!("{}: {what}: {err}", e.url))
         };
-        let (mut session, _reused) = e
-            .connector
-            .get_http_session(&peer)
-            .await
-            .map_err(|err| io("connect", err))?;
+        // A pooled connection first; only a miss awaits the connect path, boxed: its future
+        // (TCP and TLS connect) is several KiB, which inline every invocation copied.
+        let mut session = match e.connector.reused_http_session(&peer).await {
+            Some(s) => s,
+            None => {
+                Box::pin(e.connector.get_http_session(&peer))
+                    .await
+                    .map_err(|err| io("connect", err))?
+                    .0
+            }
+        };
         // The name was checked at load to be Lambda's `[A-Za-z0-9_-]+`: no escaping.
         let path = format!("/2015-03-31/functions/{}/invocations", self.name);
         let head = request_head(&path, &e.host, event.len()).map_err(|err| io("request", err))?;
