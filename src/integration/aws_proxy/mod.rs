@@ -4,6 +4,7 @@
 
 pub mod answer;
 pub mod event;
+pub mod event_json;
 pub mod request;
 #[cfg(test)]
 mod tests;
@@ -86,11 +87,12 @@ pub struct Called {
 
 impl AwsProxy {
     pub fn event(&self, input: &EventInput<'_>) -> Bytes {
-        let v = match self.format {
-            PayloadFormat::V1 => event::v1(input),
-            PayloadFormat::V2 => event::v2(input),
-        };
-        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        match self.format {
+            PayloadFormat::V1 => {
+                Bytes::from(serde_json::to_vec(&event::v1(input)).unwrap_or_default())
+            }
+            PayloadFormat::V2 => Bytes::from(event_json::v2(input)),
+        }
     }
 
     /// Invokes the function with `event` and reads its answer as API Gateway does.
