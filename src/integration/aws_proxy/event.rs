@@ -164,9 +164,25 @@ pub(super) fn epoch_ms(t: SystemTime) -> u64 {
 
 /// `12/Mar/2020:19:03:58 +0000`, as `requestContext.time` reads.
 pub(super) fn clf(t: SystemTime) -> String {
-    let mut s = String::new();
-    crate::accesslog::clf_time(t, &mut s);
-    s
+    with_clf(t, str::to_string)
+}
+
+/// `f` of `t`'s `clf` text, formatted once per second per thread: events in the same second
+/// share it (formatting it cost about as much as the rest of `requestContext`).
+pub(super) fn with_clf<R>(t: SystemTime, f: impl FnOnce(&str) -> R) -> R {
+    thread_local! {
+        static LAST: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs || last.1.is_empty() {
+            last.1.clear();
+            crate::accesslog::clf_time(t, &mut last.1);
+            last.0 = secs;
+        }
+        f(&last.1)
+    })
 }
 
 pub(super) fn host(req: &RequestHeader) -> String {

@@ -190,7 +190,7 @@ fn request_context(out: &mut Vec<u8>, input: &EventInput<'_>) {
     member(out, &mut first, "requestId", input.request_id);
     member(out, &mut first, "routeKey", input.route_key);
     member(out, &mut first, "stage", input.stage);
-    member(out, &mut first, "time", &event::clf(input.time));
+    event::with_clf(input.time, |t| member(out, &mut first, "time", t));
     key(out, &mut first, "timeEpoch");
     let _ = serde_json::to_writer(&mut *out, &event::epoch_ms(input.time));
     out.push(b'}');
