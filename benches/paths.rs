@@ -1,4 +1,4 @@
-//! The pure per-request work of the Lambda and aggregation paths: building a 2.0 event
+//! The pure per-request work of the Lambda and aggregation paths: building a 2.0 or 1.0 event
 //! (written straight to JSON, and the `Value` form it replaced), reading a function's
 //! answer, and shaping + merging two backends' answers into an aggregate.
 
@@ -56,6 +56,12 @@ fn bench_event(c: &mut Criterion) {
     });
     c.bench_function("lambda event 2.0, Value then serialized", |b| {
         b.iter(|| black_box(serde_json::to_vec(&event::v2(black_box(&input))).unwrap()))
+    });
+    c.bench_function("lambda event 1.0, written as JSON", |b| {
+        b.iter(|| black_box(event_json::v1(black_box(&input))))
+    });
+    c.bench_function("lambda event 1.0, Value then serialized", |b| {
+        b.iter(|| black_box(serde_json::to_vec(&event::v1(black_box(&input))).unwrap()))
     });
 }
 

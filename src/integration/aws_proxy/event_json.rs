@@ -1,7 +1,7 @@
-//! Payload format 2.0's event written straight to JSON text: the same bytes as serializing
-//! `event::v2`'s `Value` (keys in the sorted order serde_json's map gives), without building
-//! that tree of maps and strings first. Every AWS_PROXY 2.0 invocation builds one; the
-//! `Value` form stays for Lambda authorizers and as this writer's test oracle.
+//! The events of payload formats 2.0 and 1.0 written straight to JSON text: the same bytes
+//! as serializing `event::v2`'s (`v1`'s) `Value` (keys in the sorted order serde_json's map
+//! gives), without building that tree of maps and strings first. Every AWS_PROXY invocation
+//! builds one; the `Value` forms stay for Lambda authorizers and as the test oracle.
 
 use super::event::{self, EventInput};
 use base64::Engine;
@@ -196,6 +196,191 @@ fn request_context(out: &mut Vec<u8>, input: &EventInput<'_>) {
     out.push(b'}');
 }
 
+/// The event for `input`, payload format 1.0 (see `event::v1` for the rules).
+pub fn v1(input: &EventInput<'_>) -> Vec<u8> {
+    let req = input.req;
+    let mut out = Vec::with_capacity(1536 + input.body.len());
+    let mut headers: Vec<(&str, Cow<'_, str>)> = (req.headers.iter())
+        .map(|(n, v)| (n.as_str(), text(v)))
+        .collect();
+    headers.sort_by(|a, b| a.0.cmp(b.0));
+    let decoded = event::query_pairs(req.uri.query().unwrap_or(""));
+    let mut query: Vec<(&str, Cow<'_, str>)> = decoded
+        .iter()
+        .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())))
+        .collect();
+    query.sort_by(|a, b| a.0.cmp(b.0));
+    let resource = match input.route_key.split_once(' ') {
+        Some((_, path)) => path,
+        None => input.route_key,
+    };
+    out.push(b'{');
+    let mut first = true;
+    key(&mut out, &mut first, "body");
+    let b64 = body(&mut out, input);
+    key(&mut out, &mut first, "headers");
+    // A repeated header's last value, a repeated parameter's first (the guide's example).
+    single_object(&mut out, &headers, true);
+    member(&mut out, &mut first, "httpMethod", req.method.as_str());
+    key(&mut out, &mut first, "isBase64Encoded");
+    out.extend_from_slice(if b64 { b"true" } else { b"false" });
+    key(&mut out, &mut first, "multiValueHeaders");
+    multi_object(&mut out, &headers);
+    key(&mut out, &mut first, "multiValueQueryStringParameters");
+    if query.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        multi_object(&mut out, &query);
+    }
+    member(&mut out, &mut first, "path", req.uri.path());
+    key(&mut out, &mut first, "pathParameters");
+    if input.params.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        path_parameters(&mut out, input.params);
+    }
+    key(&mut out, &mut first, "queryStringParameters");
+    if query.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        single_object(&mut out, &query, false);
+    }
+    key(&mut out, &mut first, "requestContext");
+    request_context_v1(&mut out, input, resource);
+    member(&mut out, &mut first, "resource", resource);
+    key(&mut out, &mut first, "stageVariables");
+    if input.stage_vars.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        out.push(b'{');
+        let mut f = true;
+        for (k, v) in input.stage_vars {
+            member(&mut out, &mut f, k, v);
+        }
+        out.push(b'}');
+    }
+    member(&mut out, &mut first, "version", "1.0");
+    out.push(b'}');
+    out
+}
+
+/// `body` as 1.0 writes it (`null` when empty); whether it is base64.
+fn body(out: &mut Vec<u8>, input: &EventInput<'_>) -> bool {
+    if input.body.is_empty() {
+        out.extend_from_slice(b"null");
+        return false;
+    }
+    let ct = (input.req.headers.get(http::header::CONTENT_TYPE)).and_then(|v| v.to_str().ok());
+    match std::str::from_utf8(input.body) {
+        Ok(t) if event::is_text(ct) => {
+            string(out, t);
+            false
+        }
+        _ => {
+            string(
+                out,
+                &base64::engine::general_purpose::STANDARD.encode(input.body),
+            );
+            true
+        }
+    }
+}
+
+/// One value per name from pairs sorted by name: the last of a run, or the first.
+fn single_object(out: &mut Vec<u8>, pairs: &[(&str, Cow<'_, str>)], last: bool) {
+    out.push(b'{');
+    let mut first = true;
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        let repeated = if last {
+            pairs.get(i + 1).is_some_and(|n| n.0 == *k)
+        } else {
+            i > 0 && pairs[i - 1].0 == *k
+        };
+        if !repeated {
+            member(out, &mut first, k, v);
+        }
+    }
+    out.push(b'}');
+}
+
+/// Every value per name, as arrays, from pairs sorted by name.
+fn multi_object(out: &mut Vec<u8>, pairs: &[(&str, Cow<'_, str>)]) {
+    out.push(b'{');
+    let mut first = true;
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 && pairs[i - 1].0 == *k {
+            out.push(b',');
+        } else {
+            if i > 0 {
+                out.push(b']');
+            }
+            key(out, &mut first, k);
+            out.push(b'[');
+        }
+        string(out, v);
+    }
+    if !pairs.is_empty() {
+        out.push(b']');
+    }
+    out.push(b'}');
+}
+
+fn request_context_v1(out: &mut Vec<u8>, input: &EventInput<'_>, resource: &str) {
+    let req = input.req;
+    let host = event::host(req);
+    out.push(b'{');
+    let mut first = true;
+    member(out, &mut first, "accountId", crate::lambda::spec::ACCOUNT);
+    member(out, &mut first, "apiId", event::API_ID);
+    key(out, &mut first, "authorizer");
+    match (input.claims, input.lambda_context) {
+        (Some(claims), _) => {
+            out.extend_from_slice(b"{\"claims\":");
+            let _ = serde_json::to_writer(&mut *out, claims);
+            out.extend_from_slice(b",\"scopes\":null}");
+        }
+        (None, Some(l)) => {
+            let _ = serde_json::to_writer(&mut *out, l);
+        }
+        _ => out.extend_from_slice(b"{\"claims\":null,\"scopes\":null}"),
+    }
+    member(out, &mut first, "domainName", &host);
+    member(
+        out,
+        &mut first,
+        "domainPrefix",
+        &event::domain_prefix(&host),
+    );
+    member(out, &mut first, "extendedRequestId", input.request_id);
+    member(out, &mut first, "httpMethod", req.method.as_str());
+    key(out, &mut first, "identity");
+    out.extend_from_slice(
+        b"{\"accessKey\":null,\"accountId\":null,\"caller\":null,\
+          \"cognitoAuthenticationProvider\":null,\"cognitoAuthenticationType\":null,\
+          \"cognitoIdentityId\":null,\"cognitoIdentityPoolId\":null,\"principalOrgId\":null",
+    );
+    let mut f = false;
+    member(out, &mut f, "sourceIp", input.source_ip);
+    key(out, &mut f, "user");
+    out.extend_from_slice(b"null");
+    key(out, &mut f, "userAgent");
+    match req.headers.get(http::header::USER_AGENT) {
+        Some(v) => string(out, &text(v)),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"userArn\":null}");
+    member(out, &mut first, "path", req.uri.path());
+    member(out, &mut first, "protocol", event::protocol(req));
+    member(out, &mut first, "requestId", input.request_id);
+    event::with_clf(input.time, |t| member(out, &mut first, "requestTime", t));
+    key(out, &mut first, "requestTimeEpoch");
+    let _ = serde_json::to_writer(&mut *out, &event::epoch_ms(input.time));
+    member(out, &mut first, "resourceId", input.route_key);
+    member(out, &mut first, "resourcePath", resource);
+    member(out, &mut first, "stage", input.stage);
+    out.push(b'}');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +423,11 @@ mod tests {
         let want = serde_json::to_vec(&event::v2(&input)).unwrap();
         assert_eq!(
             String::from_utf8_lossy(&v2(&input)),
+            String::from_utf8_lossy(&want)
+        );
+        let want = serde_json::to_vec(&event::v1(&input)).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&v1(&input)),
             String::from_utf8_lossy(&want)
         );
     }

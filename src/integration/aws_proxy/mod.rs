@@ -87,12 +87,10 @@ pub struct Called {
 
 impl AwsProxy {
     pub fn event(&self, input: &EventInput<'_>) -> Bytes {
-        match self.format {
-            PayloadFormat::V1 => {
-                Bytes::from(serde_json::to_vec(&event::v1(input)).unwrap_or_default())
-            }
-            PayloadFormat::V2 => Bytes::from(event_json::v2(input)),
-        }
+        Bytes::from(match self.format {
+            PayloadFormat::V1 => event_json::v1(input),
+            PayloadFormat::V2 => event_json::v2(input),
+        })
     }
 
     /// Invokes the function with `event` and reads its answer as API Gateway does.
