@@ -12,6 +12,7 @@ of the gateway, not traced: their Python is not counted). Targets:
   tls             the same route behind the HTTPS listener, keep-alive: per-request cost
   tls+handshake   the same, `Connection: close`: each request pays a full TLS handshake
   lambda-remote   AWS_PROXY (2.0) through `LambdaEndpoint` (nginx answering the Invoke API)
+  lambda-remote-v1  the same with payload format 1.0
   lambda-local    AWS_PROXY (2.0) on one warm local awslambdaric instance
   aggregate       AGGREGATE of two HTTP_PROXY backends, concurrent, merged
 
@@ -93,6 +94,10 @@ def confs(d, backend, invoke, crt, key):
     write(os.path.join(d, "lambda-remote", "integrations", "i.json"), lam)
     write(os.path.join(d, "lambda-remote", "routes", "r.json"), route)
     write(os.path.join(d, "lambda-remote", "gateway.json"), {"LambdaEndpoint": f"http://127.0.0.1:{invoke}"})
+    v1 = os.path.join(d, "lambda-remote-v1")
+    write(os.path.join(v1, "integrations", "i.json"), dict(lam, PayloadFormatVersion="1.0"))
+    write(os.path.join(v1, "routes", "r.json"), route)
+    write(os.path.join(v1, "gateway.json"), {"LambdaEndpoint": f"http://127.0.0.1:{invoke}"})
     code = os.path.join(d, "code")
     os.makedirs(code, exist_ok=True)
     with open(os.path.join(code, "app.py"), "w") as f:
@@ -144,6 +149,7 @@ def main():
             ("tls", "tls", "https", []),
             ("tls+handshake", "tls", "https", ["Connection: close"]),
             ("lambda-remote", "lambda-remote", "http", []),
+            ("lambda-remote-v1", "lambda-remote-v1", "http", []),
             ("lambda-local", "lambda-local", "http", []),
             ("aggregate", "aggregate", "http", []),
         ]
