@@ -21,7 +21,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "apigate")
+BIN = os.environ.get("APIGATE_BIN", os.path.join(ROOT, "target", "release", "apigate"))
 
 BACKEND = r'''
 import asyncio, json, sys

@@ -23,7 +23,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "apigate")
+BIN = os.environ.get("APIGATE_BIN", os.path.join(ROOT, "target", "release", "apigate"))
 
 HANDLER = '''
 import json

@@ -194,13 +194,15 @@ impl Instance {
         let deadline_ms = deadline
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        // X-Ray's form: Root=1-{epoch seconds, 8 hex}-{24 hex}.
-        let hex: String = id
-            .chars()
-            .filter(|c| c.is_ascii_hexdigit())
-            .take(24)
-            .collect();
-        let trace_id = format!("Root=1-{:08x}-{hex:0>24}", deadline_ms / 1000);
+        // X-Ray's form: Root=1-{epoch seconds, 8 hex}-{24 hex}: the id's first 24 hex
+        // digits, zero-padded on the left.
+        let mut trace_id = String::with_capacity(40);
+        trace_id.push_str("Root=1-");
+        super::push_hex(&mut trace_id, deadline_ms / 1000, 8);
+        trace_id.push('-');
+        let digits = id.bytes().filter(u8::is_ascii_hexdigit).take(24);
+        trace_id.extend(std::iter::repeat_n('0', 24 - digits.clone().count()));
+        trace_id.extend(digits.map(char::from));
         *self.slot.pending.lock() = Some(Pending {
             next: Arc::new(Next {
                 id,

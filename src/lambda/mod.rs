@@ -105,7 +105,9 @@ impl Function {
         let started = std::time::Instant::now();
         let (instance, cold_start) = match warm {
             Some(i) => (i, false),
-            None => match Instance::start(&self.spec).await {
+            // Boxed: only a cold start makes this await; inline, its future would make
+            // every invocation's larger.
+            None => match Box::pin(Instance::start(&self.spec)).await {
                 Ok(i) => {
                     m.cold_starts.inc();
                     (i, true)
@@ -161,20 +163,33 @@ impl Function {
     }
 }
 
-/// A UUID-shaped request id, unique within this process.
+/// A UUID-shaped request id, unique within this process (written by hand: `format!` cost
+/// more than the rest of handing the invocation over).
 fn request_id(n: u64) -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let pid = std::process::id() as u64;
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        (t >> 16) as u32,
-        (t & 0xffff) as u16,
-        (pid & 0xfff) as u16,
-        ((n >> 48) & 0xfff) as u16,
-        n & 0xffff_ffff_ffff
-    )
+    let mut s = String::with_capacity(36);
+    push_hex(&mut s, (t >> 16) & 0xffff_ffff, 8);
+    s.push('-');
+    push_hex(&mut s, t & 0xffff, 4);
+    s.push_str("-4");
+    push_hex(&mut s, pid & 0xfff, 3);
+    s.push_str("-8");
+    push_hex(&mut s, (n >> 48) & 0xfff, 3);
+    s.push('-');
+    push_hex(&mut s, n & 0xffff_ffff_ffff, 12);
+    s
+}
+
+/// The low `digits` hex digits of `v`, lowercase, zero-padded (`{:0digits$x}` for values
+/// that fit).
+fn push_hex(out: &mut String, v: u64, digits: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        out.push(HEX[((v >> (4 * i)) & 0xf) as usize] as char);
+    }
 }
 
 /// Functions by name: a reload that keeps a definition keeps its warm instances.
@@ -236,5 +251,29 @@ pub fn shutdown(grace: Duration) {
         unsafe {
             libc::killpg(*g, libc::SIGKILL);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_by_hand_matches_format() {
+        for v in [0u64, 1, 0xabc, 0xffff_ffff, 0x1234_5678_9abc] {
+            for digits in [3, 4, 8, 12] {
+                let mask = if digits == 16 {
+                    u64::MAX
+                } else {
+                    (1 << (4 * digits)) - 1
+                };
+                let mut s = String::new();
+                super::push_hex(&mut s, v & mask, digits);
+                assert_eq!(s, format!("{:0w$x}", v & mask, w = digits));
+            }
+        }
+        let id = super::request_id(7);
+        assert_eq!(id.len(), 36);
+        assert!(id.ends_with("-000000000007"), "{id}");
+        assert_eq!(&id[14..15], "4");
+        assert_eq!(&id[19..20], "8");
     }
 }

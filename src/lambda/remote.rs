@@ -104,9 +104,22 @@ pub fn endpoint(url: &str) -> Result<Arc<Endpoint>, (String, String)> {
 pub struct RemoteFunction {
     pub name: Arc<str>,
     pub endpoint: Arc<Endpoint>,
+    /// The invocation's request head without its `Content-Length`, made at load: per
+    /// invocation it is cloned, not formatted and built header by header. `None` if it
+    /// cannot be built (then each invocation builds it and reports why).
+    head: Option<RequestHeader>,
 }
 
 impl RemoteFunction {
+    /// `name` was checked to be Lambda's `[A-Za-z0-9_-]+`: it needs no escaping in the path.
+    pub fn new(name: &str, endpoint: Arc<Endpoint>) -> RemoteFunction {
+        RemoteFunction {
+            head: request_head(name, &endpoint.host).ok(),
+            name: Arc::from(name),
+            endpoint,
+        }
+    }
+
     /// One synchronous invocation (`X-Amz-Invocation-Type: RequestResponse`). A payload with
     /// `X-Amz-Function-Error` is the function's error document. Dropping the future (the
     /// integration's timeout) drops its connection instead of pooling it.
@@ -116,14 +129,23 @@ impl RemoteFunction {
         let io = |what: &str, err: Box<pingora_core::Error>| {
             RemoteError::Unreachable(format!("{}: {what}: {err}", e.url))
         };
-        let (mut session, _reused) = e
-            .connector
-            .get_http_session(&peer)
-            .await
-            .map_err(|err| io("connect", err))?;
-        // The name was checked at load to be Lambda's `[A-Za-z0-9_-]+`: no escaping.
-        let path = format!("/2015-03-31/functions/{}/invocations", self.name);
-        let head = request_head(&path, &e.host, event.len()).map_err(|err| io("request", err))?;
+        // A pooled connection first; only a miss awaits the connect path, boxed: its future
+        // (TCP and TLS connect) is several KiB, which inline every invocation copied.
+        let mut session = match e.connector.reused_http_session(&peer).await {
+            Some(s) => s,
+            None => {
+                Box::pin(e.connector.get_http_session(&peer))
+                    .await
+                    .map_err(|err| io("connect", err))?
+                    .0
+            }
+        };
+        let mut head = match &self.head {
+            Some(h) => h.clone(),
+            None => request_head(&self.name, &e.host).map_err(|err| io("request", err))?,
+        };
+        head.insert_header(http::header::CONTENT_LENGTH, event.len())
+            .map_err(|err| io("request", err))?;
         session
             .write_request_header(Box::new(head))
             .await
@@ -176,11 +198,13 @@ impl RemoteFunction {
     }
 }
 
-fn request_head(path: &str, host: &str, len: usize) -> pingora_core::Result<RequestHeader> {
+/// The Invoke API request for function `name`, all but its `Content-Length` (added per
+/// invocation).
+fn request_head(name: &str, host: &str) -> pingora_core::Result<RequestHeader> {
+    let path = format!("/2015-03-31/functions/{name}/invocations");
     let mut h = RequestHeader::build("POST", path.as_bytes(), Some(4))?;
     h.insert_header(http::header::HOST, host)?;
     h.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-    h.insert_header(http::header::CONTENT_LENGTH, len.to_string())?;
     h.insert_header("x-amz-invocation-type", "RequestResponse")?;
     Ok(h)
 }

@@ -183,10 +183,7 @@ impl Functions {
                 "use 1 to 64 letters, digits, '-' or '_'".into(),
             ));
         }
-        let remote = RemoteFunction {
-            name: Arc::from(name),
-            endpoint: endpoint.clone(),
-        };
+        let remote = RemoteFunction::new(name, endpoint.clone());
         Ok(Target::Remote(Arc::new(remote)))
     }
 }

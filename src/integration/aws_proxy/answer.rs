@@ -5,6 +5,7 @@
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// The HTTP answer a function's payload stands for.
 #[derive(Debug, PartialEq)]
@@ -76,9 +77,64 @@ fn multi_value_headers_of(
     Some(())
 }
 
+/// The usual 2.0 answer, every field of its usual type, read without building a `Value`
+/// tree (strings borrowed from the payload where they have no escapes). Anything else
+/// (another type, a repeated field, no `statusCode`) fails this and takes the general path.
+#[derive(serde::Deserialize)]
+struct Usual<'a> {
+    #[serde(rename = "statusCode")]
+    status: u64,
+    #[serde(borrow, default)]
+    headers: Option<std::collections::BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
+    #[serde(borrow, default)]
+    cookies: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow, default)]
+    body: Option<Cow<'a, str>>,
+    #[serde(rename = "isBase64Encoded", default)]
+    base64: Option<bool>,
+}
+
+impl Usual<'_> {
+    /// The same answer `v2`'s general path reads from the same payload.
+    fn answer(self) -> Option<Answer> {
+        if !(100..=599).contains(&self.status) {
+            return None;
+        }
+        let mut headers: Vec<(String, String)> = (self.headers.into_iter().flatten())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        for c in self.cookies.into_iter().flatten() {
+            headers.push(("set-cookie".into(), c.into_owned()));
+        }
+        let text = self.body.unwrap_or_default();
+        let body = if self.base64 == Some(true) {
+            Bytes::from(
+                base64::engine::general_purpose::STANDARD
+                    .decode(text.as_bytes())
+                    .ok()?,
+            )
+        } else {
+            Bytes::from(text.into_owned())
+        };
+        Some(Answer {
+            status: self.status as u16,
+            headers,
+            body,
+        })
+    }
+}
+
 /// Payload format 2.0: an object with `statusCode` is read field by field; any other valid
 /// JSON is a 200 `application/json` answer whose body is the payload itself.
 pub fn v2(payload: &[u8]) -> Option<Answer> {
+    // Objects only: serde would also read a struct from a JSON array.
+    let object = payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if let Some(usual) = object
+        .then(|| serde_json::from_slice::<Usual<'_>>(payload).ok())
+        .flatten()
+    {
+        return usual.answer();
+    }
     let value: Value = serde_json::from_slice(payload).ok()?;
     let obj = match &value {
         Value::Object(o) if o.contains_key("statusCode") => o,

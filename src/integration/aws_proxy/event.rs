@@ -32,7 +32,7 @@ pub struct EventInput<'a> {
 
 /// Content types AWS passes as text; every other body is base64-encoded
 /// (`isBase64Encoded: true`).
-fn is_text(content_type: Option<&str>) -> bool {
+pub(super) fn is_text(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else {
         return false;
     };
@@ -69,14 +69,14 @@ fn body_fields(input: &EventInput<'_>) -> (Value, bool) {
     }
 }
 
-fn decode(s: &str) -> String {
+pub(super) fn decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
         .into_owned()
 }
 
 /// Query parameters in order, names and values decoded (`+` is a space, as AWS reads it).
-fn query_pairs(raw: &str) -> Vec<(String, String)> {
+pub(super) fn query_pairs(raw: &str) -> Vec<(String, String)> {
     raw.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
@@ -86,7 +86,7 @@ fn query_pairs(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn header_text(v: &http::HeaderValue) -> String {
+pub(super) fn header_text(v: &http::HeaderValue) -> String {
     String::from_utf8_lossy(v.as_bytes()).into_owned()
 }
 
@@ -127,7 +127,7 @@ fn claim_text(v: &Value) -> String {
     }
 }
 
-fn authorizer(input: &EventInput<'_>) -> Option<Value> {
+pub(super) fn authorizer(input: &EventInput<'_>) -> Option<Value> {
     if let Some(claims) = input.claims {
         let text: Map<String, Value> = claims
             .iter()
@@ -157,26 +157,42 @@ fn authorizer(input: &EventInput<'_>) -> Option<Value> {
         .map(|c| json!({"lambda": Value::Object(c.clone())}))
 }
 
-fn epoch_ms(t: SystemTime) -> u64 {
+pub(super) fn epoch_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `12/Mar/2020:19:03:58 +0000`, as `requestContext.time` reads.
-fn clf(t: SystemTime) -> String {
-    let mut s = String::new();
-    crate::accesslog::clf_time(t, &mut s);
-    s
+pub(super) fn clf(t: SystemTime) -> String {
+    with_clf(t, str::to_string)
 }
 
-fn host(req: &RequestHeader) -> String {
+/// `f` of `t`'s `clf` text, formatted once per second per thread: events in the same second
+/// share it (formatting it cost about as much as the rest of `requestContext`).
+pub(super) fn with_clf<R>(t: SystemTime, f: impl FnOnce(&str) -> R) -> R {
+    thread_local! {
+        static LAST: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs || last.1.is_empty() {
+            last.1.clear();
+            crate::accesslog::clf_time(t, &mut last.1);
+            last.0 = secs;
+        }
+        f(&last.1)
+    })
+}
+
+pub(super) fn host(req: &RequestHeader) -> String {
     req.headers
         .get(http::header::HOST)
         .map(header_text)
         .unwrap_or_else(|| "localhost".into())
 }
 
-fn protocol(req: &RequestHeader) -> &'static str {
+pub(super) fn protocol(req: &RequestHeader) -> &'static str {
     match req.version {
         http::Version::HTTP_10 => "HTTP/1.0",
         http::Version::HTTP_2 => "HTTP/2.0",
@@ -184,7 +200,7 @@ fn protocol(req: &RequestHeader) -> &'static str {
     }
 }
 
-fn domain_prefix(host: &str) -> String {
+pub(super) fn domain_prefix(host: &str) -> String {
     let h = host.split(':').next().unwrap_or(host);
     h.split('.').next().unwrap_or(h).to_string()
 }

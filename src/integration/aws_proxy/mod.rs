@@ -4,6 +4,7 @@
 
 pub mod answer;
 pub mod event;
+pub mod event_json;
 pub mod request;
 #[cfg(test)]
 mod tests;
@@ -86,11 +87,10 @@ pub struct Called {
 
 impl AwsProxy {
     pub fn event(&self, input: &EventInput<'_>) -> Bytes {
-        let v = match self.format {
-            PayloadFormat::V1 => event::v1(input),
-            PayloadFormat::V2 => event::v2(input),
-        };
-        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        Bytes::from(match self.format {
+            PayloadFormat::V1 => event_json::v1(input),
+            PayloadFormat::V2 => event_json::v2(input),
+        })
     }
 
     /// Invokes the function with `event` and reads its answer as API Gateway does.
@@ -102,7 +102,10 @@ impl AwsProxy {
             Target::Local(f) => f,
             Target::Remote(r) => return self.call_remote(r, event).await,
         };
-        let invoked = tokio::time::timeout(self.timeout, f.invoke(event, f.spec.timeout)).await;
+        // Boxed: the invocation's future is large (a cold start's process spawn); held
+        // inline it would be copied by every move of the request's future around it.
+        let invoking = Box::pin(f.invoke(event, f.spec.timeout));
+        let invoked = tokio::time::timeout(self.timeout, invoking).await;
         let (outcome, cold_start) = match invoked {
             Ok(Ok(i)) => (i.outcome, i.cold_start),
             Err(_) => {
@@ -134,7 +137,8 @@ impl AwsProxy {
     /// A remote invocation: the endpoint's failures (unreachable, refused) are invocation
     /// failures, which HTTP APIs answer 500; past `TimeoutInMillis`, 503.
     async fn call_remote(&self, r: &RemoteFunction, event: Bytes) -> Called {
-        let result = match tokio::time::timeout(self.timeout, r.invoke(event)).await {
+        // Boxed as above: Pingora's connector futures make the call large.
+        let result = match tokio::time::timeout(self.timeout, Box::pin(r.invoke(event))).await {
             Err(_) => Err(Rejection::Timeout),
             Ok(Ok(outcome)) => self.read(outcome),
             Ok(Err(e)) => {

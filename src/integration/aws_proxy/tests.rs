@@ -72,3 +72,42 @@ fn v1_answers_need_a_status_code_and_keep_multi_value_headers() {
     assert_eq!(xs, ["a", "b"]);
     assert!(a.headers.contains(&("y".into(), "2".into())));
 }
+
+/// The typed fast path of `answer::v2` reads what the general path reads, and leaves
+/// everything unusual to it.
+#[test]
+fn v2_fast_path_agrees_with_the_general_path() {
+    let cases = [
+        json!({"statusCode": 201, "headers": {"b": "2", "a": "1"}, "cookies": ["c=1", "d=2"], "body": "x\ny"}),
+        json!({"statusCode": 200, "body": "aGk=", "isBase64Encoded": true}),
+        json!({"statusCode": 200, "body": "%%", "isBase64Encoded": true}),
+        json!({"statusCode": 200, "body": null, "headers": null, "cookies": null}),
+        json!({"statusCode": 200, "isBase64Encoded": "true", "body": "aGk="}),
+        json!({"statusCode": 700}),
+        json!({"statusCode": "204"}),
+        json!({"statusCode": 200, "headers": {"n": 5, "b": true}, "body": {"k": [1]}}),
+        json!({"statusCode": 200, "headers": {"x": null}}),
+        json!([200, null, null, null, null]),
+    ];
+    for c in cases {
+        let payload = c.to_string();
+        let got = answer::v2(payload.as_bytes());
+        // The general path alone: the same payload with a field the fast path rejects
+        // (a repeated statusCode, last one wins in a JSON map) is read only by it.
+        let general = match &c {
+            serde_json::Value::Object(o) if o.contains_key("statusCode") => {
+                let text = payload.replacen('{', "{\"statusCode\":0,", 1);
+                answer::v2(text.as_bytes())
+            }
+            // Not an object with statusCode: the payload itself, 200 JSON.
+            _ => Some(answer::Answer {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: bytes::Bytes::from(payload.clone()),
+            }),
+        };
+        assert_eq!(got, general, "{payload}");
+    }
+    let spaced = answer::v2(b"  {\"statusCode\": 204}").unwrap();
+    assert_eq!(spaced.status, 204);
+}
