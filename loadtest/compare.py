@@ -14,6 +14,9 @@ medians over the rounds and as ratios against nginx. The floor separates what Pi
 from what apigate adds. Loopback only; every wrk run is bounded by --duration.
 
     python3 loadtest/compare.py [--rounds 3] [--duration 10] [--connections 64]
+
+`--floor NAME=PATH` (repeatable) runs nginx and those floor binaries only (the builds of
+loadtest/pingora-patches/measure.sh), and adds their ratios to the first of them.
 """
 import argparse
 import base64
@@ -219,16 +222,62 @@ def wrk(port, duration, connections, headers, pin):
     return reqs, rps, pct(50), pct(99)
 
 
+def add_usual_targets(targets, procs, d, backend, pin_proxy):
+    """The floor, apigate plain and with policies, and HAProxy and Caddy when installed."""
+    floor_port = free_port()
+    floor = subprocess.Popen(pin_proxy + [FLOOR, f"127.0.0.1:{floor_port}", f"127.0.0.1:{backend}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(floor)
+    wait_port(floor_port, floor)
+    targets.append(("pingora floor", floor_port, [floor.pid], []))
+    for name, policies in (("apigate", False), ("apigate+policies", True)):
+        cd = os.path.join(d, name.replace("+", "-"))
+        write_conf(cd, backend, policies)
+        port = free_port()
+        p = subprocess.Popen(pin_proxy + [BIN, "serve", "--conf", cd, "--listen", f"127.0.0.1:{port}", "--threads", "1"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(p)
+        wait_port(port, p)
+        headers = [f"Authorization: Bearer {token()}"] if policies else []
+        targets.append((name, port, [p.pid], headers))
+
+    if shutil.which("haproxy"):
+        for name, policies in (("haproxy", False), ("haproxy+policies", True)):
+            port = free_port()
+            conf = haproxy_conf(d, name.replace("+", "-"), port, backend, policies)
+            p = subprocess.Popen(pin_proxy + ["haproxy", "-db", "-f", conf],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(p)
+            wait_port(port, p)
+            headers = [f"Authorization: Bearer {token()}"] if policies else []
+            targets.append((name, port, [p.pid], headers))
+    else:
+        print("haproxy is not installed: skipped (apt-get install haproxy)", flush=True)
+    if shutil.which("caddy"):
+        port = free_port()
+        env = dict(os.environ, GOMAXPROCS="1", XDG_DATA_HOME=d, XDG_CONFIG_HOME=d)
+        p = subprocess.Popen(pin_proxy + ["caddy", "run", "--adapter", "caddyfile", "--config",
+                                          caddy_conf(d, port, backend)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        procs.append(p)
+        wait_port(port, p)
+        targets.append(("caddy", port, [p.pid], []))
+    else:
+        print("caddy is not installed: skipped (apt-get install caddy)", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--floor", action="append", default=[], metavar="NAME=PATH",
+                    help="nginx and these floor binaries only; ratios also to the first one")
     args = ap.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing: run loadtest/compare.sh (it installs nginx-light and wrk)")
-    if not (os.path.exists(BIN) and os.path.exists(FLOOR)):
+    if not args.floor and not (os.path.exists(BIN) and os.path.exists(FLOOR)):
         sys.exit("build first: cargo build --release && cargo build --release --example pingora_floor")
 
     # Two cores: the proxy under test gets CPU 1, the backend and wrk share CPU 0.
@@ -247,46 +296,16 @@ def main():
         wait_port(nginx_port, nginx)
 
         targets = [("nginx proxy", nginx_port, children(nginx.pid) or [nginx.pid], [])]
-        floor_port = free_port()
-        floor = subprocess.Popen(pin_proxy + [FLOOR, f"127.0.0.1:{floor_port}", f"127.0.0.1:{backend}"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(floor)
-        wait_port(floor_port, floor)
-        targets.append(("pingora floor", floor_port, [floor.pid], []))
-        for name, policies in (("apigate", False), ("apigate+policies", True)):
-            cd = os.path.join(d, name.replace("+", "-"))
-            write_conf(cd, backend, policies)
+        for spec in args.floor:
+            fname, _, path = spec.partition("=")
             port = free_port()
-            p = subprocess.Popen(pin_proxy + [BIN, "serve", "--conf", cd, "--listen", f"127.0.0.1:{port}", "--threads", "1"],
+            p = subprocess.Popen(pin_proxy + [path, f"127.0.0.1:{port}", f"127.0.0.1:{backend}"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(p)
             wait_port(port, p)
-            headers = [f"Authorization: Bearer {token()}"] if policies else []
-            targets.append((name, port, [p.pid], headers))
-
-        if shutil.which("haproxy"):
-            for name, policies in (("haproxy", False), ("haproxy+policies", True)):
-                port = free_port()
-                conf = haproxy_conf(d, name.replace("+", "-"), port, backend, policies)
-                p = subprocess.Popen(pin_proxy + ["haproxy", "-db", "-f", conf],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                procs.append(p)
-                wait_port(port, p)
-                headers = [f"Authorization: Bearer {token()}"] if policies else []
-                targets.append((name, port, [p.pid], headers))
-        else:
-            print("haproxy is not installed: skipped (apt-get install haproxy)", flush=True)
-        if shutil.which("caddy"):
-            port = free_port()
-            env = dict(os.environ, GOMAXPROCS="1", XDG_DATA_HOME=d, XDG_CONFIG_HOME=d)
-            p = subprocess.Popen(pin_proxy + ["caddy", "run", "--adapter", "caddyfile", "--config",
-                                              caddy_conf(d, port, backend)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-            procs.append(p)
-            wait_port(port, p)
-            targets.append(("caddy", port, [p.pid], []))
-        else:
-            print("caddy is not installed: skipped (apt-get install caddy)", flush=True)
+            targets.append((fname, port, [p.pid], []))
+        if not args.floor:
+            add_usual_targets(targets, procs, d, backend, pin_proxy)
 
         # Warm up every path (pools, caches), then alternate rounds.
         for _, port, _, headers in targets:
@@ -315,6 +334,13 @@ def main():
             r = ratio[n]
             print(f"{n:18} {rps:10.0f} {p50:8.0f} {p99:8.0f} {cpu:11.1f} {user:6.1f} {system:6.1f} | "
                   f"{r[0]:6.2f} {r[1]:6.2f} {r[2]:6.2f} {r[3]:7.2f}")
+        if args.floor:
+            first = targets[1][0]
+            ref = results[first]
+            print(f"\nratio to {first} (median of per-round ratios): req/s, cpu us/req")
+            for n, v in results.items():
+                rr = [statistics.median(v[r][i] / ref[r][i] for r in range(len(v))) for i in (0, 3)]
+                print(f"{n:18} {rr[0]:6.3f} {rr[1]:7.3f}")
     finally:
         for p in procs:
             if p.poll() is None:

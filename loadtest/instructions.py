@@ -14,6 +14,9 @@ itself spends on that header, so that apigate's own share of the policy route is
 difference to it.
 
     python3 loadtest/instructions.py [--duration 8] [--only apigate+policies]
+
+`--floor NAME=PATH` (repeatable) measures those floor binaries instead (the nginx proxy and the
+floor builds of loadtest/pingora-patches/measure.sh, each against a patched Pingora).
 """
 import argparse
 import glob
@@ -72,6 +75,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--only", help="measure just this target")
+    ap.add_argument("--floor", action="append", default=[], metavar="NAME=PATH",
+                    help="measure this floor binary (with the nginx proxy) instead of the usual targets")
     args = ap.parse_args()
     for tool in ("nginx", "wrk", "valgrind", "callgrind_control"):
         if not shutil.which(tool):
@@ -103,6 +108,12 @@ def main():
             ("apigate", serve("plain", plain_port), plain_port, []),
             ("apigate+policies", serve("policies", pol_port), pol_port, token),
         ]
+        if args.floor:
+            targets = targets[:1]
+            for spec in args.floor:
+                fname, _, path = spec.partition("=")
+                port = compare.free_port()
+                targets.append((fname, [path, f"127.0.0.1:{port}", f"127.0.0.1:{backend}"], port, []))
         results = {}
         for name, cmd, port, headers in targets:
             if args.only and name != args.only:
