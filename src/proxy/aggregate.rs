@@ -9,9 +9,8 @@ use super::respond::{gateway_headers, reject};
 use crate::integration::aggregate::{
     self, metrics, refs, Aggregate, Backend, OnError, Outcome, COMPLETED_HEADER,
 };
-use crate::integration::{http_proxy, AwsProxy, HttpProxy, Kind};
+use crate::integration::{AwsProxy, HttpProxy, Kind};
 use crate::mapping::RequestMapping;
-use crate::policy::ipfilter::is_trusted;
 use crate::rejection::Rejection;
 use crate::table::Route;
 use bytes::{Bytes, BytesMut};
@@ -211,21 +210,7 @@ fn http_request(
     if up.method == http::Method::HEAD {
         up.set_method(http::Method::GET);
     }
-    let peer = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
-    let forwarding = http_proxy::Forwarding {
-        client_ip: ctx.client.ip,
-        client_ip_str: &ctx.client.ip_str,
-        peer,
-        peer_trusted: peer.is_some_and(|p| is_trusted(p, &ctx.table.settings.trusted_proxies)),
-        listen_port: session
-            .server_addr()
-            .and_then(|a| a.as_inet())
-            .map_or(0, |a| a.port()),
-        https: ctx.tls.is_some(),
-    };
+    let forwarding = ctx.forwarding(session);
     let params: Vec<(Box<str>, Box<str>)>;
     let mut vars = ctx.vars(routed, client, None);
     if !extra.is_empty() {

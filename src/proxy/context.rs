@@ -1,13 +1,16 @@
 //! The per-request context: what the hooks learn about a request, in the order they learn it.
 
 use crate::accesslog::AccessLog;
+use crate::integration::http_proxy::Forwarding;
 use crate::lifecycle::InFlight;
 use crate::mapping::Vars;
 use crate::policy::chain::Outcome;
+use crate::policy::ipfilter::is_trusted;
 use crate::rejection::Rejection;
 use crate::table::{Route, Table};
 use pingora_core::protocols::tls::SslDigest;
 use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::Session;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,6 +96,26 @@ impl Ctx {
         self.tls
             .as_deref()
             .and_then(crate::tls::client_cert::client_cert)
+    }
+
+    /// Who sent the request, for the forwarding headers of a backend request (HTTP_PROXY and
+    /// each backend of an aggregate).
+    pub(super) fn forwarding(&self, session: &Session) -> Forwarding<'_> {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        Forwarding {
+            client_ip: self.client.ip,
+            client_ip_str: &self.client.ip_str,
+            peer,
+            peer_trusted: peer.is_some_and(|p| is_trusted(p, &self.table.settings.trusted_proxies)),
+            listen_port: session
+                .server_addr()
+                .and_then(|a| a.as_inet())
+                .map_or(0, |a| a.port()),
+            https: self.tls.is_some(),
+        }
     }
 
     /// The values mappings read, for the request (and the backend's response, if any).

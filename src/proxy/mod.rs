@@ -304,21 +304,7 @@ impl ProxyHttp for Gateway {
         let routed = routed(ctx)?;
         let route = &routed.route;
         let req = session.req_header();
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let forwarding = http_proxy::Forwarding {
-            client_ip: ctx.client.ip,
-            client_ip_str: &ctx.client.ip_str,
-            peer,
-            peer_trusted: peer.is_some_and(|p| is_trusted(p, &ctx.table.settings.trusted_proxies)),
-            listen_port: session
-                .server_addr()
-                .and_then(|a| a.as_inet())
-                .map_or(0, |a| a.port()),
-            https: ctx.tls.is_some(),
-        };
+        let forwarding = ctx.forwarding(session);
         let vars = ctx.vars(routed, req, None);
         match &route.integration.kind {
             Kind::HttpProxy(p) => p.write_request(
