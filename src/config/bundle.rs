@@ -7,7 +7,7 @@ use super::{ConfigError, ConfigErrors, Files, KINDS};
 use std::collections::BTreeMap;
 
 /// Splits a bundle's text (from the file `name`) into the layout's files.
-pub(super) fn bundle_files(name: &str, raw: &str, errors: &mut ConfigErrors) -> Option<Files> {
+pub(crate) fn bundle_files(name: &str, raw: &str, errors: &mut ConfigErrors) -> Option<Files> {
     let value: serde_json::Value = match serde_json::from_str(raw) {
         Ok(v) => v,
         Err(e) => {

@@ -9,7 +9,7 @@
 //! recognised by its `apis/*/apiInformation.json`. `export.rs` writes a `Config` back out.
 
 pub mod apim;
-mod bundle;
+pub(crate) mod bundle;
 pub mod cloudformation;
 mod error;
 pub mod export;
@@ -17,9 +17,7 @@ pub mod functions;
 mod layout;
 mod model;
 pub mod openapi;
-mod parse;
-#[cfg(test)]
-mod props;
+pub(crate) mod parse;
 pub mod read;
 pub mod reserved;
 #[cfg(test)]
@@ -105,7 +103,7 @@ pub struct Pending {
     pub authorizer_functions: BTreeMap<String, LambdaConf>,
 }
 
-const KINDS: [&str; 5] = [
+pub(crate) const KINDS: [&str; 5] = [
     "stages",
     "routes",
     "integrations",
@@ -198,11 +196,11 @@ pub fn load_all_with(
 
 /// What each format's reader yields: the source text of every resource, keyed by its path
 /// in the layout (`routes/r0.json`), which is also how errors name it.
-struct Files {
-    text: BTreeMap<String, String>,
-    has_stages_dir: bool,
+pub(crate) struct Files {
+    pub(crate) text: BTreeMap<String, String>,
+    pub(crate) has_stages_dir: bool,
     /// Files that exist but could not be read (`routes/r0.json`).
-    unreadable: Vec<String>,
+    pub(crate) unreadable: Vec<String>,
 }
 
 /// A single configuration file, by what it holds.

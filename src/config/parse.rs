@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// Parses each of `files` into its place in a `Config` read from `dir`. Files that do
 /// not parse are reported and listed in `Config::unparsed`.
-pub(super) fn parse_files(dir: PathBuf, files: Files, errors: &mut ConfigErrors) -> Config {
+pub(crate) fn parse_files(dir: PathBuf, files: Files, errors: &mut ConfigErrors) -> Config {
     let mut config = Config {
         dir,
         has_stages_dir: files.has_stages_dir,

@@ -12,6 +12,8 @@ mod api;
 mod compile;
 mod functions;
 mod policies;
+#[cfg(test)]
+mod props;
 mod route_extras;
 mod stage_vars;
 #[cfg(test)]

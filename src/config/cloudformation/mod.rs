@@ -11,8 +11,6 @@ mod apigw;
 mod intrinsics;
 mod lambda;
 pub mod params;
-#[cfg(test)]
-mod props;
 mod resources;
 mod sam;
 mod sam_auth;
@@ -87,7 +85,13 @@ const SECTIONS: [&str; 10] = [
 /// `config`: its first HTTP API. Every problem goes to `config.errors`, `warnings` or
 /// `ignored`.
 #[cfg(test)]
-fn lower(doc: &Value, yaml: Option<&Yaml>, file: &str, params: &Params, config: &mut Config) {
+pub(crate) fn lower(
+    doc: &Value,
+    yaml: Option<&Yaml>,
+    file: &str,
+    params: &Params,
+    config: &mut Config,
+) {
     lower_api(doc, yaml, file, params, config, 0);
 }
 

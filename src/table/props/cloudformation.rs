@@ -3,7 +3,7 @@
 //! exist, SAM events) through lowering and the compilation `check` runs. Whatever the
 //! input: no panic, and every message names the template.
 
-use super::{lower, Params};
+use crate::config::cloudformation::{lower, Params};
 use crate::config::Config;
 use crate::table::Table;
 use proptest::prelude::*;

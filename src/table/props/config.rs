@@ -3,10 +3,10 @@
 //! Whatever the input: no panic, every error names a file, a file that is not a JSON
 //! object is reported under its own name, and a configuration without errors compiles.
 
-use super::bundle::bundle_files;
-use super::parse::parse_files;
-use super::read::{read_text, ReadError, MAX_FILE_BYTES};
-use super::{ConfigErrors, Files};
+use crate::config::bundle::bundle_files;
+use crate::config::parse::parse_files;
+use crate::config::read::{read_text, ReadError, MAX_FILE_BYTES};
+use crate::config::{ConfigErrors, Files, KINDS};
 use crate::table::Table;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -265,7 +265,7 @@ fn files() -> impl Strategy<Value = BTreeMap<String, String>> {
 }
 
 /// Parses and compiles `files` as `check` does; returns the errors and whether it compiled.
-fn check(files: BTreeMap<String, String>) -> (Vec<super::ConfigError>, bool) {
+fn check(files: BTreeMap<String, String>) -> (Vec<crate::config::ConfigError>, bool) {
     let has_stages_dir = files.keys().any(|k| k.starts_with("stages/"));
     let mut errors = ConfigErrors::default();
     // A directory that does not exist: a JwksFile or log path can only fail to resolve.
@@ -327,7 +327,7 @@ proptest! {
                 for name in files.text.keys() {
                     let (kind, rest) = name.split_once('/').unwrap_or(("", name));
                     prop_assert!(!rest.contains('/'), "{}", name);
-                    prop_assert!(kind.is_empty() || super::KINDS.contains(&kind), "{}", name);
+                    prop_assert!(kind.is_empty() || KINDS.contains(&kind), "{}", name);
                 }
                 // And the files it yields go through the rest without panic.
                 let _ = check(files.text);
